@@ -1,0 +1,5 @@
+"""`python -m deltaglider` runs the command-line interface."""
+
+from deltaglider.cli import main
+
+main()

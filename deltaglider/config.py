@@ -1,0 +1,95 @@
+"""Settings: every `DG_*` environment variable and its default, validated in one place.
+
+Owns: reading and checking configuration. Must not create clients, caches or files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+
+from deltaglider.errors import UsageError
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What an Engine needs to know; build with `Settings.from_env()` and `with_overrides`."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    max_ratio: float = 0.5
+    cache_backend: str = "filesystem"  # or "memory"
+    cache_memory_bytes: int = 100 * MIB
+    cache_encryption_key: str | None = None
+    codec_memory_bytes: int = 1024 * MIB  # bound on xdelta3's source window
+    multipart_threshold: int = 64 * MIB
+    multipart_chunksize: int = 16 * MIB
+    max_concurrency: int = 4
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        defaults = cls()
+        backend = env.get("DG_CACHE_BACKEND", defaults.cache_backend) or defaults.cache_backend
+        if backend not in ("filesystem", "memory"):
+            raise UsageError(f"DG_CACHE_BACKEND must be 'filesystem' or 'memory', not {backend!r}")
+        return cls(
+            endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+            region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
+            profile=env.get("AWS_PROFILE") or None,
+            max_ratio=check_ratio(env.get("DG_MAX_RATIO"), defaults.max_ratio, "DG_MAX_RATIO"),
+            cache_backend=backend,
+            cache_memory_bytes=_mib(env, "DG_CACHE_MEMORY_SIZE_MB", defaults.cache_memory_bytes),
+            cache_encryption_key=env.get("DG_CACHE_ENCRYPTION_KEY") or None,
+            codec_memory_bytes=_mib(env, "DG_CODEC_MEMORY_MB", defaults.codec_memory_bytes),
+            multipart_threshold=_mib(
+                env, "DG_MULTIPART_THRESHOLD_MB", defaults.multipart_threshold
+            ),
+            multipart_chunksize=_mib(
+                env, "DG_MULTIPART_CHUNKSIZE_MB", defaults.multipart_chunksize
+            ),
+            max_concurrency=_int(env, "DG_MAX_CONCURRENCY", defaults.max_concurrency),
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with the non-None values of `changes` applied (CLI flags over environment)."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        if "max_ratio" in given:
+            given["max_ratio"] = check_ratio(str(given["max_ratio"]), self.max_ratio, "--max-ratio")
+        return replace(self, **given)  # type: ignore[arg-type]
+
+
+def check_ratio(raw: str | None, default: float, name: str) -> float:
+    """A delta/file size ratio in (0, 1]; anything else is a UsageError naming `name`."""
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{name} must be a number between 0 and 1, not {raw!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise UsageError(f"{name} must be greater than 0 and at most 1, not {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise UsageError(f"{name} must be a whole number, not {raw!r}") from None
+    if value <= 0:
+        raise UsageError(f"{name} must be positive, not {raw!r}")
+    return value
+
+
+def _mib(env: Mapping[str, str], name: str, default_bytes: int) -> int:
+    if not env.get(name):
+        return default_bytes
+    return _int(env, name, 0) * MIB

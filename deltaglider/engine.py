@@ -1,0 +1,546 @@
+"""Decide, encode, reconstruct: how each artifact is stored and how it comes back.
+
+Owns: the reference / delta / direct decision, the reference-creation protocol (conditional
+write, encode against the winner on 412), max-ratio enforcement, decoding every new delta once
+before it is stored, SHA-256 verification of everything read, and the logical view used by
+listing and deletion (FORMAT "Objects", "How a read decides"). Must not call boto3 (s3.Store
+does) or start subprocesses (xdelta does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import structlog
+
+from deltaglider import xdelta
+from deltaglider.cache import ReferenceCache, open_cache
+from deltaglider.config import Settings
+from deltaglider.errors import CodecError, IntegrityError, NotFoundError, UsageError
+from deltaglider.files import Digest, HashingWriter, Sink, atomic_output, digest_file
+from deltaglider.metadata import (
+    CODEC_XDELTA3_NODECOMP,
+    DELTA_SUFFIX,
+    INTERNAL_PREFIX,
+    REFERENCE_NAME,
+    ZERO_DIFF_NOTE,
+    DeltaMeta,
+    DirectMeta,
+    ObjectKind,
+    ReferenceMeta,
+    check_metadata,
+    classify,
+    delta_key,
+    is_internal_key,
+    logical_key_of,
+    lookup,
+    now,
+    reference_key,
+)
+from deltaglider.models import (
+    DeleteResult,
+    DeltaPolicy,
+    DownloadResult,
+    ListEntry,
+    StoredAs,
+    UploadResult,
+    VerifyResult,
+)
+from deltaglider.s3 import AlreadyExists, ListedPrefix, ObjectHead, Store, make_client
+from deltaglider.urls import base_name, parent_prefix
+
+log = structlog.get_logger(__name__)
+
+# The old tool's list (FORMAT), then zip-based formats it missed. Matched case-insensitively
+# against the end of the name, so `.tar.gz` is covered by `.gz` too.
+DELTA_EXTENSIONS = (
+    ".zip",
+    ".tar",
+    ".gz",
+    ".tgz",
+    ".bz2",
+    ".xz",
+    ".7z",
+    ".rar",
+    ".dmg",
+    ".iso",
+    ".pkg",
+    ".deb",
+    ".rpm",
+    ".apk",
+    ".jar",
+    ".war",
+    ".ear",
+    ".tar.gz",
+    ".tar.bz2",
+    ".tar.xz",
+    ".whl",
+    ".nupkg",
+    ".vsix",
+    ".aar",
+    ".ipa",
+    ".apks",
+    ".egg",
+)
+
+
+def is_delta_eligible(name: str) -> bool:
+    """True when a file of this name is tried as a delta by default."""
+    return name.lower().endswith(DELTA_EXTENSIONS)
+
+
+def check_user_key(key: str) -> None:
+    """Refuse logical keys that would collide with deltaglider's own objects."""
+    name = base_name(key)
+    if not name:
+        raise UsageError(f"no file name in key {key!r}")
+    if name == REFERENCE_NAME:
+        raise UsageError(f"{key!r}: the name {REFERENCE_NAME!r} is reserved for delta references")
+    if name.endswith(DELTA_SUFFIX):
+        raise UsageError(f"{key!r}: names ending in {DELTA_SUFFIX!r} are reserved for deltas")
+    if key.startswith(INTERNAL_PREFIX):
+        raise UsageError(f"{key!r}: keys under {INTERNAL_PREFIX!r} are reserved")
+
+
+@dataclass(frozen=True)
+class Located:
+    """Where a logical key is stored and what it is."""
+
+    stored_key: str
+    head: ObjectHead
+    kind: ObjectKind
+
+    @property
+    def sha256(self) -> str | None:
+        return lookup(self.head.metadata, "file_sha256") if self.kind != ObjectKind.PLAIN else None
+
+    @property
+    def logical_size(self) -> int:
+        size = lookup(self.head.metadata, "file_size")
+        return int(size) if size and size.isdigit() else self.head.size
+
+
+class Engine:
+    """One S3 store, one reference cache, one set of settings."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store | None = None,
+        cache: ReferenceCache | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store or Store(make_client(settings), settings)
+        self.cache = cache or open_cache(
+            settings.cache_backend, settings.cache_memory_bytes, settings.cache_encryption_key
+        )
+
+    # ----------------------------------------------------------------- upload
+
+    def upload(
+        self,
+        path: Path,
+        bucket: str,
+        key: str,
+        *,
+        policy: DeltaPolicy = DeltaPolicy.AUTO,
+        max_ratio: float | None = None,
+    ) -> UploadResult:
+        """Store a local file under a logical key as reference+delta, delta, or direct."""
+        started = time.monotonic()
+        check_user_key(key)
+        if path.is_dir():
+            raise UsageError(f"{path} is a directory (use --recursive to copy a folder)")
+        if not path.exists():
+            raise NotFoundError(f"{path}: no such file")
+        try:
+            digest = digest_file(path)
+        except OSError as error:
+            raise UsageError(f"{path}: cannot read ({error.strerror})") from None
+        ratio = self.settings.max_ratio if max_ratio is None else max_ratio
+
+        existing = self.locate(bucket, key, missing_ok=True)
+        if existing is not None and existing.sha256 == digest.sha256:
+            return UploadResult(
+                bucket,
+                key,
+                StoredAs.UNCHANGED,
+                digest.size,
+                0,
+                digest.sha256,
+                time.monotonic() - started,
+                "identical file already stored",
+            )
+
+        eligible = policy is DeltaPolicy.ALWAYS or (
+            policy is DeltaPolicy.AUTO and is_delta_eligible(base_name(key))
+        )
+        if eligible and digest.size > 0:
+            stored_as, stored_size, note = self._put_delta(path, digest, bucket, key, ratio)
+        else:
+            note = "empty file" if eligible else ""
+            stored_as, stored_size = StoredAs.DIRECT, self._put_direct(path, digest, bucket, key)
+
+        new_stored_key = key if stored_as is StoredAs.DIRECT else delta_key(key)
+        if existing is not None and existing.stored_key != new_stored_key:
+            self.store.delete(bucket, existing.stored_key)
+            if existing.kind is ObjectKind.DELTA:
+                self._drop_unused_reference(bucket, parent_prefix(key))
+        result = UploadResult(
+            bucket,
+            key,
+            stored_as,
+            digest.size,
+            stored_size,
+            digest.sha256,
+            time.monotonic() - started,
+            note,
+        )
+        log.info(
+            "uploaded",
+            bucket=bucket,
+            key=key,
+            stored_as=stored_as.value,
+            file_size=digest.size,
+            stored_size=stored_size,
+        )
+        return result
+
+    def _put_direct(self, path: Path, digest: Digest, bucket: str, key: str) -> int:
+        meta = DirectMeta(base_name(key), digest.sha256, digest.size, now())
+        self.store.upload(bucket, key, path, check_metadata(meta.to_dict(), key))
+        return digest.size
+
+    def _put_delta(
+        self, path: Path, digest: Digest, bucket: str, key: str, max_ratio: float
+    ) -> tuple[StoredAs, int, str]:
+        space = parent_prefix(key)
+        ref_key = reference_key(space)
+        ref_head = self.store.head(bucket, ref_key)
+        if ref_head is None:
+            meta = ReferenceMeta(base_name(key), digest.sha256, now())
+            try:
+                self.store.create_exclusive(
+                    bucket, ref_key, path, check_metadata(meta.to_dict(), ref_key)
+                )
+            except AlreadyExists:
+                log.info("reference_race_lost", bucket=bucket, ref_key=ref_key)
+                ref_head = self.store.head(bucket, ref_key)
+                if ref_head is None:
+                    raise IntegrityError(
+                        f"s3://{bucket}/{ref_key} was created and removed while uploading {key};"
+                        " run the upload again"
+                    ) from None
+            else:
+                self.cache.store(digest.sha256, path)
+                delta_size = self._store_delta(
+                    path, path, digest, bucket, key, ref_key, digest.sha256, digest.size, None
+                )
+                assert delta_size is not None
+                return StoredAs.REFERENCE, digest.size + delta_size, "new reference for its folder"
+
+        ref_sha = ReferenceMeta.from_dict(ref_head.metadata, ref_key).file_sha256
+        with self._reference(bucket, ref_key, ref_sha) as ref_path:
+            delta_size = self._store_delta(
+                ref_path, path, digest, bucket, key, ref_key, ref_sha, ref_head.size, max_ratio
+            )
+        if delta_size is None:
+            stored = self._put_direct(path, digest, bucket, key)
+            return StoredAs.DIRECT, stored, f"delta over max ratio {max_ratio:g}"
+        return StoredAs.DELTA, delta_size, ""
+
+    def _store_delta(
+        self,
+        ref_path: Path,
+        path: Path,
+        digest: Digest,
+        bucket: str,
+        key: str,
+        ref_key: str,
+        ref_sha: str,
+        ref_size: int,
+        max_ratio: float | None,
+    ) -> int | None:
+        """Encode, decode-check and upload `<key>.delta`; None (nothing stored) when the delta
+        exceeds `max_ratio` of the file. `max_ratio=None` marks the self-delta of a new space."""
+        window = xdelta.source_window(ref_size, self.settings.codec_memory_bytes)
+        with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
+            delta_path = Path(scratch) / "out.delta"
+            xdelta.encode(ref_path, path, delta_path, window)
+            delta_size = delta_path.stat().st_size
+            if max_ratio is not None and delta_size > max_ratio * digest.size:
+                log.info(
+                    "delta_over_ratio",
+                    key=key,
+                    delta_size=delta_size,
+                    file_size=digest.size,
+                    max_ratio=max_ratio,
+                )
+                return None
+            decoded = xdelta.decode(ref_path, delta_path, None)
+            if decoded.sha256 != digest.sha256:
+                raise IntegrityError(
+                    f"{path}: the new delta did not decode to the file's bytes (did the file "
+                    "change while uploading?); nothing was stored"
+                )
+            meta = DeltaMeta(
+                original_name=base_name(key),
+                file_sha256=digest.sha256,
+                file_size=digest.size,
+                created_at=now(),
+                ref_key=ref_key,
+                ref_sha256=ref_sha,
+                delta_size=delta_size,
+                delta_cmd=xdelta.describe_encode(window),
+                note=ZERO_DIFF_NOTE if max_ratio is None else None,
+                codec=CODEC_XDELTA3_NODECOMP,
+            )
+            stored_key = delta_key(key)
+            self.store.upload(
+                bucket, stored_key, delta_path, check_metadata(meta.to_dict(), stored_key)
+            )
+        return delta_size
+
+    def _reference(
+        self, bucket: str, ref_key: str, ref_sha: str
+    ) -> contextlib.AbstractContextManager[Path]:
+        def fetch(out: Sink) -> None:
+            self.store.download(bucket, ref_key, out)
+
+        return self.cache.reference(ref_sha, fetch, f"s3://{bucket}/{ref_key}")
+
+    # --------------------------------------------------------------- download
+
+    def locate(self, bucket: str, key: str, *, missing_ok: bool = False) -> Located | None:
+        """FORMAT "How a read decides": `key`, then `key.delta`. NotFoundError unless
+        `missing_ok` when neither exists (naming a missing bucket as such)."""
+        for stored_key in (key, delta_key(key)):
+            head = self.store.head(bucket, stored_key)
+            if head is not None:
+                return Located(stored_key, head, classify(stored_key, head.metadata))
+        if missing_ok:
+            return None
+        if not self.store.bucket_exists(bucket):
+            raise NotFoundError(f"s3://{bucket}: bucket does not exist")
+        raise NotFoundError(f"s3://{bucket}/{key}: no such object")
+
+    def download(self, bucket: str, key: str, destination: Path) -> DownloadResult:
+        """Reconstruct a logical key into `destination`, which only ever receives a complete,
+        verified file (or is left untouched)."""
+        started = time.monotonic()
+        located = self._locate_readable(bucket, key)
+        with atomic_output(destination) as (out, _):
+            digest = self._reconstruct(bucket, located, out)
+        return DownloadResult(
+            bucket,
+            key,
+            located.kind.value,
+            digest.size,
+            digest.sha256,
+            located.kind is not ObjectKind.PLAIN,
+            time.monotonic() - started,
+        )
+
+    def verify(self, bucket: str, key: str) -> VerifyResult:
+        """Reconstruct a logical key without writing it anywhere and check its SHA-256.
+
+        A mismatch raises IntegrityError, like a download does."""
+        located = self._locate_readable(bucket, key)
+        digest = self._reconstruct(bucket, located, None)
+        return VerifyResult(
+            bucket,
+            key,
+            located.kind.value,
+            located.sha256 or digest.sha256,
+            digest.sha256,
+            digest.size,
+        )
+
+    def _locate_readable(self, bucket: str, key: str) -> Located:
+        if not base_name(key):
+            raise UsageError(f"s3://{bucket}/{key} names a folder, not an object")
+        located = self.locate(bucket, key)
+        assert located is not None
+        return located
+
+    def _reconstruct(self, bucket: str, located: Located, out: BinaryIO | None) -> Digest:
+        where = f"s3://{bucket}/{located.stored_key}"
+        if located.kind is not ObjectKind.DELTA:
+            writer = HashingWriter(out)
+            self.store.download(bucket, located.stored_key, writer)
+            expected = located.sha256
+            if expected is not None and writer.digest.sha256 != expected.lower():
+                raise IntegrityError(f"{where}: content does not match its recorded SHA-256")
+            return writer.digest
+
+        meta = DeltaMeta.from_dict(located.head.metadata, located.stored_key)
+        with (
+            self._reference(bucket, meta.ref_key, meta.ref_sha256) as ref_path,
+            tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch,
+        ):
+            delta_path = Path(scratch) / "in.delta"
+            with delta_path.open("wb") as handle:
+                self.store.download(bucket, located.stored_key, handle)
+            return self._decode_checked(ref_path, delta_path, meta, out, where)
+
+    @staticmethod
+    def _decode_checked(
+        ref_path: Path, delta_path: Path, meta: DeltaMeta, out: BinaryIO | None, where: str
+    ) -> Digest:
+        """Decode exactly (`-D -R`); for deltas of unknown provenance also as 6.x did. Any
+        result that fails the SHA-256 check is discarded."""
+        attempts = [False] if meta.codec == CODEC_XDELTA3_NODECOMP else [False, True]
+        failure = ""
+        for legacy in attempts:
+            if out is not None:
+                out.seek(0)
+                out.truncate()
+            try:
+                digest = xdelta.decode(ref_path, delta_path, out, legacy=legacy)
+            except CodecError as error:
+                failure = str(error)
+                continue
+            if digest.sha256 == meta.file_sha256:
+                return digest
+            failure = "reconstructed bytes do not match the recorded SHA-256"
+        if out is not None:
+            out.seek(0)
+            out.truncate()
+        if meta.codec is None and failure.startswith("reconstructed"):
+            raise IntegrityError(
+                f"{where}: {failure}; this delta was stored undecodable by an older deltaglider "
+                "(made without xdelta3 -D from a compressed file) or has been corrupted"
+            )
+        raise IntegrityError(f"{where}: {failure}")
+
+    def copy(
+        self,
+        src_bucket: str,
+        src_key: str,
+        dst_bucket: str,
+        dst_key: str,
+        *,
+        policy: DeltaPolicy = DeltaPolicy.AUTO,
+        max_ratio: float | None = None,
+    ) -> UploadResult:
+        """S3 to S3, logically: the destination gets its own delta or direct object."""
+        check_user_key(dst_key)
+        with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
+            local = Path(scratch) / "object"
+            self.download(src_bucket, src_key, local)
+            return self.upload(local, dst_bucket, dst_key, policy=policy, max_ratio=max_ratio)
+
+    # ------------------------------------------------------------ list / delete
+
+    def logical_listing(
+        self, bucket: str, prefix: str, *, recursive: bool = False
+    ) -> Iterator[ListEntry]:
+        """The logical view: `.delta` stripped, references and `.deltaglider/` hidden, logical
+        sizes from metadata. Streams page by page; sorted within a page."""
+        for page in self.store.iter_listing(bucket, prefix, "" if recursive else "/"):
+            folders = [
+                ListEntry(key=e.prefix, is_prefix=True)
+                for e in page
+                if isinstance(e, ListedPrefix) and e.prefix != INTERNAL_PREFIX
+            ]
+            objects = [e for e in page if isinstance(e, ObjectHead) and not is_internal_key(e.key)]
+            entries = {e.key: e for e in folders}
+            for entry in self._logical_entries(bucket, objects):
+                entries.setdefault(entry.key, entry)  # `k` wins over `k.delta`, as reads do
+            yield from sorted(entries.values(), key=lambda e: e.key)
+
+    def _logical_entries(self, bucket: str, objects: list[ObjectHead]) -> list[ListEntry]:
+        deltas = [o for o in objects if o.key.endswith(DELTA_SUFFIX)]
+        heads: dict[str, ObjectHead | None] = {}
+        if deltas:
+            with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
+                found = pool.map(lambda o: self.store.head(bucket, o.key), deltas)
+                heads = {o.key: h for o, h in zip(deltas, found, strict=True)}
+        entries = []
+        for obj in sorted(objects, key=lambda o: o.key.endswith(DELTA_SUFFIX)):
+            head = heads.get(obj.key)
+            if head is not None and classify(obj.key, head.metadata) is ObjectKind.DELTA:
+                located = Located(obj.key, head, ObjectKind.DELTA)
+                entries.append(
+                    ListEntry(
+                        logical_key_of(obj.key),
+                        located.logical_size,
+                        obj.last_modified,
+                        stored_size=obj.size,
+                    )
+                )
+            elif obj.key not in heads or head is not None:
+                entries.append(
+                    ListEntry(obj.key, obj.size, obj.last_modified, stored_size=obj.size)
+                )
+        return entries
+
+    def delete(self, bucket: str, key: str) -> DeleteResult:
+        """Delete a logical object; its space's reference goes too once no delta needs it."""
+        check_user_key(key)
+        located = self.locate(bucket, key)
+        assert located is not None
+        self.store.delete(bucket, located.stored_key)
+        removed = [located.stored_key]
+        if located.kind is ObjectKind.DELTA:
+            removed += self._drop_unused_reference(bucket, parent_prefix(key))
+        return DeleteResult(bucket, key, tuple(removed))
+
+    def delete_recursive(
+        self,
+        bucket: str,
+        prefix: str,
+        *,
+        dryrun: bool = False,
+        on_delete: Callable[[DeleteResult], None] | None = None,
+    ) -> list[DeleteResult]:
+        """Delete every logical object under `prefix` (as `aws s3 rm --recursive`), then every
+        reference that no remaining delta needs."""
+        results: list[DeleteResult] = []
+        spaces: set[str] = set()
+        for page in self.store.iter_listing(bucket, prefix):
+            keys = [e.key for e in page if isinstance(e, ObjectHead)]
+            doomed = [k for k in keys if base_name(k) != REFERENCE_NAME]
+            spaces.update(
+                parent_prefix(k)
+                for k in keys
+                if k.endswith(DELTA_SUFFIX) or base_name(k) == REFERENCE_NAME
+            )
+            failed = set() if dryrun else set(self.store.delete_many(bucket, doomed))
+            for stored_key in doomed:
+                if stored_key in failed:
+                    continue
+                logical = stored_key if is_internal_key(stored_key) else logical_key_of(stored_key)
+                result = DeleteResult(bucket, logical, (stored_key,))
+                results.append(result)
+                if on_delete:
+                    on_delete(result)
+            if failed:
+                raise IntegrityError(
+                    f"s3://{bucket}: {len(failed)} objects could not be deleted, e.g. "
+                    f"{sorted(failed)[0]!r}"
+                )
+        if not dryrun:
+            for space in sorted(spaces):
+                self._drop_unused_reference(bucket, space)
+        return results
+
+    def _drop_unused_reference(self, bucket: str, space: str) -> list[str]:
+        """Delete `<space>/reference.bin` when no `.delta` is left directly in the space."""
+        listing_prefix = f"{space}/" if space else ""
+        for page in self.store.iter_listing(bucket, listing_prefix, "/"):
+            if any(isinstance(e, ObjectHead) and e.key.endswith(DELTA_SUFFIX) for e in page):
+                return []
+        ref_key = reference_key(space)
+        if self.store.head(bucket, ref_key) is None:
+            return []
+        self.store.delete(bucket, ref_key)
+        log.info("reference_removed", bucket=bucket, ref_key=ref_key, reason="no deltas left")
+        return [ref_key]

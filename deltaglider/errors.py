@@ -1,0 +1,37 @@
+"""The exceptions deltaglider raises to its callers.
+
+Every error carries one sentence a person can act on; the CLI prints it as a single line.
+This module holds no logic and must not import boto3 or run anything.
+"""
+
+
+class DeltagliderError(Exception):
+    """Base class: the message is one line, naming the object and the problem."""
+
+    exit_code = 1
+
+
+class UsageError(DeltagliderError):
+    """Bad input from the caller (URL, name, option, environment variable)."""
+
+    exit_code = 2
+
+
+class NotFoundError(DeltagliderError):
+    """The bucket, key or local file named does not exist."""
+
+
+class IntegrityError(DeltagliderError):
+    """A SHA-256 check failed: stored or reconstructed bytes are not what metadata promises."""
+
+
+class CodecError(DeltagliderError):
+    """The delta codec failed to encode or decode."""
+
+
+class StorageError(DeltagliderError):
+    """The S3 endpoint refused or failed a request."""
+
+
+class CacheError(DeltagliderError):
+    """The reference cache cannot be used (bad key, unwritable directory)."""

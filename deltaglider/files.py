@@ -1,0 +1,99 @@
+"""Local file handling: streaming SHA-256 and atomic, verified writes into a destination.
+
+Owns: reading files in bounded chunks and the temp-file-then-rename protocol that guarantees a
+destination only ever holds a complete, checked file. Must not touch S3 or run subprocesses.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+CHUNK_SIZE = 1024 * 1024
+
+
+class Sink(Protocol):
+    """Anything bytes can be written to: a file, a HashingWriter, a socket wrapper."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
+@dataclass(frozen=True)
+class Digest:
+    """SHA-256 (hex) and length of a byte stream."""
+
+    sha256: str
+    size: int
+
+
+def digest_file(path: Path) -> Digest:
+    """Hash a file in bounded memory."""
+    with path.open("rb") as handle:
+        return digest_stream(handle)
+
+
+def digest_stream(stream: BinaryIO) -> Digest:
+    hasher = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(CHUNK_SIZE):
+        hasher.update(chunk)
+        size += len(chunk)
+    return Digest(hasher.hexdigest(), size)
+
+
+class HashingWriter:
+    """Writes through to a file object while hashing what passes."""
+
+    def __init__(self, target: Sink | None) -> None:
+        self._target = target
+        self._hasher = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> int:
+        self._hasher.update(data)
+        self.size += len(data)
+        if self._target is not None:
+            self._target.write(data)
+        return len(data)
+
+    @property
+    def digest(self) -> Digest:
+        return Digest(self._hasher.hexdigest(), self.size)
+
+
+@contextlib.contextmanager
+def atomic_output(destination: Path) -> Iterator[tuple[BinaryIO, Path]]:
+    """Yield a temp file beside `destination`; rename it into place only if the block returns.
+
+    If the block raises (a failed check, a full disk, an interrupt) the temp file is removed and
+    `destination` is left as it was.
+    """
+    directory = destination.parent
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{destination.name[:64]}.", suffix=".dgtmp", dir=directory
+    )
+    tmp_path = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            yield handle, tmp_path
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp_path.replace(destination)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
+
+
+def copy_stream(source: BinaryIO, target: Sink) -> int:
+    """Copy in bounded chunks; return the number of bytes copied."""
+    total = 0
+    while chunk := source.read(CHUNK_SIZE):
+        target.write(chunk)
+        total += len(chunk)
+    return total

@@ -1,0 +1,294 @@
+"""The on-bucket format: object names and the `dg-*` metadata of references, deltas and directs.
+
+Owns: reading every metadata spelling older writers used, writing the canonical one, encoding
+non-ASCII names so they survive S3's ASCII-only metadata, and deciding what kind of object a
+key plus its metadata is (FORMAT "How a read decides"). Must not perform I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+
+from deltaglider import __version__
+from deltaglider.errors import IntegrityError, UsageError
+from deltaglider.urls import base_name, join_key, parent_prefix
+
+REFERENCE_NAME = "reference.bin"
+DELTA_SUFFIX = ".delta"
+INTERNAL_PREFIX = ".deltaglider/"
+TOOL = f"deltaglider/{__version__}"
+REFERENCE_NOTE = "reference"
+ZERO_DIFF_NOTE = "zero-diff (reference identical)"
+# Our extra key: which codec and flags made a delta. Old readers ignore unknown keys; when it is
+# absent the delta came from an older writer whose xdelta3 flags are unknown.
+CODEC_XDELTA3_NODECOMP = "xdelta3-D"
+# S3 limits user metadata (keys + values, UTF-8, without the x-amz-meta- prefix) to 2 KB.
+MAX_METADATA_BYTES = 2048
+
+_ENCODED_PREFIX = "=?UTF-8?B?"
+_ENCODED_SUFFIX = "?="
+
+
+class ObjectKind(Enum):
+    """What an S3 object is, per FORMAT "Objects"."""
+
+    REFERENCE = "reference"
+    DELTA = "delta"
+    DIRECT = "direct"
+    PLAIN = "plain"  # no deltaglider metadata: written by another tool
+
+
+def lookup(meta: dict[str, str], field: str) -> str | None:
+    """The first non-empty value among FORMAT's spellings of `field` (given with underscores):
+    `dg-a-b`, `dg_a_b`, `a_b`, `a-b`."""
+    hyphens = field.replace("_", "-")
+    for key in (f"dg-{hyphens}", f"dg_{field}", field, hyphens):
+        value = meta.get(key)
+        if value:
+            return value
+    return None
+
+
+def encode_name(name: str) -> str:
+    """An ASCII form of a file name for metadata; plain ASCII names are kept as they are.
+
+    Non-ASCII names (and the rare ASCII name that looks encoded) become an RFC 2047 encoded
+    word, the form S3 itself uses for non-ASCII metadata, so `decode_name` restores them exactly.
+    """
+    if name.isascii() and not name.startswith(_ENCODED_PREFIX):
+        return name
+    payload = base64.b64encode(name.encode("utf-8")).decode("ascii")
+    return f"{_ENCODED_PREFIX}{payload}{_ENCODED_SUFFIX}"
+
+
+def decode_name(value: str) -> str:
+    """Inverse of `encode_name`; values that are not encoded words are returned unchanged."""
+    if value.startswith(_ENCODED_PREFIX) and value.endswith(_ENCODED_SUFFIX):
+        payload = value[len(_ENCODED_PREFIX) : -len(_ENCODED_SUFFIX)]
+        try:
+            return base64.b64decode(payload, validate=True).decode("utf-8")
+        except ValueError:
+            return value
+    return value
+
+
+def format_time(moment: datetime) -> str:
+    """ISO-8601 UTC with a trailing `Z` (the form 6.x writes)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
+
+
+def parse_time(text: str) -> datetime:
+    """Accept ISO-8601 with or without `Z` or an offset; naive values are UTC."""
+    value = datetime.fromisoformat(text.removesuffix("Z"))
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def metadata_size(meta: dict[str, str]) -> int:
+    """Bytes S3 counts against its user-metadata limit."""
+    return sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in meta.items())
+
+
+def check_metadata(meta: dict[str, str], key: str) -> dict[str, str]:
+    """Return `meta` if S3 will take it: ASCII values and under 2 KB; else raise UsageError."""
+    for field, value in meta.items():
+        if not (field.isascii() and value.isascii()):
+            raise UsageError(f"metadata {field!r} for {key!r} is not ASCII")
+    size = metadata_size(meta)
+    if size > MAX_METADATA_BYTES:
+        raise UsageError(
+            f"metadata for {key!r} is {size} bytes; S3 allows at most {MAX_METADATA_BYTES}"
+        )
+    return meta
+
+
+def _require(meta: dict[str, str], field: str, key: str) -> str:
+    value = lookup(meta, field)
+    if value is None:
+        raise IntegrityError(f"{key}: deltaglider metadata is missing {field!r}")
+    return value
+
+
+def _int(meta: dict[str, str], field: str, key: str) -> int:
+    raw = _require(meta, field, key)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise IntegrityError(f"{key}: metadata {field!r} is not a number: {raw!r}") from None
+    if value < 0:
+        raise IntegrityError(f"{key}: metadata {field!r} is negative: {raw!r}")
+    return value
+
+
+def _sha(meta: dict[str, str], field: str, key: str) -> str:
+    raw = _require(meta, field, key).lower()
+    if len(raw) != 64 or any(c not in "0123456789abcdef" for c in raw):
+        raise IntegrityError(f"{key}: metadata {field!r} is not a SHA-256: {raw!r}")
+    return raw
+
+
+def _time(meta: dict[str, str], key: str) -> datetime:
+    raw = lookup(meta, "created_at")
+    if raw is None:
+        return datetime.fromtimestamp(0, UTC)
+    try:
+        return parse_time(raw)
+    except ValueError:
+        raise IntegrityError(f"{key}: metadata 'created_at' is not a date: {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class ReferenceMeta:
+    """Metadata of `<space>/reference.bin`."""
+
+    source_name: str
+    file_sha256: str
+    created_at: datetime
+    tool: str = TOOL
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "dg-tool": self.tool,
+            "dg-source-name": encode_name(self.source_name),
+            "dg-file-sha256": self.file_sha256,
+            "dg-created-at": format_time(self.created_at),
+            "dg-note": REFERENCE_NOTE,
+        }
+
+    @classmethod
+    def from_dict(cls, meta: dict[str, str], key: str) -> ReferenceMeta:
+        return cls(
+            source_name=decode_name(lookup(meta, "source_name") or ""),
+            file_sha256=_sha(meta, "file_sha256", key),
+            created_at=_time(meta, key),
+            tool=lookup(meta, "tool") or "",
+        )
+
+
+@dataclass(frozen=True)
+class DeltaMeta:
+    """Metadata of `<space>/<name>.delta`. `ref_key` is relative to the bucket."""
+
+    original_name: str
+    file_sha256: str
+    file_size: int
+    created_at: datetime
+    ref_key: str
+    ref_sha256: str
+    delta_size: int
+    delta_cmd: str
+    note: str | None = None
+    codec: str | None = None
+    tool: str = TOOL
+
+    def to_dict(self) -> dict[str, str]:
+        meta = {
+            "dg-tool": self.tool,
+            "dg-original-name": encode_name(self.original_name),
+            "dg-file-sha256": self.file_sha256,
+            "dg-file-size": str(self.file_size),
+            "dg-created-at": format_time(self.created_at),
+            "dg-ref-key": encode_name(self.ref_key),
+            "dg-ref-sha256": self.ref_sha256,
+            "dg-delta-size": str(self.delta_size),
+            "dg-delta-cmd": self.delta_cmd,
+        }
+        if self.note:
+            meta["dg-note"] = self.note
+        if self.codec:
+            meta["dg-codec"] = self.codec
+        return meta
+
+    @classmethod
+    def from_dict(cls, meta: dict[str, str], key: str) -> DeltaMeta:
+        """Read a delta's metadata; `key` is the delta's own key (for `ref-path` and errors)."""
+        ref_key = lookup(meta, "ref_key")
+        if ref_key is None:
+            ref_path = lookup(meta, "ref_path")
+            if ref_path is None:
+                raise IntegrityError(f"{key}: delta metadata names no reference (dg-ref-key)")
+            ref_key = join_key(parent_prefix(key), ref_path)
+        else:
+            ref_key = decode_name(ref_key)
+        note = lookup(meta, "note")
+        return cls(
+            original_name=decode_name(
+                lookup(meta, "original_name") or base_name(key).removesuffix(DELTA_SUFFIX)
+            ),
+            file_sha256=_sha(meta, "file_sha256", key),
+            file_size=_int(meta, "file_size", key),
+            created_at=_time(meta, key),
+            ref_key=ref_key,
+            ref_sha256=_sha(meta, "ref_sha256", key),
+            delta_size=_int(meta, "delta_size", key) if lookup(meta, "delta_size") else 0,
+            delta_cmd=lookup(meta, "delta_cmd") or "",
+            note=note,
+            codec=lookup(meta, "codec"),
+            tool=lookup(meta, "tool") or "",
+        )
+
+
+@dataclass(frozen=True)
+class DirectMeta:
+    """Metadata of a file stored whole (`dg-compression` = `none`)."""
+
+    original_name: str
+    file_sha256: str
+    file_size: int
+    created_at: datetime
+    tool: str = TOOL
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "dg-tool": self.tool,
+            "dg-original-name": encode_name(self.original_name),
+            "dg-file-sha256": self.file_sha256,
+            "dg-file-size": str(self.file_size),
+            "dg-created-at": format_time(self.created_at),
+            "dg-compression": "none",
+        }
+
+    @classmethod
+    def from_dict(cls, meta: dict[str, str], key: str) -> DirectMeta:
+        return cls(
+            original_name=decode_name(lookup(meta, "original_name") or base_name(key)),
+            file_sha256=_sha(meta, "file_sha256", key),
+            file_size=_int(meta, "file_size", key),
+            created_at=_time(meta, key),
+            tool=lookup(meta, "tool") or "",
+        )
+
+
+def classify(key: str, meta: dict[str, str]) -> ObjectKind:
+    """FORMAT "How a read decides what an object is", plus: a `reference.bin` carrying a
+    SHA-256 (or the note `reference`) is a reference, never a delta."""
+    if lookup(meta, "file_sha256") is None:
+        return ObjectKind.PLAIN
+    if lookup(meta, "compression") == "none":
+        return ObjectKind.DIRECT
+    if base_name(key) == REFERENCE_NAME or lookup(meta, "note") == REFERENCE_NOTE:
+        return ObjectKind.REFERENCE
+    return ObjectKind.DELTA
+
+
+def is_internal_key(key: str) -> bool:
+    """Keys that are deltaglider's own and never shown as user files."""
+    return key.startswith(INTERNAL_PREFIX) or base_name(key) == REFERENCE_NAME
+
+
+def reference_key(space: str) -> str:
+    return join_key(space, REFERENCE_NAME)
+
+
+def delta_key(logical_key: str) -> str:
+    return logical_key + DELTA_SUFFIX
+
+
+def logical_key_of(stored_key: str) -> str:
+    return stored_key.removesuffix(DELTA_SUFFIX)

@@ -1,0 +1,87 @@
+"""Result types returned by the engine and the client: frozen dataclasses, no behaviour.
+
+Must not import boto3 or perform I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+
+class StoredAs(Enum):
+    """How an upload was stored."""
+
+    REFERENCE = "reference"  # first file of its space: reference.bin plus a self-delta
+    DELTA = "delta"
+    DIRECT = "direct"
+    UNCHANGED = "unchanged"  # same name, same SHA-256 already stored: nothing written
+
+
+class DeltaPolicy(Enum):
+    """Which files are tried as deltas."""
+
+    AUTO = "auto"  # by file name (archive formats)
+    NEVER = "never"  # --no-delta
+    ALWAYS = "always"  # --force-delta
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    bucket: str
+    key: str  # logical key
+    stored_as: StoredAs
+    file_size: int
+    stored_size: int  # bytes this upload added to the bucket (reference included)
+    sha256: str
+    elapsed: float
+    note: str = ""  # why a file went direct, or other detail worth telling the user
+
+    @property
+    def ratio(self) -> float:
+        """Stored bytes over file bytes (0 for an empty file)."""
+        return self.stored_size / self.file_size if self.file_size else 0.0
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    bucket: str
+    key: str
+    stored_as: str  # "delta", "direct", "reference" or "plain"
+    size: int
+    sha256: str
+    verified: bool  # False only for plain objects, which carry no checksum to verify
+    elapsed: float
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    bucket: str
+    key: str
+    stored_as: str
+    expected_sha256: str
+    actual_sha256: str
+    size: int
+
+    @property
+    def ok(self) -> bool:
+        return self.expected_sha256 == self.actual_sha256
+
+
+@dataclass(frozen=True)
+class ListEntry:
+    """One line of a logical listing: a folder (`is_prefix`) or a user's file."""
+
+    key: str
+    size: int = 0
+    last_modified: datetime | None = None
+    is_prefix: bool = False
+    stored_size: int = 0
+
+
+@dataclass(frozen=True)
+class DeleteResult:
+    bucket: str
+    key: str  # logical key
+    removed: tuple[str, ...]  # stored keys deleted, a no-longer-needed reference included
