@@ -1,0 +1,24 @@
+"""Environment settings are validated with one clear message each."""
+
+import pytest
+
+from deltaglider.config import MIB, Settings
+from deltaglider.errors import UsageError
+
+
+def test_defaults_and_overrides() -> None:
+    settings = Settings.from_env({"DG_MAX_RATIO": "0.3", "DG_CODEC_MEMORY_MB": "256"})
+    assert settings.max_ratio == 0.3
+    assert settings.codec_memory_bytes == 256 * MIB
+    assert settings.with_overrides(max_ratio=0.9, region=None).max_ratio == 0.9
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "1.5", "abc", "nan"])
+def test_max_ratio_out_of_range_is_refused(value: str) -> None:
+    with pytest.raises(UsageError, match="DG_MAX_RATIO"):
+        Settings.from_env({"DG_MAX_RATIO": value})
+
+
+def test_unknown_cache_backend_is_refused() -> None:
+    with pytest.raises(UsageError, match="DG_CACHE_BACKEND"):
+        Settings.from_env({"DG_CACHE_BACKEND": "redis"})
