@@ -23,14 +23,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from deltaglider.errors import CacheError, IntegrityError
 from deltaglider.files import CHUNK_SIZE, HashingWriter, Sink
+from deltaglider.log import get_logger
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 Fetch = Callable[[Sink], None]
 

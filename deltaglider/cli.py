@@ -7,7 +7,6 @@ command is a thin call into `engine.Engine`, and every library error becomes one
 from __future__ import annotations
 
 import functools
-import logging
 import shutil
 import sys
 import tempfile
@@ -17,12 +16,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import structlog
 
 from deltaglider import __version__
 from deltaglider.config import Settings
 from deltaglider.engine import Engine
 from deltaglider.errors import DeltagliderError, UsageError
+from deltaglider.log import configure_cli_logging
 from deltaglider.models import DeltaPolicy, ListEntry, StoredAs, UploadResult
 from deltaglider.urls import S3Url, base_name, destination_key, is_s3_url
 
@@ -42,21 +41,6 @@ def human_size(value: int) -> str:
         if round(value / unit * 1024) < 1024:
             return f"{1024 * value / unit:.1f} {suffix}"
     return f"{value} Bytes"
-
-
-def configure_logging(debug: bool) -> None:
-    """structlog key=value lines on stderr; warnings only unless --debug."""
-    level = logging.DEBUG if debug else logging.WARNING
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"]),
-        ],
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        cache_logger_on_first_use=False,
-    )
 
 
 class AppContext:
@@ -114,7 +98,7 @@ def main(
     deltaglider ls s3://releases/1.2.3/
     deltaglider cp s3://releases/1.2.3/build.zip ./
     """
-    configure_logging(debug)
+    configure_cli_logging(debug)
     settings = Settings.from_env().with_overrides(
         endpoint_url=endpoint_url, region=region, profile=profile
     )

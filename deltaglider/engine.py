@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import structlog
-
 from deltaglider import xdelta
 from deltaglider.cache import ReferenceCache, open_cache
 from deltaglider.config import Settings
 from deltaglider.errors import CodecError, IntegrityError, NotFoundError, UsageError
 from deltaglider.files import Digest, HashingWriter, Sink, atomic_output, digest_file
+from deltaglider.log import get_logger
 from deltaglider.metadata import (
     CODEC_XDELTA3_NODECOMP,
     DELTA_SUFFIX,
@@ -56,7 +55,7 @@ from deltaglider.models import (
 from deltaglider.s3 import AlreadyExists, ListedPrefix, ObjectHead, Store, make_client
 from deltaglider.urls import base_name, parent_prefix
 
-log = structlog.get_logger(__name__)
+log = get_logger(__name__)
 
 # The old tool's list (FORMAT), then zip-based formats it missed. Matched case-insensitively
 # against the end of the name, so `.tar.gz` is covered by `.gz` too.

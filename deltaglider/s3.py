@@ -170,13 +170,13 @@ class Store:
     def create_exclusive(self, bucket: str, key: str, path: Path, metadata: dict[str, str]) -> None:
         """Create `key` only if it does not exist (`If-None-Match: *`); AlreadyExists if it does.
 
-        Single PUT up to 5 GiB (botocore streams the file from disk); a multipart upload whose
-        completion carries the condition beyond that.
+        A single PUT up to the multipart threshold (botocore streams the file from disk); above
+        it, a multipart upload whose completion carries the condition.
         """
         size = path.stat().st_size
         where = f"s3://{bucket}/{key}"
         try:
-            if size <= 5 * 1024**3:
+            if size <= self.transfer.multipart_threshold:
                 with path.open("rb") as body:
                     self.client.put_object(
                         Bucket=bucket, Key=key, Body=body, Metadata=metadata, IfNoneMatch="*"
@@ -196,7 +196,7 @@ class Store:
     def _create_exclusive_multipart(
         self, bucket: str, key: str, path: Path, metadata: dict[str, str]
     ) -> None:
-        part_size = max(self.transfer.multipart_chunksize, 64 * 1024 * 1024)
+        part_size = max(self.transfer.multipart_chunksize, 5 * 1024 * 1024)
         upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata)[
             "UploadId"
         ]

@@ -64,8 +64,8 @@ def validate_key(key: str, shown: str) -> None:
 
 
 def is_s3_url(text: str) -> bool:
-    """True when text uses the s3:// scheme (whether or not it is otherwise valid)."""
-    return text.startswith(SCHEME)
+    """True when text means to be an S3 URL (`s3:…`), whether or not it is well formed."""
+    return text.lower().startswith("s3:")
 
 
 def destination_key(dest: S3Url, source_name: str) -> str:

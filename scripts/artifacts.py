@@ -2,7 +2,7 @@
 
 Shared by the e2e suite, the demo and the benchmark:
 
-    python scripts/artifacts.py click 8.1.0 8.1.1 8.1.2     # prints the cached paths
+    python scripts/artifacts.py boto3 1.35.0 1.35.1 1.35.2     # prints the cached paths
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "artifacts"
 
-# Consecutive releases whose wheels differ by a few files each: the everyday CI case.
-CLICK_SERIES = ("click", ("8.1.0", "8.1.1", "8.1.2", "8.1.3", "8.1.4", "8.1.5", "8.1.6", "8.1.7"))
+# Eight consecutive releases whose wheels differ by a few files each: the everyday CI case
+# (each is a ~5.5% delta of the first).
+WHEEL_SERIES = ("boto3", tuple(f"1.35.{patch}" for patch in range(8)))
 # sdists are .tar.gz: the compressed-stream case the old tool stored undecodable.
 SDIST_SERIES = ("six", ("1.15.0", "1.16.0", "1.17.0"))
 
