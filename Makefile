@@ -1,0 +1,49 @@
+# deltaglider: `make demo` and `make test` each install everything they need (xdelta3 included).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test demo lint bench xdelta3 clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
+	  { echo "error: deltaglider needs Python >= 3.11 ($(PYTHON) is $$($(PYTHON) -V 2>&1))"; exit 1; }
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  echo "python3-venv is missing; installing it with apt-get"; \
+	  $(call apt_install,python3-venv) && $(PYTHON) -m venv $(VENV); }
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,dev]"
+	@touch $(STAMP)
+
+# apt_install: as root directly, otherwise through sudo when there is one.
+define apt_install
+( if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+  else echo "error: need root or sudo to apt-get install $(1)"; exit 1; fi; \
+  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(1) >/dev/null )
+endef
+
+xdelta3:
+	@command -v xdelta3 >/dev/null || { \
+	  echo "xdelta3 is not installed; installing it with apt-get"; \
+	  $(call apt_install,xdelta3) || { \
+	    echo "error: could not install xdelta3; install it yourself (apt-get install xdelta3) and re-run"; \
+	    exit 1; }; }
+	@xdelta3 -V 2>&1 | head -1
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy deltaglider
+
+test: $(STAMP) xdelta3 lint
+	$(BIN)/python -m pytest -n auto tests e2e
+
+demo: $(STAMP) xdelta3
+	$(BIN)/python scripts/demo.py
+
+bench: $(STAMP) xdelta3
+	$(BIN)/python scripts/bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

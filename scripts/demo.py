@@ -1,0 +1,107 @@
+"""`make demo`: store eight real releases of a PyPI wheel on a local S3 server with the real
+`deltaglider` CLI, read them all back, check SHA-256, and print what was saved.
+
+    python scripts/demo.py [--server seaweedfs|moto] [--package boto3 --versions 1.35.0,...]
+
+Starts the S3 server on 127.0.0.1 and stops it at the end; no cloud account is involved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import artifacts
+import boto3
+import local_s3
+
+
+def human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def deltaglider(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run([sys.executable, "-m", "deltaglider", *args], env=env,
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"demo failed: deltaglider {' '.join(args)}\n{result.stderr}")
+    return result.stdout
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", choices=["seaweedfs", "moto"], default="seaweedfs")
+    parser.add_argument("--package", default=artifacts.WHEEL_SERIES[0])
+    parser.add_argument("--versions", default=",".join(artifacts.WHEEL_SERIES[1]))
+    options = parser.parse_args()
+    versions = options.versions.split(",")
+
+    print(f"Fetching {len(versions)} releases of {options.package} from PyPI (cached in .cache/)")
+    files = artifacts.fetch(options.package, versions)
+
+    print(f"Starting {options.server} on 127.0.0.1 ...")
+    with local_s3.running(options.server) as server:
+        env = {**os.environ, **server.env()}
+        raw = boto3.client("s3", endpoint_url=server.endpoint, region_name=local_s3.REGION,
+                           aws_access_key_id=local_s3.ACCESS_KEY,
+                           aws_secret_access_key=local_s3.SECRET_KEY)
+        raw.create_bucket(Bucket="releases")
+        print(f"S3 endpoint {server.endpoint}, bucket s3://releases\n")
+
+        rows = []
+        for version, path in zip(versions, files, strict=True):
+            line = deltaglider(env, "cp", str(path), f"s3://releases/{options.package}/")
+            print("  " + line.strip())
+            stored_as = line.rsplit("(", 1)[1].split(":", 1)[0]
+            rows.append((version, path, stored_as))
+
+        stored = {o["Key"]: o["Size"] for o in
+                  raw.list_objects_v2(Bucket="releases")["Contents"]}
+        print("\n" + deltaglider(env, "ls", "--human-readable", "--summarize",
+                                 f"s3://releases/{options.package}/"))
+
+        print("Downloading everything back and checking SHA-256 ...")
+        with tempfile.TemporaryDirectory(prefix="dg-demo-") as scratch:
+            for _, path, _ in rows:
+                deltaglider(env, "cp", f"s3://releases/{options.package}/{path.name}",
+                            f"{scratch}/")
+                if sha256(Path(scratch) / path.name) != sha256(path):
+                    sys.exit(f"demo failed: {path.name} did not come back byte-identical")
+        print(f"  all {len(rows)} files byte-identical\n")
+
+        prefix = f"{options.package}/"
+        print(f"{'version':<12}{'stored as':<12}{'file':>12}{'stored':>12}{'ratio':>9}")
+        for version, path, stored_as in rows:
+            size = path.stat().st_size
+            written = stored.get(prefix + path.name + ".delta", stored.get(prefix + path.name, 0))
+            if stored_as == "reference":
+                written += stored[prefix + "reference.bin"]
+            print(f"{version:<12}{stored_as:<12}{human(size):>12}{human(written):>12}"
+                  f"{written / size:>8.1%}")
+        logical = sum(p.stat().st_size for _, p, _ in rows)
+        total = sum(stored.values())
+        print(f"\nlogical {human(logical)}, stored {human(total)} "
+              f"({total / logical:.1%}); saved {human(logical - total)} "
+              f"({1 - total / logical:.1%})")
+    print("S3 server stopped.")
+
+
+if __name__ == "__main__":
+    main()
