@@ -59,21 +59,24 @@ def _start_container(kind: str) -> local_s3.LocalS3:
 @pytest.fixture(scope="session", autouse=True)
 def aws_environment() -> None:
     """Credentials every server here accepts; no user AWS config leaks into the tests."""
-    os.environ.update({
-        "AWS_ACCESS_KEY_ID": local_s3.ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": local_s3.SECRET_KEY,
-        "AWS_REGION": local_s3.REGION,
-        "AWS_CONFIG_FILE": "/nonexistent/aws-config",
-        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
-        "AWS_EC2_METADATA_DISABLED": "true",
-    })
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": local_s3.ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": local_s3.SECRET_KEY,
+            "AWS_REGION": local_s3.REGION,
+            "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+    )
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "DG_MAX_RATIO"):
         os.environ.pop(name, None)
 
 
 @pytest.fixture(scope="session", params=SERVERS)
-def s3_server(request: pytest.FixtureRequest,
-              tmp_path_factory: pytest.TempPathFactory) -> Iterator[local_s3.LocalS3]:
+def s3_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[local_s3.LocalS3]:
     kind: str = request.param
     if kind in ("minio", "localstack"):
         if not docker_answers():
@@ -103,9 +106,13 @@ def engine(settings: Settings) -> Iterator[Engine]:
 def raw(s3_server: local_s3.LocalS3) -> Any:
     """A plain boto3 client, to look at (or tamper with) exactly what is stored."""
     return boto3.client(
-        "s3", endpoint_url=s3_server.endpoint, region_name=local_s3.REGION,
-        config=Config(request_checksum_calculation="when_required",
-                      response_checksum_validation="when_required"),
+        "s3",
+        endpoint_url=s3_server.endpoint,
+        region_name=local_s3.REGION,
+        config=Config(
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        ),
     )
 
 
@@ -125,8 +132,13 @@ def cli(s3_server: local_s3.LocalS3) -> CliRun:
 
     def run(*args: str, env: dict[str, str] | None = None, input: bytes | None = None) -> Result:
         runner = CliRunner()
-        return runner.invoke(main, ["--endpoint-url", s3_server.endpoint, *args],
-                             env=env, input=input, catch_exceptions=False)
+        return runner.invoke(
+            main,
+            ["--endpoint-url", s3_server.endpoint, *args],
+            env=env,
+            input=input,
+            catch_exceptions=False,
+        )
 
     return run
 

@@ -22,8 +22,16 @@ from deltaglider.errors import IntegrityError, NotFoundError, UsageError
 from deltaglider.models import DeltaPolicy, StoredAs
 
 SHA_FIELDS_DELTA = {
-    "dg-tool", "dg-original-name", "dg-file-sha256", "dg-file-size", "dg-created-at",
-    "dg-ref-key", "dg-ref-sha256", "dg-delta-size", "dg-delta-cmd", "dg-codec",
+    "dg-tool",
+    "dg-original-name",
+    "dg-file-sha256",
+    "dg-file-size",
+    "dg-created-at",
+    "dg-ref-key",
+    "dg-ref-sha256",
+    "dg-delta-size",
+    "dg-delta-cmd",
+    "dg-codec",
 }
 
 
@@ -67,8 +75,12 @@ def test_exact_keys_and_metadata_follow_format(
     assert engine.upload(notes, bucket, "rel/notes.txt").stored_as is StoredAs.DIRECT
 
     keys = stored_keys(raw, bucket)
-    assert set(keys) == {"rel/reference.bin", f"rel/{first.name}.delta",
-                         f"rel/{second.name}.delta", "rel/notes.txt"}
+    assert set(keys) == {
+        "rel/reference.bin",
+        f"rel/{first.name}.delta",
+        f"rel/{second.name}.delta",
+        "rel/notes.txt",
+    }
 
     ref = metadata(raw, bucket, "rel/reference.bin")
     assert set(ref) == {"dg-tool", "dg-source-name", "dg-file-sha256", "dg-created-at", "dg-note"}
@@ -94,15 +106,24 @@ def test_exact_keys_and_metadata_follow_format(
     assert delta["dg-codec"] == "xdelta3-D"
 
     direct = metadata(raw, bucket, "rel/notes.txt")
-    assert set(direct) == {"dg-tool", "dg-original-name", "dg-file-sha256", "dg-file-size",
-                           "dg-created-at", "dg-compression"}
+    assert set(direct) == {
+        "dg-tool",
+        "dg-original-name",
+        "dg-file-sha256",
+        "dg-file-size",
+        "dg-created-at",
+        "dg-compression",
+    }
     assert direct["dg-compression"] == "none"
 
 
 def _old_encode(source: Path, target: Path, out: Path) -> None:
     """Exactly what deltaglider 6.2.0 runs to make a delta."""
-    subprocess.run(["xdelta3", "-e", "-f", "-9", "-s", str(source), str(target), str(out)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        ["xdelta3", "-e", "-f", "-9", "-s", str(source), str(target), str(out)],
+        check=True,
+        capture_output=True,
+    )
 
 
 def test_reads_every_kind_and_spelling_older_writers_left(
@@ -118,53 +139,122 @@ def test_reads_every_kind_and_spelling_older_writers_left(
     created = "2025-06-01T12:00:00.000001Z"
 
     # 6.2.0, root-level space
-    raw.put_object(Bucket=bucket, Key="reference.bin", Body=ref.read_bytes(), Metadata={
-        "dg-tool": "deltaglider/6.2.0", "dg-source-name": ref.name,
-        "dg-file-sha256": sha256(ref), "dg-created-at": created, "dg-note": "reference"})
+    raw.put_object(
+        Bucket=bucket,
+        Key="reference.bin",
+        Body=ref.read_bytes(),
+        Metadata={
+            "dg-tool": "deltaglider/6.2.0",
+            "dg-source-name": ref.name,
+            "dg-file-sha256": sha256(ref),
+            "dg-created-at": created,
+            "dg-note": "reference",
+        },
+    )
     for name, body, source in ((ref.name, zero, ref), (v2.name, d2, v2)):
-        meta = {"dg-tool": "deltaglider/6.2.0", "dg-original-name": name,
-                "dg-file-sha256": sha256(source), "dg-file-size": str(source.stat().st_size),
-                "dg-created-at": created, "dg-ref-key": "reference.bin",
-                "dg-ref-sha256": sha256(ref), "dg-delta-size": str(body.stat().st_size),
-                "dg-delta-cmd": f"xdelta3 -e -9 -s reference.bin {name} {name}.delta"}
+        meta = {
+            "dg-tool": "deltaglider/6.2.0",
+            "dg-original-name": name,
+            "dg-file-sha256": sha256(source),
+            "dg-file-size": str(source.stat().st_size),
+            "dg-created-at": created,
+            "dg-ref-key": "reference.bin",
+            "dg-ref-sha256": sha256(ref),
+            "dg-delta-size": str(body.stat().st_size),
+            "dg-delta-cmd": f"xdelta3 -e -9 -s reference.bin {name} {name}.delta",
+        }
         if source == ref:
             meta["dg-note"] = "zero-diff (reference identical)"
         raw.put_object(Bucket=bucket, Key=f"{name}.delta", Body=body.read_bytes(), Metadata=meta)
 
     # 5.x: bare underscored keys
-    raw.put_object(Bucket=bucket, Key="v5/reference.bin", Body=ref.read_bytes(),
-                   Metadata={"tool": "deltaglider/5.0.0", "source_name": ref.name,
-                             "file_sha256": sha256(ref), "created_at": "2024-01-01T00:00:00"})
-    raw.put_object(Bucket=bucket, Key=f"v5/{v3.name}.delta", Body=d3.read_bytes(), Metadata={
-        "tool": "deltaglider/5.0.0", "original_name": v3.name, "file_sha256": sha256(v3),
-        "file_size": str(v3.stat().st_size), "created_at": "2024-01-01T00:00:00",
-        "ref_key": "v5/reference.bin", "ref_sha256": sha256(ref),
-        "delta_size": str(d3.stat().st_size), "delta_cmd": "xdelta3 -e -9 -s"})
+    raw.put_object(
+        Bucket=bucket,
+        Key="v5/reference.bin",
+        Body=ref.read_bytes(),
+        Metadata={
+            "tool": "deltaglider/5.0.0",
+            "source_name": ref.name,
+            "file_sha256": sha256(ref),
+            "created_at": "2024-01-01T00:00:00",
+        },
+    )
+    raw.put_object(
+        Bucket=bucket,
+        Key=f"v5/{v3.name}.delta",
+        Body=d3.read_bytes(),
+        Metadata={
+            "tool": "deltaglider/5.0.0",
+            "original_name": v3.name,
+            "file_sha256": sha256(v3),
+            "file_size": str(v3.stat().st_size),
+            "created_at": "2024-01-01T00:00:00",
+            "ref_key": "v5/reference.bin",
+            "ref_sha256": sha256(ref),
+            "delta_size": str(d3.stat().st_size),
+            "delta_cmd": "xdelta3 -e -9 -s",
+        },
+    )
 
     # 6.0-6.1 direct: bare keys; dg_ underscored spelling too
-    raw.put_object(Bucket=bucket, Key="v6/notes.txt", Body=b"notes", Metadata={
-        "original_name": "notes.txt", "file_sha256": sha256_bytes(b"notes"),
-        "file_size": "5", "created_at": "2025-01-01T00:00:00", "compression": "none"})
-    raw.put_object(Bucket=bucket, Key="v6/other.txt", Body=b"other", Metadata={
-        "dg_original_name": "other.txt", "dg_file_sha256": sha256_bytes(b"other"),
-        "dg_file_size": "5", "dg_compression": "none"})
+    raw.put_object(
+        Bucket=bucket,
+        Key="v6/notes.txt",
+        Body=b"notes",
+        Metadata={
+            "original_name": "notes.txt",
+            "file_sha256": sha256_bytes(b"notes"),
+            "file_size": "5",
+            "created_at": "2025-01-01T00:00:00",
+            "compression": "none",
+        },
+    )
+    raw.put_object(
+        Bucket=bucket,
+        Key="v6/other.txt",
+        Body=b"other",
+        Metadata={
+            "dg_original_name": "other.txt",
+            "dg_file_sha256": sha256_bytes(b"other"),
+            "dg_file_size": "5",
+            "dg_compression": "none",
+        },
+    )
 
     # Rust proxy: ref-path relative to the space, extra keys
-    raw.put_object(Bucket=bucket, Key="proxy/reference.bin", Body=ref.read_bytes(),
-                   Metadata={"dg-file-sha256": sha256(ref), "dg-note": "reference"})
-    raw.put_object(Bucket=bucket, Key=f"proxy/{v2.name}.delta", Body=d2.read_bytes(), Metadata={
-        "dg-original-name": v2.name, "dg-file-sha256": sha256(v2),
-        "dg-file-size": str(v2.stat().st_size), "dg-ref-path": "reference.bin",
-        "dg-ref-sha256": sha256(ref), "dg-note": "delta", "dg-md5": "0" * 32,
-        "user-owner": "ci"})
+    raw.put_object(
+        Bucket=bucket,
+        Key="proxy/reference.bin",
+        Body=ref.read_bytes(),
+        Metadata={"dg-file-sha256": sha256(ref), "dg-note": "reference"},
+    )
+    raw.put_object(
+        Bucket=bucket,
+        Key=f"proxy/{v2.name}.delta",
+        Body=d2.read_bytes(),
+        Metadata={
+            "dg-original-name": v2.name,
+            "dg-file-sha256": sha256(v2),
+            "dg-file-size": str(v2.stat().st_size),
+            "dg-ref-path": "reference.bin",
+            "dg-ref-sha256": sha256(ref),
+            "dg-note": "delta",
+            "dg-md5": "0" * 32,
+            "user-owner": "ci",
+        },
+    )
 
     # a plain object no deltaglider wrote
     raw.put_object(Bucket=bucket, Key="plain/readme.md", Body=b"# hello")
 
     expected = {
-        ref.name: ref.read_bytes(), v2.name: v2.read_bytes(),
-        f"v5/{v3.name}": v3.read_bytes(), "v6/notes.txt": b"notes", "v6/other.txt": b"other",
-        f"proxy/{v2.name}": v2.read_bytes(), "plain/readme.md": b"# hello",
+        ref.name: ref.read_bytes(),
+        v2.name: v2.read_bytes(),
+        f"v5/{v3.name}": v3.read_bytes(),
+        "v6/notes.txt": b"notes",
+        "v6/other.txt": b"other",
+        f"proxy/{v2.name}": v2.read_bytes(),
+        "plain/readme.md": b"# hello",
     }
     for key, body in expected.items():
         out = tmp_path / "out" / key.replace("/", "_")
@@ -197,13 +287,27 @@ def test_tar_gz_series_roundtrips_exactly_and_old_gz_deltas_are_named(
     first, second = sdist_series[0], sdist_series[1]
     old = tmp_path / "old.delta"
     _old_encode(first, second, old)
-    raw.put_object(Bucket=bucket, Key="old/reference.bin", Body=first.read_bytes(),
-                   Metadata={"dg-file-sha256": sha256(first), "dg-note": "reference"})
-    raw.put_object(Bucket=bucket, Key=f"old/{second.name}.delta", Body=old.read_bytes(), Metadata={
-        "dg-tool": "deltaglider/6.2.0", "dg-original-name": second.name,
-        "dg-file-sha256": sha256(second), "dg-file-size": str(second.stat().st_size),
-        "dg-ref-key": "old/reference.bin", "dg-ref-sha256": sha256(first),
-        "dg-delta-size": str(old.stat().st_size), "dg-delta-cmd": "xdelta3 -e -9 -s"})
+    raw.put_object(
+        Bucket=bucket,
+        Key="old/reference.bin",
+        Body=first.read_bytes(),
+        Metadata={"dg-file-sha256": sha256(first), "dg-note": "reference"},
+    )
+    raw.put_object(
+        Bucket=bucket,
+        Key=f"old/{second.name}.delta",
+        Body=old.read_bytes(),
+        Metadata={
+            "dg-tool": "deltaglider/6.2.0",
+            "dg-original-name": second.name,
+            "dg-file-sha256": sha256(second),
+            "dg-file-size": str(second.stat().st_size),
+            "dg-ref-key": "old/reference.bin",
+            "dg-ref-sha256": sha256(first),
+            "dg-delta-size": str(old.stat().st_size),
+            "dg-delta-cmd": "xdelta3 -e -9 -s",
+        },
+    )
     target = tmp_path / "restored" / second.name
     target.parent.mkdir()
     with pytest.raises(IntegrityError, match="undecodable by an older deltaglider"):
@@ -212,14 +316,21 @@ def test_tar_gz_series_roundtrips_exactly_and_old_gz_deltas_are_named(
 
 
 def test_eight_concurrent_first_uploads_share_one_reference(
-    s3_server: LocalS3, bucket: str, wheel_series: list[Path], tmp_path: Path, raw: Any,
+    s3_server: LocalS3,
+    bucket: str,
+    wheel_series: list[Path],
+    tmp_path: Path,
+    raw: Any,
     engine: Engine,
 ) -> None:
     env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
     processes = [
-        subprocess.Popen([sys.executable, "-m", "deltaglider", "cp", str(wheel),
-                          f"s3://{bucket}/race/"], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-m", "deltaglider", "cp", str(wheel), f"s3://{bucket}/race/"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for wheel in wheel_series
     ]
     outputs = [p.communicate(timeout=120) for p in processes]
@@ -235,19 +346,25 @@ def test_eight_concurrent_first_uploads_share_one_reference(
 
 @pytest.mark.parametrize("victim", ["delta", "reference", "direct"])
 def test_corruption_is_an_error_and_leaves_no_file(
-    cli: CliRun, engine: Engine, raw: Any, bucket: str, wheel_series: list[Path],
-    tmp_path: Path, victim: str,
+    cli: CliRun,
+    engine: Engine,
+    raw: Any,
+    bucket: str,
+    wheel_series: list[Path],
+    tmp_path: Path,
+    victim: str,
 ) -> None:
     engine.upload(wheel_series[0], bucket, "c/a.whl")
     engine.upload(wheel_series[1], bucket, "c/b.whl")
     engine.upload(wheel_series[2], bucket, "c/plain.bin", policy=DeltaPolicy.NEVER)
-    key, logical = {"delta": ("c/b.whl.delta", "c/b.whl"),
-                    "reference": ("c/reference.bin", "c/b.whl"),
-                    "direct": ("c/plain.bin", "c/plain.bin")}[victim]
+    key, logical = {
+        "delta": ("c/b.whl.delta", "c/b.whl"),
+        "reference": ("c/reference.bin", "c/b.whl"),
+        "direct": ("c/plain.bin", "c/plain.bin"),
+    }[victim]
     body = bytearray(raw.get_object(Bucket=bucket, Key=key)["Body"].read())
     body[len(body) // 2] ^= 0xFF
-    raw.put_object(Bucket=bucket, Key=key, Body=bytes(body),
-                   Metadata=metadata(raw, bucket, key))
+    raw.put_object(Bucket=bucket, Key=key, Body=bytes(body), Metadata=metadata(raw, bucket, key))
     dest = tmp_path / "dest"
     dest.mkdir()
     result = cli("cp", f"s3://{bucket}/{logical}", f"{dest}/")
@@ -339,7 +456,8 @@ def test_rm_recursive_and_dryrun(
     assert dry.exit_code == 0
     assert sorted(dry.stdout.splitlines()) == sorted(
         f"(dryrun) delete: s3://{bucket}/rel/1/{n}"
-        for n in ("notes.txt", wheel_series[0].name, wheel_series[1].name))
+        for n in ("notes.txt", wheel_series[0].name, wheel_series[1].name)
+    )
     assert stored_keys(raw, bucket) == before
     assert cli("rm", "--recursive", f"s3://{bucket}/rel/1/").exit_code == 0
     assert all(k.startswith("rel/2/") for k in stored_keys(raw, bucket))
@@ -395,8 +513,12 @@ def test_download_to_stdout_and_to_a_file_path(
     engine.upload(wheel_series[0], bucket, "s/a.whl")
     engine.upload(wheel_series[1], bucket, "s/b.whl")
     env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
-    piped = subprocess.run([sys.executable, "-m", "deltaglider", "cp", f"s3://{bucket}/s/b.whl",
-                            "-"], env=env, capture_output=True, check=True)
+    piped = subprocess.run(
+        [sys.executable, "-m", "deltaglider", "cp", f"s3://{bucket}/s/b.whl", "-"],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
     assert piped.stdout == wheel_series[1].read_bytes()
     target = tmp_path / "deep" / "renamed.whl"
     target.parent.mkdir()
@@ -428,8 +550,9 @@ def test_ls_shows_the_logical_view(
 def test_multipart_reference_and_direct_uploads(
     settings: Any, raw: Any, bucket: str, tmp_path: Path
 ) -> None:
-    small = settings.with_overrides(multipart_threshold=5 * 1024 * 1024,
-                                    multipart_chunksize=5 * 1024 * 1024)
+    small = settings.with_overrides(
+        multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024
+    )
     engine = Engine(small)
     rng = random.Random(1)
     base = rng.randbytes(12 * 1024 * 1024)

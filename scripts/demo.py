@@ -38,8 +38,9 @@ def sha256(path: Path) -> str:
 
 
 def deltaglider(env: dict[str, str], *args: str) -> str:
-    result = subprocess.run([sys.executable, "-m", "deltaglider", *args], env=env,
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "deltaglider", *args], env=env, capture_output=True, text=True
+    )
     if result.returncode != 0:
         sys.exit(f"demo failed: deltaglider {' '.join(args)}\n{result.stderr}")
     return result.stdout
@@ -59,9 +60,13 @@ def main() -> None:
     print(f"Starting {options.server} on 127.0.0.1 ...")
     with local_s3.running(options.server) as server:
         env = {**os.environ, **server.env()}
-        raw = boto3.client("s3", endpoint_url=server.endpoint, region_name=local_s3.REGION,
-                           aws_access_key_id=local_s3.ACCESS_KEY,
-                           aws_secret_access_key=local_s3.SECRET_KEY)
+        raw = boto3.client(
+            "s3",
+            endpoint_url=server.endpoint,
+            region_name=local_s3.REGION,
+            aws_access_key_id=local_s3.ACCESS_KEY,
+            aws_secret_access_key=local_s3.SECRET_KEY,
+        )
         raw.create_bucket(Bucket="releases")
         print(f"S3 endpoint {server.endpoint}, bucket s3://releases\n")
 
@@ -72,16 +77,20 @@ def main() -> None:
             stored_as = line.rsplit("(", 1)[1].split(":", 1)[0]
             rows.append((version, path, stored_as))
 
-        stored = {o["Key"]: o["Size"] for o in
-                  raw.list_objects_v2(Bucket="releases")["Contents"]}
-        print("\n" + deltaglider(env, "ls", "--human-readable", "--summarize",
-                                 f"s3://releases/{options.package}/"))
+        stored = {o["Key"]: o["Size"] for o in raw.list_objects_v2(Bucket="releases")["Contents"]}
+        print(
+            "\n"
+            + deltaglider(
+                env, "ls", "--human-readable", "--summarize", f"s3://releases/{options.package}/"
+            )
+        )
 
         print("Downloading everything back and checking SHA-256 ...")
         with tempfile.TemporaryDirectory(prefix="dg-demo-") as scratch:
             for _, path, _ in rows:
-                deltaglider(env, "cp", f"s3://releases/{options.package}/{path.name}",
-                            f"{scratch}/")
+                deltaglider(
+                    env, "cp", f"s3://releases/{options.package}/{path.name}", f"{scratch}/"
+                )
                 if sha256(Path(scratch) / path.name) != sha256(path):
                     sys.exit(f"demo failed: {path.name} did not come back byte-identical")
         print(f"  all {len(rows)} files byte-identical\n")
@@ -93,13 +102,17 @@ def main() -> None:
             written = stored.get(prefix + path.name + ".delta", stored.get(prefix + path.name, 0))
             if stored_as == "reference":
                 written += stored[prefix + "reference.bin"]
-            print(f"{version:<12}{stored_as:<12}{human(size):>12}{human(written):>12}"
-                  f"{written / size:>8.1%}")
+            print(
+                f"{version:<12}{stored_as:<12}{human(size):>12}{human(written):>12}"
+                f"{written / size:>8.1%}"
+            )
         logical = sum(p.stat().st_size for _, p, _ in rows)
         total = sum(stored.values())
-        print(f"\nlogical {human(logical)}, stored {human(total)} "
-              f"({total / logical:.1%}); saved {human(logical - total)} "
-              f"({1 - total / logical:.1%})")
+        print(
+            f"\nlogical {human(logical)}, stored {human(total)} "
+            f"({total / logical:.1%}); saved {human(logical - total)} "
+            f"({1 - total / logical:.1%})"
+        )
     print("S3 server stopped.")
 
 

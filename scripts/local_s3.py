@@ -117,7 +117,8 @@ def start_seaweedfs(workdir: Path) -> LocalS3:
         f"-s3.config={config}",
         "-s3.port.iceberg=0",
         "-s3.port.lance=0",
-        "-admin.ui=false", "-s3.autoCreateBucket=false",
+        "-admin.ui=false",
+        "-s3.autoCreateBucket=false",
         "-master.volumeSizeLimitMB=64",
     ]
     command += [f"-{name}={port}" for name, port in ports.items()]
