@@ -1,46 +1,62 @@
 """The `deltaglider` command: parses arguments, calls the engine, prints `aws s3`-shaped lines.
 
-Owns: options, output formatting and exit codes. Must not decide how anything is stored: every
-command is a thin call into `engine.Engine`, and every library error becomes one line on stderr.
+Owns: options, output (text, `--json`, the TTY progress line) and exit statuses as `aws s3`
+documents them. Must not decide how anything is stored: each command is a thin call into
+`engine.Engine` or `transfer`, and every library error becomes one line on stderr.
 """
 
 from __future__ import annotations
 
 import functools
+import json
+import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from deltaglider import __version__
+from deltaglider import __version__, transfer
 from deltaglider.config import Settings
-from deltaglider.engine import Engine
-from deltaglider.errors import DeltagliderError, UsageError
+from deltaglider.engine import Engine, check_user_key
+from deltaglider.errors import DeltagliderError, FatalError, UsageError
 from deltaglider.log import configure_cli_logging
-from deltaglider.models import DeltaPolicy, ListEntry, StoredAs, UploadResult
+from deltaglider.models import (
+    DeleteResult,
+    DeltaPolicy,
+    DownloadResult,
+    ListEntry,
+    StoredAs,
+    UploadResult,
+)
+from deltaglider.transfer import Action, Filters, Location, Options, Outcome, Task
 from deltaglider.urls import S3Url, base_name, destination_key, is_s3_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+EXIT_FAILED = 1  # one or more transfers failed (the rest still ran)
+EXIT_SKIPPED = 2  # files skipped, or arguments unparsable
 _SIZE_SUFFIXES = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
-def human_size(value: int) -> str:
+def human_size(value: float) -> str:
     """Sizes as `aws s3 ls --human-readable` prints them."""
     if value == 1:
         return "1 Byte"
     if value < 1024:
-        return f"{value} Bytes"
+        return f"{int(value)} Bytes"
     for power, suffix in enumerate(_SIZE_SUFFIXES, start=2):
         unit = 1024**power
         if round(value / unit * 1024) < 1024:
             return f"{1024 * value / unit:.1f} {suffix}"
-    return f"{value} Bytes"
+    return f"{int(value)} Bytes"
 
 
 class AppContext:
@@ -70,15 +86,254 @@ def reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def parse_url(text: str) -> S3Url:
-    return S3Url.parse(text)
+def ordered_filters(args: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """`--exclude`/`--include` in the order given (click would group them by option)."""
+    rules: list[tuple[str, str]] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            break
+        for kind in ("exclude", "include"):
+            if arg == f"--{kind}" and index + 1 < len(args):
+                rules.append((kind, args[index + 1]))
+                index += 1
+            elif arg.startswith(f"--{kind}="):
+                rules.append((kind, arg.split("=", 1)[1]))
+        index += 1
+    return tuple(rules)
+
+
+class FilteredCommand(click.Command):
+    """A command that records the interleaved order of its --exclude/--include options."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ctx.meta["filters"] = Filters(ordered_filters(args))
+        return super().parse_args(ctx, args)
+
+
+def parse_metadata(text: str | None) -> dict[str, str] | None:
+    """`--metadata k=v,k2=v2` (or a JSON object, as awscli also accepts)."""
+    if text is None:
+        return None
+    if text.lstrip().startswith("{"):
+        try:
+            loaded = json.loads(text)
+        except ValueError:
+            raise UsageError(f"--metadata is not valid JSON: {text!r}") from None
+        return {str(k): str(v) for k, v in loaded.items()}
+    pairs = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--metadata expects key=value[,key=value…], not {text!r}")
+        pairs[key.strip()] = value
+    return pairs
+
+
+def transfer_options(command: F) -> F:
+    """Options shared by cp, mv and sync (as `aws s3` spells them), plus deltaglider's own."""
+    decorators = [
+        click.option("--dryrun", is_flag=True, help="Show what would be done; do nothing."),
+        click.option("--quiet", is_flag=True, help="Print nothing but errors' exit status."),
+        click.option("--only-show-errors", is_flag=True, help="Print errors only."),
+        click.option("--no-progress", is_flag=True, help="No progress line on a terminal."),
+        click.option(
+            "--follow-symlinks/--no-follow-symlinks",
+            default=True,
+            help="Follow symlinks when reading local folders (default: follow).",
+        ),
+        click.option(
+            "--exclude",
+            multiple=True,
+            metavar="PATTERN",
+            help="Leave out files matching PATTERN (relative to the source).",
+        ),
+        click.option(
+            "--include",
+            multiple=True,
+            metavar="PATTERN",
+            help="Bring back files matching PATTERN; the last matching filter wins.",
+        ),
+        click.option("--content-type", help="Content-Type stored with uploaded files."),
+        click.option(
+            "--metadata",
+            "metadata_text",
+            metavar="K=V,…",
+            help="User metadata stored with uploaded files (k=v,k2=v2).",
+        ),
+        click.option("--no-delta", is_flag=True, help="Store files whole, never as deltas."),
+        click.option(
+            "--force-delta",
+            is_flag=True,
+            help="Try a delta whatever the file name (default: archive formats).",
+        ),
+        click.option(
+            "--max-ratio",
+            type=float,
+            help="Store direct when delta/file exceeds this (0-1; DG_MAX_RATIO; 0.5).",
+        ),
+        click.option(
+            "--json",
+            "as_json",
+            is_flag=True,
+            help="One JSON object per transfer on stdout, for machines.",
+        ),
+        click.option(
+            "--jobs",
+            type=click.IntRange(min=1),
+            help="Concurrent transfers (DG_MAX_CONCURRENCY; default: cores).",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        command = decorator(command)
+    return command
+
+
+@dataclass
+class Reporter:
+    """Prints one line per outcome in `aws s3`'s shapes and keeps the exit status."""
+
+    quiet: bool = False
+    only_errors: bool = False
+    as_json: bool = False
+    dryrun: bool = False
+    move: bool = False
+    progress: Progress | None = None
+    failed: int = 0
+    skipped: int = 0
+
+    def __call__(self, outcome: Outcome) -> None:
+        if self.progress:
+            self.progress.done(outcome)
+        if outcome.skipped:
+            self.skipped += 1
+        elif outcome.error:
+            self.failed += 1
+        if self.as_json:
+            self._echo(json.dumps(outcome_dict(outcome, self.dryrun)))
+        elif outcome.skipped:
+            self._echo(f"warning: {outcome.error}", err=True)
+        elif outcome.error:
+            self._echo(f"{self._describe(outcome.task, failed=True)} {outcome.error}", err=True)
+        elif not (self.quiet or self.only_errors):
+            self._echo(self._describe(outcome.task) + _detail(outcome.result))
+
+    def _describe(self, task: Task, *, failed: bool = False) -> str:
+        verb = "move" if self.move and task.action is not Action.DELETE else task.action.value
+        line = f"{'(dryrun) ' if self.dryrun else ''}{verb}{' failed' if failed else ''}: "
+        line += show(task.source)
+        if task.destination is not None:
+            line += f" to {show(task.destination)}"
+        return line + (":" if failed else "")
+
+    def _echo(self, line: str, *, err: bool = False) -> None:
+        if self.as_json and err:
+            return
+        if self.quiet and not err:
+            return
+        if self.progress:
+            self.progress.clear()
+        click.echo(line, err=err)
+
+    @property
+    def exit_code(self) -> int:
+        if self.failed:
+            return EXIT_FAILED
+        return EXIT_SKIPPED if self.skipped else 0
+
+
+def show(location: Location) -> str:
+    return str(location)
+
+
+def _detail(result: object) -> str:
+    if not isinstance(result, UploadResult):
+        return ""
+    if result.stored_as is StoredAs.UNCHANGED:
+        return " (unchanged: identical file already stored)"
+    detail = (
+        f" ({result.stored_as.value}: {human_size(result.stored_size)} stored for "
+        f"{human_size(result.file_size)}"
+    )
+    return detail + (f", {result.note})" if result.note else ")")
+
+
+def outcome_dict(outcome: Outcome, dryrun: bool) -> dict[str, Any]:
+    task, result = outcome.task, outcome.result
+    record: dict[str, Any] = {
+        "action": task.action.value,
+        "source": show(task.source),
+        "destination": show(task.destination) if task.destination is not None else None,
+        "ok": outcome.ok,
+        "error": outcome.error,
+        "skipped": outcome.skipped,
+        "dryrun": dryrun,
+    }
+    if isinstance(result, UploadResult):
+        record.update(
+            stored_as=result.stored_as.value,
+            file_size=result.file_size,
+            stored_size=result.stored_size,
+            sha256=result.sha256,
+            note=result.note or None,
+            seconds=round(result.elapsed, 3),
+        )
+    elif isinstance(result, DownloadResult):
+        record.update(
+            stored_as=result.stored_as,
+            file_size=result.size,
+            sha256=result.sha256,
+            verified=result.verified,
+            seconds=round(result.elapsed, 3),
+        )
+    elif isinstance(result, DeleteResult):
+        record.update(removed=list(result.removed))
+    return record
+
+
+@dataclass
+class Progress:
+    """One self-rewriting line on a terminal's stderr: files, bytes, rate, current file."""
+
+    total_files: int
+    total_bytes: int
+    files: int = 0
+    bytes: int = 0
+    current: str = ""
+    started: float = field(default_factory=time.monotonic)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self, task: Task) -> None:
+        with self.lock:
+            self.current = base_name(str(task.source))
+            self._draw()
+
+    def done(self, outcome: Outcome) -> None:
+        with self.lock:
+            self.files += 1
+            self.bytes += outcome.task.size
+            self._draw()
+
+    def clear(self) -> None:
+        sys.stderr.write("\r\033[K")
+
+    def _draw(self) -> None:
+        rate = self.bytes / max(time.monotonic() - self.started, 1e-6)
+        sys.stderr.write(
+            f"\r\033[KCompleted {self.files} of {self.total_files} file(s), "
+            f"{human_size(self.bytes)}/{human_size(self.total_bytes)} "
+            f"({human_size(rate)}/s) {self.current}"[:200]
+        )
+        sys.stderr.flush()
+
+
+# ---------------------------------------------------------------------------- commands
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="deltaglider")
-@click.option(
-    "--endpoint-url", help="S3 endpoint, e.g. http://127.0.0.1:9000 (or AWS_ENDPOINT_URL)."
-)
+@click.option("--endpoint-url", help="S3 endpoint, e.g. http://127.0.0.1:9000 (AWS_ENDPOINT_URL).")
 @click.option("--region", help="AWS region (or AWS_REGION).")
 @click.option("--profile", help="Named profile from the AWS config files (or AWS_PROFILE).")
 @click.option("--debug", is_flag=True, help="Log every step (key=value lines on stderr).")
@@ -93,8 +348,11 @@ def main(
 ) -> None:
     """Store versioned artifacts on S3 as binary deltas; get back byte-identical files.
 
+    Commands and options follow `aws s3`; swap `aws s3` for `deltaglider` in a script.
+
     \b
     deltaglider cp build.zip s3://releases/1.2.3/
+    deltaglider sync dist/ s3://releases/1.2.3/ --exclude "*.log"
     deltaglider ls s3://releases/1.2.3/
     deltaglider cp s3://releases/1.2.3/build.zip ./
     """
@@ -105,102 +363,246 @@ def main(
     ctx.obj = AppContext(settings)
 
 
-def upload_line(source: str, result: UploadResult, verb: str = "upload") -> str:
-    """`upload: SRC to s3://…` as aws prints it, with how it was stored in parentheses."""
-    target = f"s3://{result.bucket}/{result.key}"
-    if result.stored_as is StoredAs.UNCHANGED:
-        detail = "unchanged: identical file already stored"
-    else:
-        detail = (
-            f"{result.stored_as.value}: {human_size(result.stored_size)} stored for "
-            f"{human_size(result.file_size)}"
+def _policy(no_delta: bool, force_delta: bool) -> DeltaPolicy:
+    if no_delta and force_delta:
+        raise UsageError("--no-delta and --force-delta cannot be combined")
+    if no_delta:
+        return DeltaPolicy.NEVER
+    return DeltaPolicy.ALWAYS if force_delta else DeltaPolicy.AUTO
+
+
+def _location(text: str) -> Location:
+    return S3Url.parse(text) if is_s3_url(text) else Path(text)
+
+
+def _jobs(jobs: int | None, settings: Settings) -> int:
+    if jobs is not None:
+        return jobs
+    if os.environ.get("DG_MAX_CONCURRENCY"):
+        return settings.max_concurrency
+    return max(2, os.cpu_count() or 2)
+
+
+def _run_transfers(
+    app: AppContext, plan: transfer.Plan, opts: dict[str, Any], *, move: bool = False
+) -> None:
+    """Run a plan with the shared options and exit with `aws s3`'s status."""
+    engine = app.engine(max_ratio=opts["max_ratio"])
+    options = Options(
+        policy=_policy(opts["no_delta"], opts["force_delta"]),
+        max_ratio=engine.settings.max_ratio,
+        metadata=parse_metadata(opts["metadata_text"]),
+        content_type=opts["content_type"],
+        move=move,
+        dryrun=opts["dryrun"],
+    )
+    show_progress = (
+        sys.stderr.isatty()
+        and not (
+            opts["no_progress"] or opts["quiet"] or opts["only_show_errors"] or opts["as_json"]
         )
-        if result.note:
-            detail += f", {result.note}"
-    return f"{verb}: {source} to {target} ({detail})"
+        and len(plan.tasks) > 1
+    )
+    progress = Progress(len(plan.tasks), sum(t.size for t in plan.tasks)) if show_progress else None
+    reporter = Reporter(
+        opts["quiet"], opts["only_show_errors"], opts["as_json"], opts["dryrun"], move, progress
+    )
+    for outcome in plan.skipped:
+        reporter(outcome)
+    transfer.run(
+        engine,
+        plan.tasks,
+        options,
+        _jobs(opts["jobs"], engine.settings),
+        reporter,
+        progress.start if progress else None,
+    )
+    if progress:
+        progress.clear()
+    if reporter.exit_code:
+        sys.exit(reporter.exit_code)
+
+
+def _copy_command(
+    app: AppContext,
+    source: str,
+    destination: str,
+    recursive: bool,
+    opts: dict[str, Any],
+    move: bool,
+) -> None:
+    if not (is_s3_url(source) or is_s3_url(destination)):
+        raise UsageError("one of SOURCE and DESTINATION must be an s3:// URL")
+    if source == "-":
+        _upload_stdin(app, S3Url.parse(destination), opts)
+        return
+    if destination == "-":
+        _download_stdout(app, S3Url.parse(source))
+        return
+    src, dst = _location(source), _location(destination)
+    filters: Filters = click.get_current_context().meta.get("filters", Filters())
+    engine = app.engine(max_ratio=opts["max_ratio"])
+    if recursive:
+        if isinstance(src, Path) and not src.is_dir():
+            raise FatalError(
+                f"The user-provided path {source} does not exist or is not a directory."
+            )
+        plan = transfer.plan_copy(
+            engine, src, dst, filters, follow_symlinks=opts["follow_symlinks"]
+        )
+    else:
+        plan = transfer.Plan([_single_task(src, dst, source, destination)])
+    _run_transfers(app, plan, opts, move=move)
+
+
+def _single_task(src: Location, dst: Location, source: str, destination: str) -> Task:
+    if isinstance(src, Path):
+        if not src.exists():
+            raise FatalError(f"The user-provided path {source} does not exist.")
+        if src.is_dir():
+            raise UsageError(f"{source} is a directory (use --recursive to copy a folder)")
+        assert isinstance(dst, S3Url)
+        target = dst.child(destination_key(dst, src.name))
+        check_user_key(target.key)
+        return Task(Action.UPLOAD, src, target, src.stat().st_size)
+    if isinstance(dst, S3Url):
+        target = dst.child(destination_key(dst, base_name(src.key)))
+        check_user_key(target.key)
+        return Task(Action.COPY, src, target)
+    return Task(Action.DOWNLOAD, src, local_destination(destination, src.key))
 
 
 def local_destination(target: str, key: str) -> Path:
     """Where a download of `key` to `target` lands, as `aws s3 cp` decides it."""
     path = Path(target)
-    if path.is_dir() or target.endswith(("/", "\\")):
-        path.mkdir(parents=True, exist_ok=True)
+    if path.is_dir() or target.endswith(("/", os.sep)):
         return path / base_name(key)
     if path.parent.exists() and not path.parent.is_dir():
         raise UsageError(f"{path.parent} exists and is not a directory")
-    path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
-@main.command()
+def _upload_stdin(app: AppContext, dst: S3Url, opts: dict[str, Any]) -> None:
+    if dst.is_prefix:
+        raise UsageError("uploading from stdin (-) needs a full destination key, not a folder")
+    with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
+        local = Path(scratch) / base_name(dst.key)
+        with local.open("wb") as handle:
+            shutil.copyfileobj(sys.stdin.buffer, handle, 1024 * 1024)
+        plan = transfer.Plan([Task(Action.UPLOAD, local, dst, local.stat().st_size)])
+        _run_transfers(app, plan, {**opts, "quiet": True} if not opts["as_json"] else opts)
+
+
+def _download_stdout(app: AppContext, src: S3Url) -> None:
+    engine = app.engine()
+    with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
+        local = Path(scratch) / "object"
+        engine.download(src.bucket, src.key, local)  # verified before a byte reaches stdout
+        with local.open("rb") as handle:
+            shutil.copyfileobj(handle, sys.stdout.buffer, 1024 * 1024)
+        sys.stdout.buffer.flush()
+
+
+@main.command(cls=FilteredCommand)
 @click.argument("source")
 @click.argument("destination")
-@click.option("--no-delta", is_flag=True, help="Store the file whole, never as a delta.")
-@click.option(
-    "--force-delta",
-    is_flag=True,
-    help="Try a delta whatever the file name (default: archive formats only).",
-)
-@click.option(
-    "--max-ratio",
-    type=float,
-    help="Store direct when delta/file size exceeds this (0-1, default 0.5, DG_MAX_RATIO).",
-)
-@click.option("--quiet", is_flag=True, help="Print nothing on success.")
+@click.option("--recursive", "-r", is_flag=True, help="Copy a whole folder or prefix.")
+@transfer_options
 @click.pass_obj
 @reports_errors
-def cp(
-    app: AppContext,
-    source: str,
-    destination: str,
-    no_delta: bool,
-    force_delta: bool,
-    max_ratio: float | None,
-    quiet: bool,
-) -> None:
-    """Copy a file to S3, from S3, or between S3 locations.
+def cp(app: AppContext, /, source: str, destination: str, recursive: bool, **opts: Any) -> None:
+    """Copy files to S3, from S3, or between S3 locations.
 
     \b
     Upload (a trailing / keeps the file's name):
       deltaglider cp dist/app-1.2.3.zip s3://releases/1.2.3/
+      deltaglider cp dist/ s3://releases/1.2.3/ --recursive --exclude "*.log"
     Download (to a folder, a file, or - for stdout):
       deltaglider cp s3://releases/1.2.3/app-1.2.3.zip ./
     Copy between buckets (stored as a delta in the destination's own folder):
       deltaglider cp s3://releases/1.2.3/app.zip s3://archive/1.2.3/
+    From stdin: tar c build | deltaglider cp - s3://backups/build.tar
     """
-    if no_delta and force_delta:
-        raise UsageError("--no-delta and --force-delta cannot be combined")
-    policy = (
-        DeltaPolicy.NEVER if no_delta else DeltaPolicy.ALWAYS if force_delta else DeltaPolicy.AUTO
-    )
-    engine = app.engine(max_ratio=max_ratio)
-    say = (lambda line: None) if quiet else click.echo
+    _copy_command(app, source, destination, recursive, opts, move=False)
 
-    if is_s3_url(source) and is_s3_url(destination):
-        src, dst = parse_url(source), parse_url(destination)
-        key = destination_key(dst, base_name(src.key))
-        result = engine.copy(src.bucket, src.key, dst.bucket, key, policy=policy)
-        say(upload_line(str(src), result, "copy"))
-    elif is_s3_url(destination):
-        dst = parse_url(destination)
-        path = Path(source)
-        key = destination_key(dst, path.name)
-        say(upload_line(source, engine.upload(path, dst.bucket, key, policy=policy)))
-    elif is_s3_url(source):
-        src = parse_url(source)
-        if destination == "-":
-            with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
-                local = Path(scratch) / "object"
-                engine.download(src.bucket, src.key, local)
-                with local.open("rb") as handle:
-                    shutil.copyfileobj(handle, sys.stdout.buffer, 1024 * 1024)
-                sys.stdout.buffer.flush()
-            return
-        target = local_destination(destination, src.key)
-        engine.download(src.bucket, src.key, target)
-        say(f"download: {src} to {destination if not Path(destination).is_dir() else target}")
-    else:
+
+@main.command(cls=FilteredCommand)
+@click.argument("source")
+@click.argument("destination")
+@click.option("--recursive", "-r", is_flag=True, help="Move a whole folder or prefix.")
+@transfer_options
+@click.pass_obj
+@reports_errors
+def mv(app: AppContext, /, source: str, destination: str, recursive: bool, **opts: Any) -> None:
+    """Move files: copy, then delete each source once its copy succeeded.
+
+    \b
+      deltaglider mv build.zip s3://releases/1.2.3/
+      deltaglider mv s3://staging/1.2.3/ s3://releases/1.2.3/ --recursive
+    """
+    if source == "-" or destination == "-":
+        raise UsageError("mv cannot use - (stdin/stdout)")
+    _copy_command(app, source, destination, recursive, opts, move=True)
+
+
+@main.command(cls=FilteredCommand)
+@click.argument("source")
+@click.argument("destination")
+@click.option(
+    "--delete",
+    is_flag=True,
+    help="Delete destination files the source does not have (references are "
+    "removed only when no delta needs them).",
+)
+@click.option("--size-only", is_flag=True, help="Compare by size alone.")
+@click.option(
+    "--exact-timestamps",
+    is_flag=True,
+    help="Downloads: also copy same-size files whose times differ.",
+)
+@transfer_options
+@click.pass_obj
+@reports_errors
+def sync(
+    app: AppContext,
+    /,
+    source: str,
+    destination: str,
+    delete: bool,
+    size_only: bool,
+    exact_timestamps: bool,
+    **opts: Any,
+) -> None:
+    """Make DESTINATION hold what SOURCE holds, transferring only what differs.
+
+    Files are compared by logical (original) size and modification time, so a second run
+    with nothing changed transfers nothing, in every direction.
+
+    \b
+      deltaglider sync dist/ s3://releases/1.2.3/ --exclude "*.log"
+      deltaglider sync s3://releases/1.2.3/ ./mirror/ --delete
+      deltaglider sync s3://releases/ s3://backup-releases/
+    """
+    if not (is_s3_url(source) or is_s3_url(destination)):
         raise UsageError("one of SOURCE and DESTINATION must be an s3:// URL")
+    src, dst = _location(source), _location(destination)
+    if isinstance(src, Path) and not src.is_dir():
+        raise FatalError(f"The user-provided path {source} does not exist or is not a directory.")
+    if isinstance(dst, Path):
+        dst.mkdir(parents=True, exist_ok=True)
+    filters: Filters = click.get_current_context().meta.get("filters", Filters())
+    engine = app.engine(max_ratio=opts["max_ratio"])
+    plan = transfer.plan_sync(
+        engine,
+        src,
+        dst,
+        filters,
+        size_only=size_only,
+        exact_timestamps=exact_timestamps,
+        delete=delete,
+        follow_symlinks=opts["follow_symlinks"],
+    )
+    _run_transfers(app, plan, opts)
 
 
 def _time_str(moment: datetime | None) -> str:
@@ -214,77 +616,161 @@ def _time_str(moment: datetime | None) -> str:
 @click.option("--recursive", is_flag=True, help="List every object under the prefix.")
 @click.option("--human-readable", is_flag=True, help="Sizes in KiB/MiB/GiB.")
 @click.option("--summarize", is_flag=True, help="Print the object count and total size.")
+@click.option(
+    "--logical-sizes",
+    is_flag=True,
+    help="Show deltas' original sizes (one HEAD request per delta); without it a "
+    "delta's size is the bytes it takes in the bucket.",
+)
 @click.pass_obj
 @reports_errors
 def ls(
-    app: AppContext, path: str | None, recursive: bool, human_readable: bool, summarize: bool
+    app: AppContext,
+    path: str | None,
+    recursive: bool,
+    human_readable: bool,
+    summarize: bool,
+    logical_sizes: bool,
 ) -> None:
-    """List buckets, or the files under a prefix with their logical (original) sizes.
+    """List buckets, or the files under a prefix (`.delta` stripped, references hidden).
 
     \b
       deltaglider ls
-      deltaglider ls s3://releases/1.2.3/ --human-readable
+      deltaglider ls s3://releases/1.2.3/ --human-readable --logical-sizes
       deltaglider ls s3://releases/ --recursive --summarize
     """
     engine = app.engine()
-    if path is None:
-        for bucket in engine.store.list_buckets():
-            click.echo(f"{_time_str(bucket.created)} {bucket.name}")
-        return
-    url = parse_url(path)
-    fmt = human_size if human_readable else str
-    count = total = 0
-    shown = False
-    for entry in engine.logical_listing(url.bucket, url.key, recursive=recursive):
-        shown = True
-        click.echo(_ls_line(entry, url.key, recursive, fmt))
-        if not entry.is_prefix:
-            count += 1
-            total += entry.size
+    try:
+        if path is None:
+            for bucket in engine.store.list_buckets():
+                click.echo(f"{_time_str(bucket.created)} {bucket.name}")
+            return
+        url = S3Url.parse(path)
+        fmt: Callable[[int], str] = human_size if human_readable else str
+        count = total = 0
+        for entry in engine.logical_listing(
+            url.bucket, url.key, recursive=recursive, logical_sizes=logical_sizes
+        ):
+            click.echo(_ls_line(entry, recursive, fmt))
+            if not entry.is_prefix:
+                count += 1
+                total += entry.size
+    except DeltagliderError as error:
+        raise FatalError(str(error)) from None
     if summarize:
         click.echo(f"\n{'Total Objects: ':>15}{count}\n{'Total Size: ':>15}{fmt(total)}")
-    if not shown and url.key:
-        sys.exit(1)
+    if count == 0 and url.key and not summarize:
+        sys.exit(EXIT_FAILED)
 
 
-def _ls_line(entry: ListEntry, prefix: str, recursive: bool, fmt: Callable[[int], str]) -> str:
+def _ls_line(entry: ListEntry, recursive: bool, fmt: Callable[[int], str]) -> str:
     if entry.is_prefix:
         return f"{'PRE':>30} {entry.key.rstrip('/').rpartition('/')[2]}/"
     name = entry.key if recursive else base_name(entry.key)
     return f"{_time_str(entry.last_modified)} {fmt(entry.size):>10} {name}"
 
 
-@main.command()
+@main.command(cls=FilteredCommand)
 @click.argument("path")
-@click.option("--recursive", is_flag=True, help="Delete every object under the prefix.")
+@click.option("--recursive", "-r", is_flag=True, help="Delete every object under the prefix.")
 @click.option("--dryrun", is_flag=True, help="Show what would be deleted; delete nothing.")
 @click.option("--quiet", is_flag=True, help="Print nothing on success.")
+@click.option("--only-show-errors", is_flag=True, help="Print errors only.")
+@click.option("--exclude", multiple=True, metavar="PATTERN", help="Keep files matching PATTERN.")
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="PATTERN",
+    help="Delete files matching PATTERN again; the last matching filter wins.",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per deletion.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Concurrent deletions.")
 @click.pass_obj
 @reports_errors
-def rm(app: AppContext, path: str, recursive: bool, dryrun: bool, quiet: bool) -> None:
-    """Delete a file (delta or direct); a folder's reference goes when its last delta does.
+def rm(
+    app: AppContext,
+    path: str,
+    recursive: bool,
+    dryrun: bool,
+    quiet: bool,
+    only_show_errors: bool,
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
+    as_json: bool,
+    jobs: int | None,
+) -> None:
+    """Delete files (delta or direct); a folder's reference goes when its last delta does.
 
     \b
       deltaglider rm s3://releases/1.2.3/app.zip
-      deltaglider rm s3://releases/1.2.3/ --recursive
+      deltaglider rm s3://releases/1.2.3/ --recursive --exclude "*.zip"
     """
-    url = parse_url(path)
+    url = S3Url.parse(path)
     engine = app.engine()
-    prefix = "(dryrun) " if dryrun else ""
+    opts = {
+        "dryrun": dryrun,
+        "quiet": quiet,
+        "only_show_errors": only_show_errors,
+        "as_json": as_json,
+        "jobs": jobs,
+        "no_progress": False,
+        "max_ratio": None,
+        "no_delta": False,
+        "force_delta": False,
+        "metadata_text": None,
+        "content_type": None,
+    }
     if recursive:
-
-        def report(result: Any) -> None:
-            if not quiet:
-                click.echo(f"{prefix}delete: s3://{result.bucket}/{result.key}")
-
-        engine.delete_recursive(url.bucket, url.key, dryrun=dryrun, on_delete=report)
+        filters: Filters = click.get_current_context().meta.get("filters", Filters())
+        plan = transfer.plan_delete(engine, url, filters)
+        _run_transfers(app, plan, opts)
         return
     if dryrun:
-        engine.locate(url.bucket, url.key)
-    else:
-        engine.delete(url.bucket, url.key)
-    if not quiet:
-        click.echo(f"{prefix}delete: {url}")
+        engine.locate(url.bucket, url.key)  # a dry run of a missing key fails as the real one
+    _run_transfers(app, transfer.Plan([Task(Action.DELETE, url)]), opts)
+
+
+@main.command()
+@click.argument("path")
+@click.pass_obj
+@reports_errors
+def mb(app: AppContext, path: str) -> None:
+    """Make a bucket.
+
+    \b
+      deltaglider mb s3://releases
+    """
+    url = S3Url.parse(path)
+    try:
+        app.engine().store.create_bucket(url.bucket, app.settings.region)
+    except DeltagliderError as error:
+        click.echo(f"make_bucket failed: s3://{url.bucket} {error}", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(f"make_bucket: {url.bucket}")
+
+
+@main.command()
+@click.argument("path")
+@click.option("--force", is_flag=True, help="Delete every object first, then the bucket.")
+@click.pass_obj
+@reports_errors
+def rb(app: AppContext, path: str, force: bool) -> None:
+    """Remove a bucket (it must be empty unless --force).
+
+    \b
+      deltaglider rb s3://old-releases --force
+    """
+    url = S3Url.parse(path)
+    engine = app.engine()
+    try:
+        if force:
+            for result in engine.delete_recursive(url.bucket, ""):
+                click.echo(f"delete: s3://{url.bucket}/{result.key}")
+        engine.store.delete_bucket(url.bucket)
+    except DeltagliderError as error:
+        click.echo(f"remove_bucket failed: s3://{url.bucket} {error}", err=True)
+        sys.exit(EXIT_FAILED)
+    click.echo(f"remove_bucket: {url.bucket}")
 
 
 @main.command()
@@ -297,7 +783,7 @@ def verify(app: AppContext, path: str) -> None:
     \b
       deltaglider verify s3://releases/1.2.3/app.zip
     """
-    url = parse_url(path)
+    url = S3Url.parse(path)
     result = app.engine().verify(url.bucket, url.key)
     click.echo(
         f"OK: {url} ({result.stored_as}, {result.size} bytes, sha256 {result.actual_sha256})"

@@ -14,7 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -35,6 +35,7 @@ from deltaglider.metadata import (
     ObjectKind,
     ReferenceMeta,
     check_metadata,
+    check_user_metadata,
     classify,
     delta_key,
     is_internal_key,
@@ -42,6 +43,7 @@ from deltaglider.metadata import (
     lookup,
     now,
     reference_key,
+    user_metadata,
 )
 from deltaglider.models import (
     DeleteResult,
@@ -126,6 +128,27 @@ class Located:
         return int(size) if size and size.isdigit() else self.head.size
 
 
+@dataclass(frozen=True)
+class Artifact:
+    """A local file on its way to a logical key."""
+
+    path: Path
+    digest: Digest
+    bucket: str
+    key: str
+    user_metadata: dict[str, str]
+    content_type: str | None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A space's reference as an encode needs it."""
+
+    key: str
+    sha256: str
+    size: int
+
+
 class Engine:
     """One S3 store, one reference cache, one set of settings."""
 
@@ -151,8 +174,13 @@ class Engine:
         *,
         policy: DeltaPolicy = DeltaPolicy.AUTO,
         max_ratio: float | None = None,
+        metadata: dict[str, str] | None = None,
+        content_type: str | None = None,
     ) -> UploadResult:
-        """Store a local file under a logical key as reference+delta, delta, or direct."""
+        """Store a local file under a logical key as reference+delta, delta, or direct.
+
+        `metadata` (the user's own, as `aws s3 cp --metadata`) and `content_type` are kept on
+        the stored object and returned by reads."""
         started = time.monotonic()
         check_user_key(key)
         if path.is_dir():
@@ -163,10 +191,18 @@ class Engine:
             digest = digest_file(path)
         except OSError as error:
             raise UsageError(f"{path}: cannot read ({error.strerror})") from None
+        item = Artifact(
+            path, digest, bucket, key, check_user_metadata(metadata or {}), content_type
+        )
         ratio = self.settings.max_ratio if max_ratio is None else max_ratio
 
         existing = self.locate(bucket, key, missing_ok=True)
-        if existing is not None and existing.sha256 == digest.sha256:
+        if (
+            existing is not None
+            and existing.sha256 == digest.sha256
+            and (metadata is None or user_metadata(existing.head.metadata) == item.user_metadata)
+            and content_type in (None, existing.head.content_type)
+        ):
             return UploadResult(
                 bucket,
                 key,
@@ -182,17 +218,25 @@ class Engine:
             policy is DeltaPolicy.AUTO and is_delta_eligible(base_name(key))
         )
         if eligible and digest.size > 0:
-            stored_as, stored_size, note = self._put_delta(path, digest, bucket, key, ratio)
+            stored_as, stored_size, note = self._put_delta(item, ratio)
         else:
             note = "empty file" if eligible else ""
-            stored_as, stored_size = StoredAs.DIRECT, self._put_direct(path, digest, bucket, key)
+            stored_as, stored_size = StoredAs.DIRECT, self._put_direct(item)
 
         new_stored_key = key if stored_as is StoredAs.DIRECT else delta_key(key)
         if existing is not None and existing.stored_key != new_stored_key:
             self.store.delete(bucket, existing.stored_key)
             if existing.kind is ObjectKind.DELTA:
                 self._drop_unused_reference(bucket, parent_prefix(key))
-        result = UploadResult(
+        log.info(
+            "uploaded",
+            bucket=bucket,
+            key=key,
+            stored_as=stored_as.value,
+            file_size=digest.size,
+            stored_size=stored_size,
+        )
+        return UploadResult(
             bucket,
             key,
             stored_as,
@@ -202,109 +246,90 @@ class Engine:
             time.monotonic() - started,
             note,
         )
-        log.info(
-            "uploaded",
-            bucket=bucket,
-            key=key,
-            stored_as=stored_as.value,
-            file_size=digest.size,
-            stored_size=stored_size,
-        )
-        return result
 
-    def _put_direct(self, path: Path, digest: Digest, bucket: str, key: str) -> int:
-        meta = DirectMeta(base_name(key), digest.sha256, digest.size, now())
-        self.store.upload(bucket, key, path, check_metadata(meta.to_dict(), key))
-        return digest.size
+    def _put_direct(self, item: Artifact) -> int:
+        meta = DirectMeta(base_name(item.key), item.digest.sha256, item.digest.size, now())
+        self._store_object(item, item.key, item.path, meta.to_dict())
+        return item.digest.size
 
-    def _put_delta(
-        self, path: Path, digest: Digest, bucket: str, key: str, max_ratio: float
-    ) -> tuple[StoredAs, int, str]:
-        space = parent_prefix(key)
-        ref_key = reference_key(space)
+    def _store_object(
+        self, item: Artifact, stored_key: str, body: Path, format_meta: dict[str, str]
+    ) -> None:
+        """Upload a delta or direct object carrying our metadata and the user's."""
+        meta = check_metadata({**item.user_metadata, **format_meta}, stored_key)
+        self.store.upload(item.bucket, stored_key, body, meta, item.content_type)
+
+    def _put_delta(self, item: Artifact, max_ratio: float) -> tuple[StoredAs, int, str]:
+        bucket, digest = item.bucket, item.digest
+        ref_key = reference_key(parent_prefix(item.key))
         ref_head = self.store.head(bucket, ref_key)
         if ref_head is None:
-            meta = ReferenceMeta(base_name(key), digest.sha256, now())
+            meta = ReferenceMeta(base_name(item.key), digest.sha256, now())
             try:
                 self.store.create_exclusive(
-                    bucket, ref_key, path, check_metadata(meta.to_dict(), ref_key)
+                    bucket, ref_key, item.path, check_metadata(meta.to_dict(), ref_key)
                 )
             except AlreadyExists:
                 log.info("reference_race_lost", bucket=bucket, ref_key=ref_key)
                 ref_head = self.store.head(bucket, ref_key)
                 if ref_head is None:
                     raise IntegrityError(
-                        f"s3://{bucket}/{ref_key} was created and removed while uploading {key};"
-                        " run the upload again"
+                        f"s3://{bucket}/{ref_key} was created and removed while uploading "
+                        f"{item.key}; run the upload again"
                     ) from None
             else:
-                self.cache.store(digest.sha256, path)
-                delta_size = self._store_delta(
-                    path, path, digest, bucket, key, ref_key, digest.sha256, digest.size, None
-                )
+                self.cache.store(digest.sha256, item.path)
+                reference = Reference(ref_key, digest.sha256, digest.size)
+                delta_size = self._store_delta(item, item.path, reference, None)
                 assert delta_size is not None
                 return StoredAs.REFERENCE, digest.size + delta_size, "new reference for its folder"
 
         ref_sha = ReferenceMeta.from_dict(ref_head.metadata, ref_key).file_sha256
+        reference = Reference(ref_key, ref_sha, ref_head.size)
         with self._reference(bucket, ref_key, ref_sha) as ref_path:
-            delta_size = self._store_delta(
-                ref_path, path, digest, bucket, key, ref_key, ref_sha, ref_head.size, max_ratio
-            )
+            delta_size = self._store_delta(item, ref_path, reference, max_ratio)
         if delta_size is None:
-            stored = self._put_direct(path, digest, bucket, key)
-            return StoredAs.DIRECT, stored, f"delta over max ratio {max_ratio:g}"
+            return StoredAs.DIRECT, self._put_direct(item), f"delta over max ratio {max_ratio:g}"
         return StoredAs.DELTA, delta_size, ""
 
     def _store_delta(
-        self,
-        ref_path: Path,
-        path: Path,
-        digest: Digest,
-        bucket: str,
-        key: str,
-        ref_key: str,
-        ref_sha: str,
-        ref_size: int,
-        max_ratio: float | None,
+        self, item: Artifact, ref_path: Path, reference: Reference, max_ratio: float | None
     ) -> int | None:
         """Encode, decode-check and upload `<key>.delta`; None (nothing stored) when the delta
         exceeds `max_ratio` of the file. `max_ratio=None` marks the self-delta of a new space."""
-        window = xdelta.source_window(ref_size, self.settings.codec_memory_bytes)
+        window = xdelta.source_window(reference.size, self.settings.codec_memory_bytes)
+        digest = item.digest
         with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
             delta_path = Path(scratch) / "out.delta"
-            xdelta.encode(ref_path, path, delta_path, window)
+            xdelta.encode(ref_path, item.path, delta_path, window)
             delta_size = delta_path.stat().st_size
             if max_ratio is not None and delta_size > max_ratio * digest.size:
                 log.info(
                     "delta_over_ratio",
-                    key=key,
+                    key=item.key,
                     delta_size=delta_size,
                     file_size=digest.size,
                     max_ratio=max_ratio,
                 )
                 return None
-            decoded = xdelta.decode(ref_path, delta_path, None)
-            if decoded.sha256 != digest.sha256:
+            if xdelta.decode(ref_path, delta_path, None).sha256 != digest.sha256:
                 raise IntegrityError(
-                    f"{path}: the new delta did not decode to the file's bytes (did the file "
-                    "change while uploading?); nothing was stored"
+                    f"{item.path}: the new delta did not decode to the file's bytes (did the "
+                    "file change while uploading?); nothing was stored"
                 )
             meta = DeltaMeta(
-                original_name=base_name(key),
+                original_name=base_name(item.key),
                 file_sha256=digest.sha256,
                 file_size=digest.size,
                 created_at=now(),
-                ref_key=ref_key,
-                ref_sha256=ref_sha,
+                ref_key=reference.key,
+                ref_sha256=reference.sha256,
                 delta_size=delta_size,
                 delta_cmd=xdelta.describe_encode(window),
                 note=ZERO_DIFF_NOTE if max_ratio is None else None,
                 codec=CODEC_XDELTA3_NODECOMP,
             )
-            stored_key = delta_key(key)
-            self.store.upload(
-                bucket, stored_key, delta_path, check_metadata(meta.to_dict(), stored_key)
-            )
+            self._store_object(item, delta_key(item.key), delta_path, meta.to_dict())
         return delta_size
 
     def _reference(
@@ -345,6 +370,9 @@ class Engine:
             digest.sha256,
             located.kind is not ObjectKind.PLAIN,
             time.monotonic() - started,
+            located.head.last_modified,
+            user_metadata(located.head.metadata),
+            located.head.content_type,
         )
 
     def verify(self, bucket: str, key: str) -> VerifyResult:
@@ -428,21 +456,33 @@ class Engine:
         *,
         policy: DeltaPolicy = DeltaPolicy.AUTO,
         max_ratio: float | None = None,
+        metadata: dict[str, str] | None = None,
+        content_type: str | None = None,
     ) -> UploadResult:
-        """S3 to S3, logically: the destination gets its own delta or direct object."""
+        """S3 to S3, logically: the destination gets its own delta or direct object (with the
+        source's metadata and content type unless others are given)."""
         check_user_key(dst_key)
         with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
             local = Path(scratch) / "object"
-            self.download(src_bucket, src_key, local)
-            return self.upload(local, dst_bucket, dst_key, policy=policy, max_ratio=max_ratio)
+            source = self.download(src_bucket, src_key, local)
+            return self.upload(
+                local,
+                dst_bucket,
+                dst_key,
+                policy=policy,
+                max_ratio=max_ratio,
+                metadata=source.metadata if metadata is None else metadata,
+                content_type=content_type or source.content_type,
+            )
 
     # ------------------------------------------------------------ list / delete
 
     def logical_listing(
-        self, bucket: str, prefix: str, *, recursive: bool = False
+        self, bucket: str, prefix: str, *, recursive: bool = False, logical_sizes: bool = False
     ) -> Iterator[ListEntry]:
-        """The logical view: `.delta` stripped, references and `.deltaglider/` hidden, logical
-        sizes from metadata. Streams page by page; sorted within a page."""
+        """The logical view: `.delta` stripped, references and `.deltaglider/` hidden. Streams
+        page by page (sorted within a page) with no request per object, so a delta's size is
+        its stored size unless `logical_sizes` asks for a HEAD of each delta."""
         for page in self.store.iter_listing(bucket, prefix, "" if recursive else "/"):
             folders = [
                 ListEntry(key=e.prefix, is_prefix=True)
@@ -451,34 +491,33 @@ class Engine:
             ]
             objects = [e for e in page if isinstance(e, ObjectHead) and not is_internal_key(e.key)]
             entries = {e.key: e for e in folders}
-            for entry in self._logical_entries(bucket, objects):
+            for entry in self._logical_entries(bucket, objects, logical_sizes):
                 entries.setdefault(entry.key, entry)  # `k` wins over `k.delta`, as reads do
             yield from sorted(entries.values(), key=lambda e: e.key)
 
-    def _logical_entries(self, bucket: str, objects: list[ObjectHead]) -> list[ListEntry]:
+    def _logical_entries(
+        self, bucket: str, objects: list[ObjectHead], logical_sizes: bool
+    ) -> list[ListEntry]:
         deltas = [o for o in objects if o.key.endswith(DELTA_SUFFIX)]
         heads: dict[str, ObjectHead | None] = {}
-        if deltas:
+        if deltas and logical_sizes:
             with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
                 found = pool.map(lambda o: self.store.head(bucket, o.key), deltas)
-                heads = {o.key: h for o, h in zip(deltas, found, strict=True)}
+                heads = dict(zip((o.key for o in deltas), found, strict=True))
         entries = []
         for obj in sorted(objects, key=lambda o: o.key.endswith(DELTA_SUFFIX)):
-            head = heads.get(obj.key)
-            if head is not None and classify(obj.key, head.metadata) is ObjectKind.DELTA:
-                located = Located(obj.key, head, ObjectKind.DELTA)
-                entries.append(
-                    ListEntry(
-                        logical_key_of(obj.key),
-                        located.logical_size,
-                        obj.last_modified,
-                        stored_size=obj.size,
-                    )
-                )
-            elif obj.key not in heads or head is not None:
-                entries.append(
-                    ListEntry(obj.key, obj.size, obj.last_modified, stored_size=obj.size)
-                )
+            stored = ListEntry(obj.key, obj.size, obj.last_modified, stored_size=obj.size)
+            if not obj.key.endswith(DELTA_SUFFIX):
+                entries.append(stored)
+            elif not logical_sizes:
+                entries.append(replace(stored, key=logical_key_of(obj.key), size_is_logical=False))
+            elif (head := heads[obj.key]) is not None:
+                kind = classify(obj.key, head.metadata)
+                if kind is ObjectKind.DELTA:
+                    size = Located(obj.key, head, kind).logical_size
+                    entries.append(replace(stored, key=logical_key_of(obj.key), size=size))
+                else:  # a file named *.delta that no deltaglider wrote
+                    entries.append(stored)
         return entries
 
     def delete(self, bucket: str, key: str) -> DeleteResult:

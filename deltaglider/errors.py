@@ -35,3 +35,10 @@ class StorageError(DeltagliderError):
 
 class CacheError(DeltagliderError):
     """The reference cache cannot be used (bad key, unwritable directory)."""
+
+
+class FatalError(DeltagliderError):
+    """The command could not run at all (a missing local path, an unreachable bucket listing):
+    `aws s3` exits 255 for these."""
+
+    exit_code = 255

@@ -90,6 +90,54 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# Every field name older writers used bare (5.x, 6.0-6.1): never a user's own metadata.
+_FORMAT_FIELDS = frozenset(
+    {
+        "tool",
+        "original_name",
+        "file_sha256",
+        "file_size",
+        "created_at",
+        "ref_key",
+        "ref_path",
+        "ref_sha256",
+        "delta_size",
+        "delta_cmd",
+        "note",
+        "compression",
+        "source_name",
+        "codec",
+        "md5",
+    }
+)
+
+
+def is_format_key(key: str) -> bool:
+    """True for keys deltaglider (any version) or the Rust proxy writes for itself."""
+    lowered = key.lower()
+    if lowered.startswith(("dg-", "dg_")):
+        return True
+    return lowered.replace("-", "_") in _FORMAT_FIELDS
+
+
+def user_metadata(meta: dict[str, str]) -> dict[str, str]:
+    """The user's own metadata on a stored object (the Rust proxy's `user-<name>` unwrapped)."""
+    found = {k: v for k, v in meta.items() if not is_format_key(k) and not k.startswith("user-")}
+    found.update({k[len("user-") :]: v for k, v in meta.items() if k.startswith("user-")})
+    return found
+
+
+def check_user_metadata(meta: dict[str, str]) -> dict[str, str]:
+    """User metadata to store beside ours: lower-case keys, none that the format reserves."""
+    checked = {}
+    for key, value in meta.items():
+        lowered = key.lower()
+        if not lowered or is_format_key(lowered) or lowered.startswith("user-"):
+            raise UsageError(f"metadata key {key!r} is reserved by deltaglider")
+        checked[lowered] = value
+    return checked
+
+
 def metadata_size(meta: dict[str, str]) -> int:
     """Bytes S3 counts against its user-metadata limit."""
     return sum(len(k.encode("utf-8")) + len(v.encode("utf-8")) for k, v in meta.items())

@@ -5,7 +5,7 @@ Must not import boto3 or perform I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
@@ -53,6 +53,9 @@ class DownloadResult:
     sha256: str
     verified: bool  # False only for plain objects, which carry no checksum to verify
     elapsed: float
+    last_modified: datetime | None = None
+    metadata: dict[str, str] = field(default_factory=dict)  # the user's own
+    content_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class ListEntry:
     last_modified: datetime | None = None
     is_prefix: bool = False
     stored_size: int = 0
+    size_is_logical: bool = True  # False: a delta listed without a HEAD shows its stored size
 
 
 @dataclass(frozen=True)

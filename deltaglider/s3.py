@@ -37,6 +37,7 @@ class ObjectHead:
     etag: str
     last_modified: datetime
     metadata: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ class Store:
             etag=str(response.get("ETag", "")).strip('"'),
             last_modified=response["LastModified"],
             metadata={k.lower(): v for k, v in response.get("Metadata", {}).items()},
+            content_type=response.get("ContentType"),
         )
 
     def download(self, bucket: str, key: str, out: Sink) -> None:
@@ -286,8 +288,17 @@ class Store:
             raise _translate(error, "s3://") from None
         return [Bucket(b["Name"], b["CreationDate"]) for b in response.get("Buckets", [])]
 
-    def create_bucket(self, bucket: str) -> None:
+    def create_bucket(self, bucket: str, region: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"Bucket": bucket}
+        if region and region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
         try:
-            self.client.create_bucket(Bucket=bucket)
+            self.client.create_bucket(**kwargs)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+            raise _translate(error, f"s3://{bucket}") from None
+
+    def delete_bucket(self, bucket: str) -> None:
+        try:
+            self.client.delete_bucket(Bucket=bucket)
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
             raise _translate(error, f"s3://{bucket}") from None

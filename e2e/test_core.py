@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import CliRun
-from helpers import metadata, sha256, stored_keys
+from helpers import metadata, sha256, sha256_bytes, stored_keys
 from local_s3 import LocalS3
 
 from deltaglider.engine import Engine
@@ -49,11 +49,17 @@ def test_versioned_series_roundtrips_through_the_cli(
     stored = sum(stored_keys(raw, bucket).values())
     assert stored < 0.2 * logical  # one reference + seven ~5.5% deltas
 
-    listing = cli("ls", f"s3://{bucket}/wheels/")
+    listing = cli("ls", "--logical-sizes", f"s3://{bucket}/wheels/")
     assert listing.exit_code == 0
     lines = listing.stdout.splitlines()
     assert [line.split()[-1] for line in lines] == [p.name for p in wheel_series]
     assert [int(line.split()[2]) for line in lines] == [p.stat().st_size for p in wheel_series]
+    # without the flag: no request per object, so a delta shows the bytes it takes
+    stored_sizes = stored_keys(raw, bucket)
+    plain = cli("ls", f"s3://{bucket}/wheels/").stdout.splitlines()
+    assert [int(line.split()[2]) for line in plain] == [
+        stored_sizes[f"wheels/{p.name}.delta"] for p in wheel_series
+    ]
 
     out = tmp_path / "back"
     out.mkdir()
@@ -263,14 +269,11 @@ def test_reads_every_kind_and_spelling_older_writers_left(
         assert out.read_bytes() == body, key
         assert result.verified is (key != "plain/readme.md")
 
-    listed = {e.key: e.size for e in engine.logical_listing(bucket, "", recursive=True)}
+    listed = {
+        e.key: e.size
+        for e in engine.logical_listing(bucket, "", recursive=True, logical_sizes=True)
+    }
     assert listed == {key: len(body) for key, body in expected.items()}
-
-
-def sha256_bytes(data: bytes) -> str:
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
 
 
 def test_tar_gz_series_roundtrips_exactly_and_old_gz_deltas_are_named(
@@ -369,7 +372,7 @@ def test_corruption_is_an_error_and_leaves_no_file(
     dest.mkdir()
     result = cli("cp", f"s3://{bucket}/{logical}", f"{dest}/")
     assert result.exit_code == 1
-    assert result.stderr.startswith("deltaglider: error: ")
+    assert result.stderr.startswith(f"download failed: s3://{bucket}/{logical} to ")
     assert len(result.stderr.strip().splitlines()) == 1
     assert list(dest.iterdir()) == []
     assert cli("verify", f"s3://{bucket}/{logical}").exit_code == 1
@@ -533,13 +536,14 @@ def test_ls_shows_the_logical_view(
     engine.upload(wheel_series[1], bucket, "a/two.whl")
     engine.upload(wheel_series[2], bucket, "root.whl")
     raw.put_object(Bucket=bucket, Key=".deltaglider/stats.json", Body=b"{}")
-    top = cli("ls", f"s3://{bucket}/")
+    top = cli("ls", "--logical-sizes", f"s3://{bucket}/")
     assert top.exit_code == 0
     lines = top.stdout.splitlines()
     assert lines[0] == f"{'PRE':>30} a/"
     assert lines[1].endswith(f"{wheel_series[2].stat().st_size:>10} root.whl")
     assert len(lines) == 2  # reference.bin and .deltaglider/ hidden
-    summary = cli("ls", "--recursive", "--human-readable", "--summarize", f"s3://{bucket}/")
+    summary = cli("ls", "--recursive", "--human-readable", "--summarize", "--logical-sizes",
+                  f"s3://{bucket}/")
     assert "a/one.whl" in summary.stdout and "135.9 KiB" in summary.stdout
     assert "Total Objects: 3" in summary.stdout
     buckets = cli("ls")
@@ -575,7 +579,7 @@ def test_missing_things_are_one_line_errors(
     cli: CliRun, bucket: str, wheel_series: list[Path], tmp_path: Path, engine: Engine
 ) -> None:
     cases = [
-        (("cp", str(tmp_path / "nope.zip"), f"s3://{bucket}/"), "no such file"),
+        (("cp", str(tmp_path / "nope.zip"), f"s3://{bucket}/"), "does not exist"),
         (("cp", str(tmp_path), f"s3://{bucket}/"), "is a directory"),
         (("cp", str(wheel_series[0]), "s3://no-such-bucket-dg/x/"), "bucket does not exist"),
         (("cp", f"s3://{bucket}/absent.zip", str(tmp_path)), "no such object"),

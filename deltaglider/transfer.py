@@ -1,0 +1,393 @@
+"""Many-file operations as `aws s3` runs them: cp/mv --recursive, sync and rm --recursive.
+
+Owns: walking a local tree or an S3 prefix, include/exclude filters (in order, last match wins),
+the sync comparison, refusing keys that would land outside a download's destination, and
+running transfers concurrently while each new space's reference is created exactly once (one
+upload per space goes first). Every single transfer is an `Engine` call. Must not call boto3,
+start subprocesses or print.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from deltaglider.engine import Engine, is_delta_eligible
+from deltaglider.errors import DeltagliderError, UsageError
+from deltaglider.models import DeleteResult, DeltaPolicy, DownloadResult, UploadResult
+from deltaglider.urls import S3Url, parent_prefix
+
+
+class Action(Enum):
+    UPLOAD = "upload"
+    DOWNLOAD = "download"
+    COPY = "copy"
+    DELETE = "delete"
+
+
+Location = Path | S3Url
+
+
+@dataclass(frozen=True)
+class Task:
+    """One transfer or deletion; `destination` is None for deletions."""
+
+    action: Action
+    source: Location
+    destination: Location | None = None
+    size: int = 0
+
+
+Result = UploadResult | DownloadResult | DeleteResult | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    task: Task
+    result: Result = None
+    error: str | None = None
+    skipped: bool = False  # not attempted (unreadable source): `aws s3` exit status 2
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.skipped
+
+
+@dataclass(frozen=True)
+class Options:
+    """How each transfer is done."""
+
+    policy: DeltaPolicy = DeltaPolicy.AUTO
+    max_ratio: float | None = None
+    metadata: dict[str, str] | None = None
+    content_type: str | None = None
+    move: bool = False  # delete each source after its transfer succeeds (mv)
+    dryrun: bool = False
+
+
+@dataclass(frozen=True)
+class Filters:
+    """`--exclude` / `--include` rules in command-line order; the last match wins."""
+
+    rules: tuple[tuple[str, str], ...] = ()
+
+    def included(self, relative: str) -> bool:
+        keep = True
+        for kind, pattern in self.rules:
+            if fnmatch.fnmatchcase(relative, pattern):
+                keep = kind == "include"
+        return keep
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file on one side of a many-file operation, relative to that side's root."""
+
+    relative: str
+    location: Location
+    size: int
+    mtime: float
+    readable: bool = True
+
+
+@dataclass
+class Plan:
+    tasks: list[Task] = field(default_factory=list)
+    skipped: list[Outcome] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------ listing both sides
+
+
+def folder_prefix(url: S3Url) -> str:
+    """The key prefix a recursive operation on `url` covers (`a/b` means `a/b/`)."""
+    return url.key if url.key == "" or url.key.endswith("/") else url.key + "/"
+
+
+def local_entries(root: Path, *, follow_symlinks: bool) -> Iterator[Entry]:
+    """Files under `root` (sorted), relative paths with `/`; unreadable ones flagged."""
+    for directory, folders, files in os.walk(root, followlinks=follow_symlinks):
+        folders.sort()
+        base = Path(directory)
+        for name in sorted(files):
+            path = base / name
+            if path.is_symlink() and not follow_symlinks:
+                continue
+            relative = path.relative_to(root).as_posix()
+            try:
+                stat = path.stat()
+            except OSError:
+                yield Entry(relative, path, 0, 0.0, readable=False)
+                continue
+            yield Entry(
+                relative, path, stat.st_size, stat.st_mtime, readable=os.access(path, os.R_OK)
+            )
+
+
+def s3_entries(engine: Engine, url: S3Url, *, logical_sizes: bool) -> Iterator[Entry]:
+    prefix = folder_prefix(url)
+    for item in engine.logical_listing(
+        url.bucket, prefix, recursive=True, logical_sizes=logical_sizes
+    ):
+        if item.is_prefix:
+            continue
+        mtime = item.last_modified.timestamp() if item.last_modified else 0.0
+        yield Entry(item.key[len(prefix) :], url.child(item.key), item.size, mtime)
+
+
+def entries(
+    engine: Engine, root: Location, *, follow_symlinks: bool = True, logical_sizes: bool = False
+) -> Iterator[Entry]:
+    if isinstance(root, S3Url):
+        return s3_entries(engine, root, logical_sizes=logical_sizes)
+    return local_entries(root, follow_symlinks=follow_symlinks)
+
+
+def safe_local_path(root: Path, relative: str) -> Path:
+    """`root/relative`, refusing any key that would write outside `root`: `..`, absolute paths,
+    backslashes, NUL, empty segments, or a symlink already in the destination pointing out."""
+    parts = relative.split("/")
+    if (
+        not relative
+        or "\x00" in relative
+        or "\\" in relative
+        or relative.startswith("/")
+        or any(part in ("", ".", "..") for part in parts)
+    ):
+        raise UsageError(f"refusing to download key {relative!r}: it would write outside {root}")
+    target = root / relative
+    real_root = root.resolve()
+    if not target.parent.resolve().is_relative_to(real_root) or (
+        target.is_symlink() and not target.resolve().is_relative_to(real_root)
+    ):
+        raise UsageError(
+            f"refusing to download key {relative!r}: a symlink in {root} points outside it"
+        )
+    return target
+
+
+def destination_for(root: Location, relative: str) -> Location:
+    if isinstance(root, S3Url):
+        return root.child(folder_prefix(root) + relative)
+    return root / relative
+
+
+def _transfer_action(source: Location, destination: Location) -> Action:
+    if isinstance(source, S3Url):
+        return Action.COPY if isinstance(destination, S3Url) else Action.DOWNLOAD
+    return Action.UPLOAD
+
+
+def _transfer_task(entry: Entry, destination_root: Location) -> Task | Outcome:
+    """The task copying `entry` under `destination_root`, or a failed/skipped outcome."""
+    action = _transfer_action(entry.location, destination_root)
+    if not entry.readable:
+        return Outcome(
+            Task(action, entry.location),
+            skipped=True,
+            error=f"Skipping file {entry.location}. File/Directory is not readable.",
+        )
+    try:
+        if isinstance(destination_root, Path) and isinstance(entry.location, S3Url):
+            target: Location = safe_local_path(destination_root, entry.relative)
+        else:
+            target = destination_for(destination_root, entry.relative)
+    except UsageError as error:
+        return Outcome(Task(action, entry.location), error=str(error))
+    return Task(action, entry.location, target, entry.size)
+
+
+def plan_copy(
+    engine: Engine,
+    source: Location,
+    destination: Location,
+    filters: Filters,
+    *,
+    follow_symlinks: bool = True,
+) -> Plan:
+    """`cp/mv --recursive SOURCE DESTINATION`."""
+    plan = Plan()
+    for entry in entries(engine, source, follow_symlinks=follow_symlinks):
+        if filters.included(entry.relative):
+            _add(plan, _transfer_task(entry, destination))
+    return plan
+
+
+def _add(plan: Plan, item: Task | Outcome) -> None:
+    if isinstance(item, Task):
+        plan.tasks.append(item)
+    else:
+        plan.skipped.append(item)
+
+
+def plan_sync(
+    engine: Engine,
+    source: Location,
+    destination: Location,
+    filters: Filters,
+    *,
+    size_only: bool = False,
+    exact_timestamps: bool = False,
+    delete: bool = False,
+    follow_symlinks: bool = True,
+) -> Plan:
+    """`sync`: transfer what is missing or differs (by logical size and modification time, as
+    `aws s3 sync` compares them); with `delete`, remove what the source no longer has."""
+    plan = Plan()
+    theirs = {
+        e.relative: e
+        for e in entries(engine, destination, logical_sizes=True, follow_symlinks=follow_symlinks)
+    }
+    seen: set[str] = set()
+    for entry in entries(engine, source, logical_sizes=True, follow_symlinks=follow_symlinks):
+        seen.add(entry.relative)
+        if not filters.included(entry.relative):
+            continue
+        other = theirs.get(entry.relative)
+        action = _transfer_action(entry.location, destination)
+        if other is None or _differs(entry, other, action, size_only, exact_timestamps):
+            _add(plan, _transfer_task(entry, destination))
+    if delete:
+        for relative, other in sorted(theirs.items()):
+            if relative not in seen and filters.included(relative):
+                plan.tasks.append(Task(Action.DELETE, other.location))
+    return plan
+
+
+def _differs(
+    source: Entry, destination: Entry, action: Action, size_only: bool, exact_timestamps: bool
+) -> bool:
+    if source.size != destination.size:
+        return True
+    if size_only:
+        return False
+    if action is Action.DOWNLOAD:
+        # aws s3 sync: a download is skipped unless the sizes differ, or with
+        # --exact-timestamps the times differ at all
+        return exact_timestamps and int(source.mtime) != int(destination.mtime)
+    return int(source.mtime) > int(destination.mtime)
+
+
+def plan_delete(engine: Engine, url: S3Url, filters: Filters) -> Plan:
+    """`rm --recursive` with filters."""
+    plan = Plan()
+    for entry in s3_entries(engine, url, logical_sizes=False):
+        if filters.included(entry.relative):
+            plan.tasks.append(Task(Action.DELETE, entry.location))
+    return plan
+
+
+# ------------------------------------------------------------------------ execution
+
+
+def execute(engine: Engine, task: Task, options: Options) -> Outcome:
+    """Run one task; library errors become the outcome's one-line error."""
+    if options.dryrun:
+        return Outcome(task)
+    try:
+        return Outcome(task, _execute(engine, task, options))
+    except DeltagliderError as error:
+        return Outcome(task, error=str(error))
+    except OSError as error:
+        return Outcome(task, error=f"{error.filename or task.source}: {error.strerror}")
+
+
+def _execute(engine: Engine, task: Task, options: Options) -> Result:
+    source, destination = task.source, task.destination
+    if task.action is Action.DELETE:
+        if isinstance(source, S3Url):
+            return engine.delete(source.bucket, source.key)
+        source.unlink()
+        return None
+    result: Result
+    if isinstance(source, Path) and isinstance(destination, S3Url):
+        result = engine.upload(
+            source,
+            destination.bucket,
+            destination.key,
+            policy=options.policy,
+            max_ratio=options.max_ratio,
+            metadata=options.metadata,
+            content_type=options.content_type,
+        )
+        if options.move:
+            source.unlink()
+        return result
+    assert isinstance(source, S3Url)
+    if isinstance(destination, S3Url):
+        result = engine.copy(
+            source.bucket,
+            source.key,
+            destination.bucket,
+            destination.key,
+            policy=options.policy,
+            max_ratio=options.max_ratio,
+            metadata=options.metadata,
+            content_type=options.content_type,
+        )
+    else:
+        assert destination is not None
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        result = engine.download(source.bucket, source.key, destination)
+        if result.last_modified is not None:  # as aws does, so a later sync sees no change
+            stamp = result.last_modified.timestamp()
+            os.utime(destination, (stamp, stamp))
+    if options.move:
+        engine.delete(source.bucket, source.key)
+    return result
+
+
+def _space_of(task: Task, options: Options) -> tuple[str, str] | None:
+    """The (bucket, space) whose reference this upload or copy may create."""
+    destination = task.destination
+    if task.action not in (Action.UPLOAD, Action.COPY) or not isinstance(destination, S3Url):
+        return None
+    if options.policy is DeltaPolicy.NEVER or (
+        options.policy is DeltaPolicy.AUTO and not is_delta_eligible(destination.key)
+    ):
+        return None
+    return destination.bucket, parent_prefix(destination.key)
+
+
+def run(
+    engine: Engine,
+    tasks: list[Task],
+    options: Options,
+    jobs: int,
+    report: Callable[[Outcome], None],
+    started: Callable[[Task], None] | None = None,
+) -> list[Outcome]:
+    """Run tasks on `jobs` threads and report outcomes in task order.
+
+    The first delta-eligible upload into each space runs before the others of that space, so
+    a new space's reference is created once and every other file is encoded against it."""
+
+    def work(task: Task) -> Outcome:
+        if started is not None:
+            started(task)
+        return execute(engine, task, options)
+
+    firsts: dict[tuple[str, str], int] = {}
+    for index, task in enumerate(tasks):
+        space = _space_of(task, options)
+        if space is not None:
+            firsts.setdefault(space, index)
+    outcomes: list[Outcome] = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures: dict[int, Future[Outcome]] = {
+            index: pool.submit(work, tasks[index]) for index in sorted(firsts.values())
+        }
+        wait(list(futures.values()))
+        for index, task in enumerate(tasks):
+            if index not in futures:
+                futures[index] = pool.submit(work, task)
+        for index in range(len(tasks)):
+            outcome = futures[index].result()
+            outcomes.append(outcome)
+            report(outcome)
+    return outcomes
