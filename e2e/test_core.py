@@ -542,8 +542,9 @@ def test_ls_shows_the_logical_view(
     assert lines[0] == f"{'PRE':>30} a/"
     assert lines[1].endswith(f"{wheel_series[2].stat().st_size:>10} root.whl")
     assert len(lines) == 2  # reference.bin and .deltaglider/ hidden
-    summary = cli("ls", "--recursive", "--human-readable", "--summarize", "--logical-sizes",
-                  f"s3://{bucket}/")
+    summary = cli(
+        "ls", "--recursive", "--human-readable", "--summarize", "--logical-sizes", f"s3://{bucket}/"
+    )
     assert "a/one.whl" in summary.stdout and "135.9 KiB" in summary.stdout
     assert "Total Objects: 3" in summary.stdout
     buckets = cli("ls")

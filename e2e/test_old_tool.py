@@ -3,16 +3,13 @@ virtualenv under .cache/): it reads what we write, we read what it writes (FORMA
 
 from __future__ import annotations
 
-import fcntl
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT
-from helpers import sha256, stored_keys
+from helpers import sha256, stored_keys, venv_tool
 from local_s3 import LocalS3
 
 from deltaglider.engine import Engine
@@ -23,25 +20,8 @@ OLD_VERSION = "6.2.0"
 
 @pytest.fixture(scope="session")
 def old_deltaglider() -> Path:
-    """The 6.2.0 console script, installed once (a lock keeps xdist workers from racing)."""
-    venv = ROOT / ".cache" / f"deltaglider-{OLD_VERSION}"
-    binary = venv / "bin" / "deltaglider"
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with (venv.parent / f"deltaglider-{OLD_VERSION}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not binary.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            subprocess.run(
-                [
-                    str(venv / "bin" / "pip"),
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    f"deltaglider=={OLD_VERSION}",
-                ],
-                check=True,
-            )
-    return binary
+    """The 6.2.0 console script in its own virtualenv."""
+    return venv_tool(f"deltaglider-{OLD_VERSION}", f"deltaglider=={OLD_VERSION}", "deltaglider")
 
 
 def run_old(binary: Path, server: LocalS3, *args: str) -> subprocess.CompletedProcess[str]:
