@@ -322,3 +322,37 @@ def test_listing_more_than_one_page(cli: CliRun, raw: Any, bucket: str) -> None:
     assert "Total Objects: 1005" in result.stdout
     names = [line.split()[-1] for line in result.stdout.splitlines()[:-3]]
     assert names == [f"many/f{i:05d}.txt" for i in range(1005)]
+
+
+def test_progress_line_only_on_a_terminal(
+    s3_server: LocalS3, bucket: str, wheel_series: list[Path], tmp_path: Path
+) -> None:
+    import pty
+
+    src = tmp_path / "dist"
+    src.mkdir()
+    for wheel in wheel_series[:3]:
+        (src / wheel.name).write_bytes(wheel.read_bytes())
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
+    command = [sys.executable, "-m", "deltaglider", "cp", "--recursive", str(src)]
+    controller, terminal = pty.openpty()
+    with os.fdopen(controller, "rb", buffering=0) as screen:
+        done = subprocess.run(
+            [*command, f"s3://{bucket}/tty/"],
+            env=env,
+            stderr=terminal,
+            stdout=subprocess.PIPE,
+            timeout=120,
+        )
+        os.close(terminal)
+        shown = b""
+        with contextlib.suppress(OSError):
+            while chunk := screen.read(65536):
+                shown += chunk
+    assert done.returncode == 0
+    assert b"Completed 3 of 3 file(s)" in shown
+    assert done.stdout.count(b"upload: ") == 3 and b"Completed" not in done.stdout
+    quiet = subprocess.run(
+        [*command, f"s3://{bucket}/piped/"], env=env, capture_output=True, timeout=120
+    )
+    assert quiet.returncode == 0 and b"Completed" not in quiet.stderr
