@@ -50,6 +50,7 @@ from deltaglider.models import (
     DeltaPolicy,
     DownloadResult,
     ListEntry,
+    LogicalPage,
     StoredAs,
     UploadResult,
     VerifyResult,
@@ -92,6 +93,39 @@ DELTA_EXTENSIONS = (
 )
 
 
+def _unseen_bound(position: str, prefix: str) -> str:
+    """Every logical key still unseen after raw listing position `position` sorts at or above
+    the value returned (see `Engine.logical_page`)."""
+    for end in range(len(prefix) + 1, len(position)):
+        if position[:end] + DELTA_SUFFIX > position:
+            return position[:end]
+    return position
+
+
+def _result(
+    item: Artifact, started: float, stored_as: StoredAs, stored_size: int, note: str = ""
+) -> UploadResult:
+    digest = item.digest
+    return UploadResult(
+        item.bucket,
+        item.key,
+        stored_as,
+        digest.size,
+        stored_size,
+        digest.sha256,
+        time.monotonic() - started,
+        note,
+        digest.md5,
+    )
+
+
+def wants_delta(key: str, policy: DeltaPolicy) -> bool:
+    """Whether an upload to `key` is tried as a delta under `policy`."""
+    return policy is DeltaPolicy.ALWAYS or (
+        policy is DeltaPolicy.AUTO and is_delta_eligible(base_name(key))
+    )
+
+
 def is_delta_eligible(name: str) -> bool:
     """True when a file of this name is tried as a delta by default."""
     return name.lower().endswith(DELTA_EXTENSIONS)
@@ -123,6 +157,13 @@ class Located:
         return lookup(self.head.metadata, "file_sha256") if self.kind != ObjectKind.PLAIN else None
 
     @property
+    def md5(self) -> str | None:
+        """MD5 of the logical file when known: our `dg-md5`, or a plain object's own ETag."""
+        if self.kind is ObjectKind.PLAIN:
+            return self.head.etag if "-" not in self.head.etag else None
+        return lookup(self.head.metadata, "md5")
+
+    @property
     def logical_size(self) -> int:
         size = lookup(self.head.metadata, "file_size")
         return int(size) if size and size.isdigit() else self.head.size
@@ -138,6 +179,7 @@ class Artifact:
     key: str
     user_metadata: dict[str, str]
     content_type: str | None
+    tagging: str | None = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +218,7 @@ class Engine:
         max_ratio: float | None = None,
         metadata: dict[str, str] | None = None,
         content_type: str | None = None,
+        tagging: str | None = None,
     ) -> UploadResult:
         """Store a local file under a logical key as reference+delta, delta, or direct.
 
@@ -192,7 +235,7 @@ class Engine:
         except OSError as error:
             raise UsageError(f"{path}: cannot read ({error.strerror})") from None
         item = Artifact(
-            path, digest, bucket, key, check_user_metadata(metadata or {}), content_type
+            path, digest, bucket, key, check_user_metadata(metadata or {}), content_type, tagging
         )
         ratio = self.settings.max_ratio if max_ratio is None else max_ratio
 
@@ -203,20 +246,9 @@ class Engine:
             and (metadata is None or user_metadata(existing.head.metadata) == item.user_metadata)
             and content_type in (None, existing.head.content_type)
         ):
-            return UploadResult(
-                bucket,
-                key,
-                StoredAs.UNCHANGED,
-                digest.size,
-                0,
-                digest.sha256,
-                time.monotonic() - started,
-                "identical file already stored",
-            )
+            return _result(item, started, StoredAs.UNCHANGED, 0, "identical file already stored")
 
-        eligible = policy is DeltaPolicy.ALWAYS or (
-            policy is DeltaPolicy.AUTO and is_delta_eligible(base_name(key))
-        )
+        eligible = wants_delta(key, policy)
         if eligible and digest.size > 0:
             stored_as, stored_size, note = self._put_delta(item, ratio)
         else:
@@ -236,19 +268,62 @@ class Engine:
             file_size=digest.size,
             stored_size=stored_size,
         )
-        return UploadResult(
-            bucket,
-            key,
-            stored_as,
-            digest.size,
-            stored_size,
-            digest.sha256,
-            time.monotonic() - started,
-            note,
-        )
+        return _result(item, started, stored_as, stored_size, note)
+
+    def estimate(
+        self,
+        path: Path,
+        bucket: str,
+        key: str,
+        *,
+        policy: DeltaPolicy = DeltaPolicy.AUTO,
+        max_ratio: float | None = None,
+    ) -> UploadResult:
+        """What `upload` would store for this file, computed (encoding included) without
+        writing anything to the bucket."""
+        started = time.monotonic()
+        check_user_key(key)
+        digest = digest_file(path)
+        item = Artifact(path, digest, bucket, key, {}, None)
+        ratio = self.settings.max_ratio if max_ratio is None else max_ratio
+        existing = self.locate(bucket, key, missing_ok=True)
+
+        def result(stored_as: StoredAs, size: int, note: str = "") -> UploadResult:
+            return _result(item, started, stored_as, size, note)
+
+        if existing is not None and existing.sha256 == digest.sha256:
+            return result(StoredAs.UNCHANGED, 0, "identical file already stored")
+        if not wants_delta(key, policy) or digest.size == 0:
+            return result(StoredAs.DIRECT, digest.size)
+        ref_key = reference_key(parent_prefix(key))
+        ref_head = self.store.head(bucket, ref_key)
+        with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
+            delta_path = Path(scratch) / "estimate.delta"
+            if ref_head is None:
+                xdelta.encode(
+                    path,
+                    path,
+                    delta_path,
+                    xdelta.source_window(digest.size, self.settings.codec_memory_bytes),
+                )
+                return result(
+                    StoredAs.REFERENCE,
+                    digest.size + delta_path.stat().st_size,
+                    "new reference for its folder",
+                )
+            ref_sha = ReferenceMeta.from_dict(ref_head.metadata, ref_key).file_sha256
+            window = xdelta.source_window(ref_head.size, self.settings.codec_memory_bytes)
+            with self._reference(bucket, ref_key, ref_sha) as ref_path:
+                xdelta.encode(ref_path, path, delta_path, window)
+            delta_size = delta_path.stat().st_size
+        if delta_size > ratio * digest.size:
+            return result(StoredAs.DIRECT, digest.size, f"delta over max ratio {ratio:g}")
+        return result(StoredAs.DELTA, delta_size)
 
     def _put_direct(self, item: Artifact) -> int:
-        meta = DirectMeta(base_name(item.key), item.digest.sha256, item.digest.size, now())
+        meta = DirectMeta(
+            base_name(item.key), item.digest.sha256, item.digest.size, now(), item.digest.md5
+        )
         self._store_object(item, item.key, item.path, meta.to_dict())
         return item.digest.size
 
@@ -257,7 +332,10 @@ class Engine:
     ) -> None:
         """Upload a delta or direct object carrying our metadata and the user's."""
         meta = check_metadata({**item.user_metadata, **format_meta}, stored_key)
-        self.store.upload(item.bucket, stored_key, body, meta, item.content_type)
+        headers = {"ContentType": item.content_type, "Tagging": item.tagging}
+        self.store.upload(
+            item.bucket, stored_key, body, meta, {k: v for k, v in headers.items() if v}
+        )
 
     def _put_delta(self, item: Artifact, max_ratio: float) -> tuple[StoredAs, int, str]:
         bucket, digest = item.bucket, item.digest
@@ -328,6 +406,7 @@ class Engine:
                 delta_cmd=xdelta.describe_encode(window),
                 note=ZERO_DIFF_NOTE if max_ratio is None else None,
                 codec=CODEC_XDELTA3_NODECOMP,
+                md5=digest.md5,
             )
             self._store_object(item, delta_key(item.key), delta_path, meta.to_dict())
         return delta_size
@@ -352,7 +431,7 @@ class Engine:
         if missing_ok:
             return None
         if not self.store.bucket_exists(bucket):
-            raise NotFoundError(f"s3://{bucket}: bucket does not exist")
+            raise NotFoundError(f"s3://{bucket}: bucket does not exist", "NoSuchBucket")
         raise NotFoundError(f"s3://{bucket}/{key}: no such object")
 
     def download(self, bucket: str, key: str, destination: Path) -> DownloadResult:
@@ -361,7 +440,7 @@ class Engine:
         started = time.monotonic()
         located = self._locate_readable(bucket, key)
         with atomic_output(destination) as (out, _):
-            digest = self._reconstruct(bucket, located, out)
+            digest = self.reconstruct(bucket, located, out)
         return DownloadResult(
             bucket,
             key,
@@ -380,7 +459,7 @@ class Engine:
 
         A mismatch raises IntegrityError, like a download does."""
         located = self._locate_readable(bucket, key)
-        digest = self._reconstruct(bucket, located, None)
+        digest = self.reconstruct(bucket, located, None)
         return VerifyResult(
             bucket,
             key,
@@ -397,13 +476,18 @@ class Engine:
         assert located is not None
         return located
 
-    def _reconstruct(self, bucket: str, located: Located, out: BinaryIO | None) -> Digest:
+    def reconstruct(self, bucket: str, located: Located, out: BinaryIO | None) -> Digest:
+        """Write the verified logical bytes of a located object into `out` (seekable; may
+        be None to only check). A failed check raises IntegrityError; `out` is then empty."""
         where = f"s3://{bucket}/{located.stored_key}"
         if located.kind is not ObjectKind.DELTA:
             writer = HashingWriter(out)
             self.store.download(bucket, located.stored_key, writer)
             expected = located.sha256
             if expected is not None and writer.digest.sha256 != expected.lower():
+                if out is not None:
+                    out.seek(0)
+                    out.truncate()
                 raise IntegrityError(f"{where}: content does not match its recorded SHA-256")
             return writer.digest
 
@@ -494,6 +578,83 @@ class Engine:
             for entry in self._logical_entries(bucket, objects, logical_sizes):
                 entries.setdefault(entry.key, entry)  # `k` wins over `k.delta`, as reads do
             yield from sorted(entries.values(), key=lambda e: e.key)
+
+    def logical_page(
+        self,
+        bucket: str,
+        prefix: str,
+        *,
+        delimiter: str = "",
+        start_after: str = "",
+        max_keys: int = 1000,
+    ) -> LogicalPage:
+        """Up to `max_keys` logical entries after `start_after`, in logical key order, with
+        logical sizes: the page `list_objects_v2` returns.
+
+        Stripping `.delta` reorders keys (`a.zip.delta` sorts after `a.zip-2`, `a.zip` before
+        it), so raw pages are read until no key still unseen could sort before what is returned:
+        an unseen `L.delta` can only precede a seen position `pos` when `L` is a prefix of `pos`
+        with `L.delta > pos`, so entries below the shortest such prefix are final.
+        """
+        found: dict[str, ListEntry] = {}
+        objects: dict[str, ObjectHead] = {}
+        final: list[str] = []
+        for raw_page in self.store.iter_listing(bucket, prefix, delimiter, start_after):
+            position = ""
+            for item in raw_page:
+                raw_key = item.prefix if isinstance(item, ListedPrefix) else item.key
+                position = max(position, raw_key)
+                if isinstance(item, ListedPrefix):
+                    if item.prefix != INTERNAL_PREFIX and item.prefix > start_after:
+                        found.setdefault(item.prefix, ListEntry(key=item.prefix, is_prefix=True))
+                    continue
+                logical = logical_key_of(item.key)
+                if is_internal_key(item.key) or logical <= start_after:
+                    continue
+                if logical not in objects or objects[logical].key.endswith(DELTA_SUFFIX):
+                    objects[logical] = item  # `k` wins over `k.delta`, as reads do
+                    found[logical] = ListEntry(
+                        logical,
+                        item.size,
+                        item.last_modified,
+                        stored_size=item.size,
+                        etag=item.etag,
+                    )
+            bound = _unseen_bound(position, prefix)
+            final = sorted(k for k in found if k < bound)
+            if len(final) > max_keys:
+                break
+        else:
+            final = sorted(found)
+        chosen = final[:max_keys]
+        entries = self._with_logical_sizes(bucket, [found[k] for k in chosen], objects)
+        return LogicalPage(entries, len(final) > max_keys)
+
+    def _with_logical_sizes(
+        self, bucket: str, entries: list[ListEntry], objects: dict[str, ObjectHead]
+    ) -> list[ListEntry]:
+        """Replace deltas' stored sizes with logical ones (concurrent HEADs); attach heads."""
+        deltas = [
+            e for e in entries if not e.is_prefix and objects[e.key].key.endswith(DELTA_SUFFIX)
+        ]
+        if not deltas:
+            return entries
+        with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
+            heads = dict(
+                zip(
+                    (e.key for e in deltas),
+                    pool.map(lambda e: self.store.head(bucket, objects[e.key].key), deltas),
+                    strict=True,
+                )
+            )
+        result = []
+        for entry in entries:
+            head = heads.get(entry.key)
+            if head is not None and classify(head.key, head.metadata) is ObjectKind.DELTA:
+                located = Located(head.key, head, ObjectKind.DELTA)
+                entry = replace(entry, size=located.logical_size, head=head)
+            result.append(entry)
+        return result
 
     def _logical_entries(
         self, bucket: str, objects: list[ObjectHead], logical_sizes: bool

@@ -18,7 +18,11 @@ class UsageError(DeltagliderError):
 
 
 class NotFoundError(DeltagliderError):
-    """The bucket, key or local file named does not exist."""
+    """The bucket, key or local file named does not exist; `code` is S3's error code."""
+
+    def __init__(self, message: str, code: str = "NoSuchKey") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class IntegrityError(DeltagliderError):
@@ -30,7 +34,12 @@ class CodecError(DeltagliderError):
 
 
 class StorageError(DeltagliderError):
-    """The S3 endpoint refused or failed a request."""
+    """The S3 endpoint refused or failed a request; `cause` is botocore's own exception, which
+    the boto3-shaped client re-raises unchanged."""
+
+    def __init__(self, message: str, cause: Exception | None = None) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 class CacheError(DeltagliderError):

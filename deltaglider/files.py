@@ -26,10 +26,12 @@ class Sink(Protocol):
 
 @dataclass(frozen=True)
 class Digest:
-    """SHA-256 (hex) and length of a byte stream."""
+    """SHA-256 and MD5 (hex) and length of a byte stream. MD5 is what S3 reports as a single
+    upload's ETag, so the client can give boto3-compatible ETags; SHA-256 is what we trust."""
 
     sha256: str
     size: int
+    md5: str = ""
 
 
 def digest_file(path: Path) -> Digest:
@@ -39,12 +41,10 @@ def digest_file(path: Path) -> Digest:
 
 
 def digest_stream(stream: BinaryIO) -> Digest:
-    hasher = hashlib.sha256()
-    size = 0
+    writer = HashingWriter(None)
     while chunk := stream.read(CHUNK_SIZE):
-        hasher.update(chunk)
-        size += len(chunk)
-    return Digest(hasher.hexdigest(), size)
+        writer.write(chunk)
+    return writer.digest
 
 
 class HashingWriter:
@@ -53,10 +53,12 @@ class HashingWriter:
     def __init__(self, target: Sink | None) -> None:
         self._target = target
         self._hasher = hashlib.sha256()
+        self._md5 = hashlib.md5(usedforsecurity=False)
         self.size = 0
 
     def write(self, data: bytes) -> int:
         self._hasher.update(data)
+        self._md5.update(data)
         self.size += len(data)
         if self._target is not None:
             self._target.write(data)
@@ -64,7 +66,7 @@ class HashingWriter:
 
     @property
     def digest(self) -> Digest:
-        return Digest(self._hasher.hexdigest(), self.size)
+        return Digest(self._hasher.hexdigest(), self.size, self._md5.hexdigest())
 
 
 @contextlib.contextmanager

@@ -233,6 +233,7 @@ class DeltaMeta:
     delta_cmd: str
     note: str | None = None
     codec: str | None = None
+    md5: str | None = None
     tool: str = TOOL
 
     def to_dict(self) -> dict[str, str]:
@@ -251,6 +252,8 @@ class DeltaMeta:
             meta["dg-note"] = self.note
         if self.codec:
             meta["dg-codec"] = self.codec
+        if self.md5:
+            meta["dg-md5"] = self.md5
         return meta
 
     @classmethod
@@ -278,6 +281,7 @@ class DeltaMeta:
             delta_cmd=lookup(meta, "delta_cmd") or "",
             note=note,
             codec=lookup(meta, "codec"),
+            md5=lookup(meta, "md5"),
             tool=lookup(meta, "tool") or "",
         )
 
@@ -290,10 +294,11 @@ class DirectMeta:
     file_sha256: str
     file_size: int
     created_at: datetime
+    md5: str | None = None
     tool: str = TOOL
 
     def to_dict(self) -> dict[str, str]:
-        return {
+        meta = {
             "dg-tool": self.tool,
             "dg-original-name": encode_name(self.original_name),
             "dg-file-sha256": self.file_sha256,
@@ -301,6 +306,9 @@ class DirectMeta:
             "dg-created-at": format_time(self.created_at),
             "dg-compression": "none",
         }
+        if self.md5:
+            meta["dg-md5"] = self.md5
+        return meta
 
     @classmethod
     def from_dict(cls, meta: dict[str, str], key: str) -> DirectMeta:
@@ -309,6 +317,7 @@ class DirectMeta:
             file_sha256=_sha(meta, "file_sha256", key),
             file_size=_int(meta, "file_size", key),
             created_at=_time(meta, key),
+            md5=lookup(meta, "md5"),
             tool=lookup(meta, "tool") or "",
         )
 

@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deltaglider.s3 import ObjectHead
 
 
 class StoredAs(Enum):
@@ -37,6 +41,7 @@ class UploadResult:
     sha256: str
     elapsed: float
     note: str = ""  # why a file went direct, or other detail worth telling the user
+    md5: str = ""  # of the file: the ETag a plain single-part upload would have had
 
     @property
     def ratio(self) -> float:
@@ -82,6 +87,8 @@ class ListEntry:
     is_prefix: bool = False
     stored_size: int = 0
     size_is_logical: bool = True  # False: a delta listed without a HEAD shows its stored size
+    head: ObjectHead | None = None  # the delta's HEAD when one was made (for ETag, metadata)
+    etag: str = ""  # the stored object's ETag, as listed
 
 
 @dataclass(frozen=True)
@@ -89,3 +96,11 @@ class DeleteResult:
     bucket: str
     key: str  # logical key
     removed: tuple[str, ...]  # stored keys deleted, a no-longer-needed reference included
+
+
+@dataclass(frozen=True)
+class LogicalPage:
+    """One page of a logical listing, in logical key order."""
+
+    entries: list[ListEntry]
+    truncated: bool  # more entries follow `entries[-1]`

@@ -57,9 +57,19 @@ class AlreadyExists(Exception):
     """A conditional write lost: the key was created by someone else first."""
 
 
-def make_client(settings: Settings) -> S3Client:
-    """A boto3 S3 client that works against S3-compatible stores as well as AWS."""
-    session = boto3.session.Session(profile_name=settings.profile, region_name=settings.region)
+def make_client(settings: Settings, credentials: dict[str, str] | None = None) -> S3Client:
+    """A boto3 S3 client that works against S3-compatible stores as well as AWS.
+
+    `credentials` (aws_access_key_id, aws_secret_access_key, aws_session_token) override the
+    usual chain; they are handed to boto3 and never stored or logged here."""
+    given = credentials or {}
+    session = boto3.session.Session(
+        aws_access_key_id=given.get("aws_access_key_id"),
+        aws_secret_access_key=given.get("aws_secret_access_key"),
+        aws_session_token=given.get("aws_session_token"),
+        profile_name=settings.profile,
+        region_name=settings.region,
+    )
     config = Config(
         signature_version="s3v4",
         request_checksum_calculation="when_required",
@@ -87,12 +97,12 @@ def _translate(error: Exception, what: str) -> Exception:
         code = error_code(error)
         message = error.response.get("Error", {}).get("Message", "") or code
         if code == "NoSuchBucket":
-            return NotFoundError(f"{what}: bucket does not exist")
+            return NotFoundError(f"{what}: bucket does not exist", "NoSuchBucket")
         if code in ("NoSuchKey", "404", "NotFound"):
             return NotFoundError(f"{what}: no such key")
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
-            return StorageError(f"{what}: access denied ({code}); check your credentials")
-        return StorageError(f"{what}: S3 error {code}: {message}")
+            return StorageError(f"{what}: access denied ({code}); check your credentials", error)
+        return StorageError(f"{what}: S3 error {code}: {message}", error)
     if isinstance(error, botocore.exceptions.NoCredentialsError):
         return StorageError(
             f"{what}: no AWS credentials found (set AWS_ACCESS_KEY_ID or a profile)"
@@ -103,8 +113,8 @@ def _translate(error: Exception, what: str) -> Exception:
         | botocore.exceptions.ConnectTimeoutError
         | botocore.exceptions.ReadTimeoutError,
     ):
-        return StorageError(f"{what}: cannot reach the S3 endpoint ({type(error).__name__})")
-    return StorageError(f"{what}: {type(error).__name__}: {error}")
+        return StorageError(f"{what}: cannot reach the S3 endpoint ({type(error).__name__})", error)
+    return StorageError(f"{what}: {type(error).__name__}: {error}", error)
 
 
 class Store:
@@ -153,12 +163,11 @@ class Store:
         key: str,
         path: Path,
         metadata: dict[str, str],
-        content_type: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
-        """Upload a file (multipart above the threshold) with the given user metadata."""
-        extra: dict[str, Any] = {"Metadata": metadata}
-        if content_type:
-            extra["ContentType"] = content_type
+        """Upload a file (multipart above the threshold) with user metadata and optional
+        `ContentType`, `ContentDisposition` or `Tagging`."""
+        extra: dict[str, Any] = {"Metadata": metadata, **(headers or {})}
         try:
             self.client.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=self.transfer)
         except boto3.exceptions.S3UploadFailedError as error:
@@ -245,13 +254,15 @@ class Store:
         return failed
 
     def iter_listing(
-        self, bucket: str, prefix: str, delimiter: str = ""
+        self, bucket: str, prefix: str, delimiter: str = "", start_after: str = ""
     ) -> Iterator[list[ObjectHead | ListedPrefix]]:
         """Pages of a listing (objects and common prefixes, in the server's order)."""
         paginator = self.client.get_paginator("list_objects_v2")
         kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
         if delimiter:
             kwargs["Delimiter"] = delimiter
+        if start_after:
+            kwargs["StartAfter"] = start_after
         try:
             for page in paginator.paginate(**kwargs):
                 entries: list[ObjectHead | ListedPrefix] = [

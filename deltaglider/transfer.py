@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
-from deltaglider.engine import Engine, is_delta_eligible
+from deltaglider.engine import Engine, wants_delta
 from deltaglider.errors import DeltagliderError, UsageError
 from deltaglider.models import DeleteResult, DeltaPolicy, DownloadResult, UploadResult
 from deltaglider.urls import S3Url, parent_prefix
@@ -347,9 +347,7 @@ def _space_of(task: Task, options: Options) -> tuple[str, str] | None:
     destination = task.destination
     if task.action not in (Action.UPLOAD, Action.COPY) or not isinstance(destination, S3Url):
         return None
-    if options.policy is DeltaPolicy.NEVER or (
-        options.policy is DeltaPolicy.AUTO and not is_delta_eligible(destination.key)
-    ):
+    if not wants_delta(destination.key, options.policy):
         return None
     return destination.bucket, parent_prefix(destination.key)
 

@@ -32,6 +32,7 @@ SHA_FIELDS_DELTA = {
     "dg-delta-size",
     "dg-delta-cmd",
     "dg-codec",
+    "dg-md5",
 }
 
 
@@ -119,6 +120,7 @@ def test_exact_keys_and_metadata_follow_format(
         "dg-file-size",
         "dg-created-at",
         "dg-compression",
+        "dg-md5",
     }
     assert direct["dg-compression"] == "none"
 

@@ -1,0 +1,777 @@
+"""A boto3-shaped S3 client whose object calls are delta-aware: `create_client()` works where
+code used `boto3.client("s3")`.
+
+Owns: translating boto3 request parameters and response dicts to and from `Engine` calls,
+ClientError codes, logical-order pagination tokens, presigned URLs for delta objects
+(rehydrated under `.deltaglider/tmp/`), and falling through to the underlying boto3 client for
+every method it does not override. Must not decide how anything is stored (the engine does)
+and must not call boto3 except through `engine.store` for what the engine does not cover.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shutil
+import tempfile
+import urllib.parse
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import IO, Any, BinaryIO, cast
+
+import botocore.exceptions
+
+from deltaglider.config import Settings
+from deltaglider.engine import Engine, Located
+from deltaglider.errors import NotFoundError, StorageError, UsageError
+from deltaglider.files import CHUNK_SIZE
+from deltaglider.metadata import (
+    INTERNAL_PREFIX,
+    ObjectKind,
+    encode_name,
+    format_time,
+    now,
+    parse_time,
+    user_metadata,
+)
+from deltaglider.models import (
+    DeltaPolicy,
+    DownloadResult,
+    ListEntry,
+    UploadResult,
+    VerifyResult,
+)
+from deltaglider.s3 import ObjectHead, Store, make_client
+from deltaglider.shapes import (
+    CommonPrefix,
+    CopyObjectResponse,
+    DeletedObject,
+    DeleteError,
+    DeleteObjectResponse,
+    DeleteObjectsResponse,
+    GetObjectResponse,
+    HeadObjectResponse,
+    ListObjectsResponse,
+    ListObjectsV2Response,
+    ObjectEntry,
+    PurgeResponse,
+    PutObjectResponse,
+    ResponseMetadata,
+)
+from deltaglider.urls import S3Url, base_name, destination_key
+
+TMP_PREFIX = f"{INTERNAL_PREFIX}tmp/"
+_TOKEN_PREFIX = "dg1:"  # noqa: S105 - a pagination token prefix, not a secret
+_DEFAULT_CONTENT_TYPE = "binary/octet-stream"
+_PUT_ARGS = {"Bucket", "Key", "Body", "Metadata", "ContentType", "Tagging"}
+
+
+def create_client(
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    aws_access_key_id: str | None = None,
+    aws_secret_access_key: str | None = None,
+    aws_session_token: str | None = None,
+    profile_name: str | None = None,
+    max_ratio: float | None = None,
+    **settings: Any,
+) -> DeltagliderClient:
+    """A delta-aware S3 client. Arguments are boto3's; `max_ratio` and other `Settings`
+    fields (e.g. `cache_backend="memory"`) are deltaglider's. Unset values come from the
+    environment (`AWS_*`, `DG_*`) as for the CLI."""
+    base = Settings.from_env().with_overrides(
+        endpoint_url=endpoint_url,
+        region=region_name,
+        profile=profile_name,
+        max_ratio=max_ratio,
+        **settings,
+    )
+    credentials = {
+        k: v
+        for k, v in {
+            "aws_access_key_id": aws_access_key_id,
+            "aws_secret_access_key": aws_secret_access_key,
+            "aws_session_token": aws_session_token,
+        }.items()
+        if v
+    }
+    return DeltagliderClient(Engine(base, store=Store(make_client(base, credentials), base)))
+
+
+def _metadata(status: int = 200) -> ResponseMetadata:
+    return {
+        "RequestId": "",
+        "HostId": "",
+        "HTTPStatusCode": status,
+        "HTTPHeaders": {},
+        "RetryAttempts": 0,
+    }
+
+
+def _client_error(
+    code: str, message: str, status: int, operation: str
+) -> botocore.exceptions.ClientError:
+    return botocore.exceptions.ClientError(
+        {
+            "Error": {"Code": code, "Message": message},
+            "ResponseMetadata": cast(Any, _metadata(status)),
+        },
+        operation,
+    )
+
+
+@contextlib.contextmanager
+def _as_client_errors(operation: str, *, head: bool = False) -> Iterator[None]:
+    """Engine errors as boto3 raises them: ClientError with S3's code (a HEAD's is "404")."""
+    try:
+        yield
+    except NotFoundError as error:
+        code = "404" if head else error.code
+        raise _client_error(code, "Not Found" if head else str(error), 404, operation) from None
+    except StorageError as error:
+        if isinstance(
+            error.cause, botocore.exceptions.ClientError | botocore.exceptions.BotoCoreError
+        ):
+            raise error.cause from None
+        raise
+    except UsageError as error:
+        raise _client_error("InvalidArgument", str(error), 400, operation) from None
+
+
+def _etag(located: Located, sha256: str | None = None) -> str:
+    md5 = located.md5
+    if md5:
+        return f'"{md5}"'
+    if located.kind is ObjectKind.PLAIN:
+        return f'"{located.head.etag}"'
+    return f'"{(sha256 or located.sha256 or "")[:32]}"'  # older writers kept no MD5
+
+
+class StreamingBody:
+    """`get_object()["Body"]`: read(), iter_chunks(), iter_lines(), a context manager.
+
+    The bytes were reconstructed and verified before this object exists; they live in an
+    anonymous temp file that disappears when the body is closed."""
+
+    def __init__(self, handle: IO[bytes], length: int) -> None:
+        self._handle = handle
+        self._remaining = length
+        self.content_length = length
+
+    def read(self, amt: int | None = None) -> bytes:
+        size = self._remaining if amt is None or amt < 0 else min(amt, self._remaining)
+        data = self._handle.read(size)
+        self._remaining -= len(data)
+        return data
+
+    def iter_chunks(self, chunk_size: int = 1024) -> Iterator[bytes]:
+        while chunk := self.read(chunk_size):
+            yield chunk
+
+    def iter_lines(self, chunk_size: int = 1024, keepends: bool = False) -> Iterator[bytes]:
+        pending = b""
+        for chunk in self.iter_chunks(chunk_size):
+            lines = (pending + chunk).splitlines(True)
+            pending = lines.pop() if lines and not lines[-1].endswith((b"\n", b"\r")) else b""
+            for line in lines:
+                yield line if keepends else line.rstrip(b"\r\n")
+        if pending:
+            yield pending
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.iter_chunks(CHUNK_SIZE)
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> StreamingBody:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int]:
+    """`bytes=a-b`, `bytes=a-`, `bytes=-n` → inclusive (start, end); ClientError if bad."""
+    unit, _, spec = header.partition("=")
+    first, sep, last = spec.partition("-")
+    try:
+        if unit.strip() != "bytes" or not sep or "," in spec:
+            raise ValueError
+        if first == "":
+            start, end = max(0, size - int(last)), size - 1
+        else:
+            start = int(first)
+            end = min(int(last), size - 1) if last else size - 1
+        if start > end or start >= size:
+            raise ValueError
+    except ValueError:
+        raise _client_error(
+            "InvalidRange", "The requested range is not satisfiable", 416, "GetObject"
+        ) from None
+    return start, end
+
+
+def _token(after: str) -> str:
+    return base64.urlsafe_b64encode((_TOKEN_PREFIX + after).encode("utf-8")).decode("ascii")
+
+
+def _after(token: str) -> str:
+    try:
+        text = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
+    except (ValueError, UnicodeError):
+        text = ""
+    if not text.startswith(_TOKEN_PREFIX):
+        raise _client_error(
+            "InvalidArgument", "The continuation token provided is incorrect", 400, "ListObjectsV2"
+        )
+    return text[len(_TOKEN_PREFIX) :]
+
+
+def _content_disposition(name: str) -> str:
+    ascii_name = name.encode("ascii", "replace").decode("ascii").replace('"', "'")
+    quoted = urllib.parse.quote(name, safe="")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}"
+
+
+class Paginator:
+    """`get_paginator("list_objects_v2" | "list_objects")` over the logical view."""
+
+    def __init__(self, list_page: Callable[..., Any], token_key: str, next_key: str) -> None:
+        self._list_page = list_page
+        self._token_key, self._next_key = token_key, next_key
+
+    def paginate(self, **kwargs: Any) -> Iterator[Any]:
+        config = kwargs.pop("PaginationConfig", None) or {}
+        if config.get("PageSize"):
+            kwargs["MaxKeys"] = int(config["PageSize"])
+        if config.get("StartingToken"):
+            kwargs[self._token_key] = config["StartingToken"]
+        budget = config.get("MaxItems")
+        while True:
+            if budget is not None:
+                kwargs["MaxKeys"] = min(kwargs.get("MaxKeys", 1000), budget)
+            page = self._list_page(**kwargs)
+            yield page
+            if budget is not None:
+                budget -= len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
+            following = page.get(self._next_key)
+            if not page["IsTruncated"] or not following or budget == 0:
+                return
+            kwargs[self._token_key] = following
+
+
+class DeltagliderClient:
+    """Delta-aware object calls with boto3's names, parameters, responses and errors.
+
+    Methods not defined here (bucket policies, ACLs, create_bucket, list_buckets, …) are the
+    underlying boto3 client's, unchanged."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.boto3_client = engine.store.client
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.boto3_client, name)
+
+    # ------------------------------------------------------------------- writes
+
+    def put_object(
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        Body: Any = b"",
+        Metadata: dict[str, str] | None = None,
+        ContentType: str | None = None,
+        Tagging: str | None = None,
+        **unsupported: Any,
+    ) -> PutObjectResponse:
+        """Body: bytes, str, a readable file object, or a `pathlib.Path` to upload."""
+        _refuse(unsupported, "PutObject")
+        with _as_client_errors("PutObject"), self._spooled(Key, Body) as path:
+            result = self.engine.upload(
+                path,
+                Bucket,
+                Key,
+                metadata=Metadata or {},
+                content_type=ContentType,
+                tagging=Tagging,
+            )
+        return {"ETag": f'"{result.md5}"', "ResponseMetadata": _metadata()}
+
+    @contextlib.contextmanager
+    def _spooled(self, key: str, body: Any) -> Iterator[Path]:
+        """The body as a local file named like the key (the name decides delta eligibility)."""
+        if isinstance(body, Path):
+            yield body
+            return
+        with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
+            path = Path(scratch) / (base_name(key) or "object")
+            with path.open("wb") as out:
+                if isinstance(body, str):
+                    out.write(body.encode("utf-8"))
+                elif isinstance(body, bytes | bytearray | memoryview):
+                    out.write(body)
+                else:
+                    shutil.copyfileobj(body, out, CHUNK_SIZE)
+            yield path
+
+    def upload_file(
+        self,
+        Filename: str,
+        Bucket: str,
+        Key: str,
+        ExtraArgs: dict[str, Any] | None = None,
+        Callback: Callable[[int], None] | None = None,
+        Config: Any = None,
+    ) -> None:
+        extra = dict(ExtraArgs or {})
+        _refuse({k: v for k, v in extra.items() if k not in _PUT_ARGS}, "PutObject")
+        with _as_client_errors("PutObject"):
+            result = self.engine.upload(
+                Path(Filename),
+                Bucket,
+                Key,
+                metadata=extra.get("Metadata"),
+                content_type=extra.get("ContentType"),
+                tagging=extra.get("Tagging"),
+            )
+        if Callback is not None:
+            Callback(result.file_size)
+
+    def upload_fileobj(
+        self,
+        Fileobj: BinaryIO,
+        Bucket: str,
+        Key: str,
+        ExtraArgs: dict[str, Any] | None = None,
+        Callback: Callable[[int], None] | None = None,
+        Config: Any = None,
+    ) -> None:
+        with self._spooled(Key, Fileobj) as path:
+            self.upload_file(str(path), Bucket, Key, ExtraArgs, Callback, Config)
+
+    def copy_object(
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        CopySource: str | dict[str, str],
+        MetadataDirective: str = "COPY",
+        Metadata: dict[str, str] | None = None,
+        ContentType: str | None = None,
+        **unsupported: Any,
+    ) -> CopyObjectResponse:
+        _refuse(unsupported, "CopyObject")
+        if isinstance(CopySource, str):
+            source_bucket, _, source_key = (
+                urllib.parse.unquote(CopySource).lstrip("/").partition("/")
+            )
+        else:
+            source_bucket, source_key = CopySource["Bucket"], CopySource["Key"]
+        replace = MetadataDirective == "REPLACE"
+        with _as_client_errors("CopyObject"):
+            result = self.engine.copy(
+                source_bucket,
+                source_key,
+                Bucket,
+                Key,
+                metadata=(Metadata or {}) if replace else None,
+                content_type=ContentType if replace else None,
+            )
+        return {
+            "CopyObjectResult": {"ETag": f'"{result.md5}"', "LastModified": now()},
+            "ResponseMetadata": _metadata(),
+        }
+
+    def delete_object(
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        **unsupported: Any,
+    ) -> DeleteObjectResponse:
+        """Deleting a key that does not exist succeeds, as in S3; a missing bucket does not."""
+        _refuse(unsupported, "DeleteObject")
+        with _as_client_errors("DeleteObject"):
+            try:
+                self.engine.delete(Bucket, Key)
+            except NotFoundError as error:
+                if error.code == "NoSuchBucket":
+                    raise
+        return {"ResponseMetadata": _metadata(204)}
+
+    def delete_objects(
+        self,
+        *,
+        Bucket: str,
+        Delete: dict[str, Any],
+        **unsupported: Any,
+    ) -> DeleteObjectsResponse:
+        _refuse(unsupported, "DeleteObjects")
+        deleted: list[DeletedObject] = []
+        errors: list[DeleteError] = []
+        for item in Delete.get("Objects", []):
+            key = item["Key"]
+            try:
+                self.delete_object(Bucket=Bucket, Key=key)
+                deleted.append({"Key": key})
+            except botocore.exceptions.ClientError as error:
+                info = error.response.get("Error", {})
+                errors.append(
+                    {
+                        "Key": key,
+                        "Code": str(info.get("Code", "")),
+                        "Message": str(info.get("Message", "")),
+                    }
+                )
+        response: DeleteObjectsResponse = {"ResponseMetadata": _metadata()}
+        if deleted and not Delete.get("Quiet"):
+            response["Deleted"] = deleted
+        if errors:
+            response["Errors"] = errors
+        return response
+
+    # -------------------------------------------------------------------- reads
+
+    def head_object(
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        **unsupported: Any,
+    ) -> HeadObjectResponse:
+        _refuse(unsupported, "HeadObject")
+        with _as_client_errors("HeadObject", head=True):
+            located = self._locate(Bucket, Key)
+        return self._head_shape(located)
+
+    def _locate(self, bucket: str, key: str) -> Located:
+        if not base_name(key):
+            raise NotFoundError(f"s3://{bucket}/{key}: no such object")
+        located = self.engine.locate(bucket, key)
+        assert located is not None
+        return located
+
+    def _head_shape(self, located: Located, sha256: str | None = None) -> HeadObjectResponse:
+        head = located.head
+        return {
+            "ContentLength": located.logical_size,
+            "ETag": _etag(located, sha256),
+            "LastModified": head.last_modified,
+            "Metadata": user_metadata(head.metadata),
+            "ContentType": head.content_type or _DEFAULT_CONTENT_TYPE,
+            "AcceptRanges": "bytes",
+            "ResponseMetadata": _metadata(),
+        }
+
+    def get_object(
+        self,
+        *,
+        Bucket: str,
+        Key: str,
+        Range: str | None = None,
+        **unsupported: Any,
+    ) -> GetObjectResponse:
+        """The logical file, reconstructed and verified, as a streaming `Body`."""
+        _refuse(unsupported, "GetObject")
+        handle = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the returned body
+        try:
+            with _as_client_errors("GetObject"):
+                located = self._locate(Bucket, Key)
+                digest = self.engine.reconstruct(Bucket, located, cast(BinaryIO, handle))
+            response = cast(GetObjectResponse, dict(self._head_shape(located, digest.sha256)))
+            response["ContentLength"] = digest.size
+            start, end = 0, digest.size - 1
+            if Range is not None:
+                start, end = _parse_range(Range, digest.size)
+                response["ContentRange"] = f"bytes {start}-{end}/{digest.size}"
+                response["ContentLength"] = end - start + 1
+                response["ResponseMetadata"] = _metadata(206)
+            handle.seek(start)
+            response["Body"] = StreamingBody(handle, max(0, end - start + 1))
+            return response
+        except BaseException:
+            handle.close()
+            raise
+
+    def download_file(
+        self,
+        Bucket: str,
+        Key: str,
+        Filename: str,
+        ExtraArgs: dict[str, Any] | None = None,
+        Callback: Callable[[int], None] | None = None,
+        Config: Any = None,
+    ) -> None:
+        with _as_client_errors("GetObject", head=True):
+            result = self.engine.download(Bucket, Key, Path(Filename))
+        if Callback is not None:
+            Callback(result.size)
+
+    def download_fileobj(
+        self,
+        Bucket: str,
+        Key: str,
+        Fileobj: BinaryIO,
+        ExtraArgs: dict[str, Any] | None = None,
+        Callback: Callable[[int], None] | None = None,
+        Config: Any = None,
+    ) -> None:
+        response = self.get_object(Bucket=Bucket, Key=Key)
+        with response["Body"] as body:
+            for chunk in body.iter_chunks(CHUNK_SIZE):
+                Fileobj.write(chunk)
+                if Callback is not None:
+                    Callback(len(chunk))
+
+    # ----------------------------------------------------------------- listings
+
+    def list_objects_v2(
+        self,
+        *,
+        Bucket: str,
+        Prefix: str = "",
+        Delimiter: str = "",
+        MaxKeys: int = 1000,
+        ContinuationToken: str | None = None,
+        StartAfter: str | None = None,
+        **ignored: Any,
+    ) -> ListObjectsV2Response:
+        """The logical view in logical key order, with logical sizes and ETags."""
+        after = _after(ContinuationToken) if ContinuationToken else (StartAfter or "")
+        with _as_client_errors("ListObjectsV2"):
+            contents, prefixes, truncated = self._page(Bucket, Prefix, Delimiter, after, MaxKeys)
+        response: ListObjectsV2Response = {
+            "IsTruncated": truncated,
+            "Name": Bucket,
+            "Prefix": Prefix,
+            "MaxKeys": MaxKeys,
+            "KeyCount": len(contents) + len(prefixes),
+            "ResponseMetadata": _metadata(),
+        }
+        if contents:
+            response["Contents"] = contents
+        if prefixes:
+            response["CommonPrefixes"] = prefixes
+        if Delimiter:
+            response["Delimiter"] = Delimiter
+        if ContinuationToken:
+            response["ContinuationToken"] = ContinuationToken
+        if StartAfter:
+            response["StartAfter"] = StartAfter
+        if truncated:
+            response["NextContinuationToken"] = _token(self._last(contents, prefixes))
+        return response
+
+    def list_objects(
+        self,
+        *,
+        Bucket: str,
+        Prefix: str = "",
+        Delimiter: str = "",
+        Marker: str = "",
+        MaxKeys: int = 1000,
+        **ignored: Any,
+    ) -> ListObjectsResponse:
+        with _as_client_errors("ListObjects"):
+            contents, prefixes, truncated = self._page(Bucket, Prefix, Delimiter, Marker, MaxKeys)
+        response: ListObjectsResponse = {
+            "IsTruncated": truncated,
+            "Name": Bucket,
+            "Prefix": Prefix,
+            "Marker": Marker,
+            "MaxKeys": MaxKeys,
+            "ResponseMetadata": _metadata(),
+        }
+        if contents:
+            response["Contents"] = contents
+        if prefixes:
+            response["CommonPrefixes"] = prefixes
+        if Delimiter:
+            response["Delimiter"] = Delimiter
+            if truncated:
+                response["NextMarker"] = self._last(contents, prefixes)
+        return response
+
+    @staticmethod
+    def _last(contents: list[ObjectEntry], prefixes: list[CommonPrefix]) -> str:
+        return max([c["Key"] for c in contents] + [p["Prefix"] for p in prefixes])
+
+    def _page(
+        self, bucket: str, prefix: str, delimiter: str, after: str, max_keys: int
+    ) -> tuple[list[ObjectEntry], list[CommonPrefix], bool]:
+        if max_keys <= 0:
+            return [], [], False
+        page = self.engine.logical_page(
+            bucket, prefix, delimiter=delimiter, start_after=after, max_keys=max_keys
+        )
+        contents = [self._entry(bucket, e) for e in page.entries if not e.is_prefix]
+        prefixes: list[CommonPrefix] = [{"Prefix": e.key} for e in page.entries if e.is_prefix]
+        return contents, prefixes, page.truncated
+
+    @staticmethod
+    def _entry(bucket: str, entry: ListEntry) -> ObjectEntry:
+        head: ObjectHead | None = entry.head
+        etag = _etag(Located(head.key, head, ObjectKind.DELTA)) if head else f'"{entry.etag}"'
+        assert entry.last_modified is not None
+        return {
+            "Key": entry.key,
+            "LastModified": entry.last_modified,
+            "ETag": etag,
+            "Size": entry.size,
+            "StorageClass": "STANDARD",
+        }
+
+    def get_paginator(self, operation_name: str) -> Any:
+        if operation_name == "list_objects_v2":
+            return Paginator(self.list_objects_v2, "ContinuationToken", "NextContinuationToken")
+        if operation_name == "list_objects":
+            return Paginator(self.list_objects, "Marker", "NextMarker")
+        return cast(Any, self.boto3_client).get_paginator(operation_name)
+
+    # --------------------------------------------------------- presigned URLs
+
+    def generate_presigned_url(
+        self,
+        ClientMethod: str,
+        Params: dict[str, Any] | None = None,
+        ExpiresIn: int = 3600,
+        HttpMethod: str | None = None,
+    ) -> str:
+        """For `get_object` of a delta: the file is rehydrated once under `.deltaglider/tmp/`
+        (kept until the URL expires, then removed by `purge_temp_files`) and the URL serves
+        it with its original name; direct and plain objects get a plain presigned URL."""
+        params = dict(Params or {})
+        if ClientMethod == "get_object":
+            with _as_client_errors("GetObject"):
+                located = self._locate(params["Bucket"], params["Key"])
+            if located.kind is ObjectKind.DELTA:
+                params["Key"] = self._rehydrate(params["Bucket"], params["Key"], located, ExpiresIn)
+            else:
+                params["Key"] = located.stored_key
+        extra = {"HttpMethod": HttpMethod} if HttpMethod else {}
+        return str(
+            self.boto3_client.generate_presigned_url(
+                ClientMethod, Params=params, ExpiresIn=ExpiresIn, **extra
+            )
+        )
+
+    def _rehydrate(self, bucket: str, key: str, located: Located, expires_in: int) -> str:
+        sha256 = located.sha256 or "unknown"
+        name = base_name(key)
+        temp_key = f"{TMP_PREFIX}{sha256}/{name}"
+        until = now() + timedelta(seconds=expires_in)
+        existing = self.engine.store.head(bucket, temp_key)
+        if existing is not None:
+            expires = existing.metadata.get("dg-expires-at")
+            if expires and parse_time(expires) >= until:
+                return temp_key
+        with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
+            path = Path(scratch) / "object"
+            with _as_client_errors("GetObject"), path.open("wb") as out:
+                self.engine.reconstruct(bucket, located, out)
+            headers = {
+                "ContentDisposition": _content_disposition(name),
+                "ContentType": located.head.content_type or _DEFAULT_CONTENT_TYPE,
+            }
+            self.engine.store.upload(
+                bucket,
+                temp_key,
+                path,
+                {
+                    "dg-expires-at": format_time(until),
+                    "dg-source-key": encode_name(key),
+                },
+                headers,
+            )
+        return temp_key
+
+    def purge_temp_files(self, Bucket: str) -> PurgeResponse:
+        """Delete rehydrated files whose presigned URLs have expired."""
+        deleted = kept = 0
+        moment = now()
+        with _as_client_errors("ListObjectsV2"):
+            for page in self.engine.store.iter_listing(Bucket, TMP_PREFIX):
+                for item in page:
+                    if not isinstance(item, ObjectHead):
+                        continue
+                    head = self.engine.store.head(Bucket, item.key)
+                    expires = head.metadata.get("dg-expires-at") if head else None
+                    if head is None:
+                        continue
+                    if expires is None or parse_time(expires) <= moment:
+                        self.engine.store.delete(Bucket, item.key)
+                        deleted += 1
+                    else:
+                        kept += 1
+        return {"Deleted": deleted, "Kept": kept, "ResponseMetadata": _metadata()}
+
+    # -------------------------------------------------------------- extras
+
+    def upload(
+        self,
+        path: str | os.PathLike[str],
+        s3_url: str,
+        *,
+        max_ratio: float | None = None,
+        policy: DeltaPolicy = DeltaPolicy.AUTO,
+        metadata: dict[str, str] | None = None,
+    ) -> UploadResult:
+        """Store a file (a trailing `/` in the URL keeps its name) and say how it was stored."""
+        local = Path(path)
+        url = S3Url.parse(s3_url)
+        return self.engine.upload(
+            local,
+            url.bucket,
+            destination_key(url, local.name),
+            policy=policy,
+            max_ratio=max_ratio,
+            metadata=metadata,
+        )
+
+    def download(self, s3_url: str, path: str | os.PathLike[str]) -> DownloadResult:
+        url = S3Url.parse(s3_url)
+        local = Path(path)
+        if local.is_dir():
+            local = local / base_name(url.key)
+        return self.engine.download(url.bucket, url.key, local)
+
+    def verify(self, s3_url: str) -> VerifyResult:
+        url = S3Url.parse(s3_url)
+        return self.engine.verify(url.bucket, url.key)
+
+    def estimate(
+        self,
+        path: str | os.PathLike[str],
+        s3_url: str,
+        *,
+        max_ratio: float | None = None,
+        policy: DeltaPolicy = DeltaPolicy.AUTO,
+    ) -> UploadResult:
+        """What `upload` would store, computed without writing to the bucket."""
+        local = Path(path)
+        url = S3Url.parse(s3_url)
+        return self.engine.estimate(
+            local, url.bucket, destination_key(url, local.name), policy=policy, max_ratio=max_ratio
+        )
+
+    def close(self) -> None:
+        self.engine.cache.close()
+
+
+def _refuse(unsupported: dict[str, Any], operation: str) -> None:
+    if unsupported:
+        names = ", ".join(sorted(unsupported))
+        raise botocore.exceptions.ParamValidationError(
+            report=f"{operation}: deltaglider does not support {names}"
+        )
+
+
+__all__ = ["DeltagliderClient", "StreamingBody", "create_client"]
