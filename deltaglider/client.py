@@ -681,16 +681,8 @@ class DeltagliderClient:
                 "ContentDisposition": _content_disposition(name),
                 "ContentType": located.head.content_type or _DEFAULT_CONTENT_TYPE,
             }
-            self.engine.store.upload(
-                bucket,
-                temp_key,
-                path,
-                {
-                    "dg-expires-at": format_time(until),
-                    "dg-source-key": encode_name(key),
-                },
-                headers,
-            )
+            meta = {"dg-expires-at": format_time(until), "dg-source-key": encode_name(key)}
+            self.engine.store.put_file(bucket, temp_key, path, meta, sha256=None, headers=headers)
         return temp_key
 
     def purge_temp_files(self, Bucket: str) -> PurgeResponse:

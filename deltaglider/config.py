@@ -29,6 +29,10 @@ class Settings:
     multipart_threshold: int = 64 * MIB
     multipart_chunksize: int = 16 * MIB
     max_concurrency: int = 4
+    settle_seconds: float = 2.0  # only where the server ignores If-None-Match
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    max_attempts: int = 5  # per request, botocore's standard retry mode
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -53,6 +57,10 @@ class Settings:
                 env, "DG_MULTIPART_CHUNKSIZE_MB", defaults.multipart_chunksize
             ),
             max_concurrency=_int(env, "DG_MAX_CONCURRENCY", defaults.max_concurrency),
+            settle_seconds=_seconds(env, "DG_SETTLE_SECONDS", defaults.settle_seconds),
+            connect_timeout=_seconds(env, "DG_CONNECT_TIMEOUT", defaults.connect_timeout),
+            read_timeout=_seconds(env, "DG_READ_TIMEOUT", defaults.read_timeout),
+            max_attempts=_int(env, "DG_MAX_ATTEMPTS", defaults.max_attempts),
         )
 
     def with_overrides(self, **changes: object) -> Settings:
@@ -93,3 +101,16 @@ def _mib(env: Mapping[str, str], name: str, default_bytes: int) -> int:
     if not env.get(name):
         return default_bytes
     return _int(env, name, 0) * MIB
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise UsageError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not 0 <= value < 86400:
+        raise UsageError(f"{name} must be between 0 and 86400 seconds, not {raw!r}")
+    return value

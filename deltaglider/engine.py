@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -42,6 +45,7 @@ from deltaglider.metadata import (
     logical_key_of,
     lookup,
     now,
+    parse_time,
     reference_key,
     user_metadata,
 )
@@ -93,6 +97,10 @@ DELTA_EXTENSIONS = (
 )
 
 
+REFERENCE_ATTEMPTS = 3
+TRASH_PREFIX = f"{INTERNAL_PREFIX}trash/"
+
+
 def _unseen_bound(position: str, prefix: str) -> str:
     """Every logical key still unseen after raw listing position `position` sorts at or above
     the value returned (see `Engine.logical_page`)."""
@@ -117,6 +125,16 @@ def _result(
         note,
         digest.md5,
     )
+
+
+def written_at(head: ObjectHead) -> datetime:
+    """When an object was written: our microsecond `dg-created-at` (S3's LastModified has
+    one-second resolution, too coarse to order two uploads of one CI job), else LastModified."""
+    raw = lookup(head.metadata, "created_at")
+    if raw:
+        with contextlib.suppress(ValueError):
+            return parse_time(raw)
+    return head.last_modified
 
 
 def wants_delta(key: str, policy: DeltaPolicy) -> bool:
@@ -184,11 +202,12 @@ class Artifact:
 
 @dataclass(frozen=True)
 class Reference:
-    """A space's reference as an encode needs it."""
+    """A space's reference as an encode needs it (metadata to put it back if it vanishes)."""
 
     key: str
     sha256: str
     size: int
+    metadata: dict[str, str]
 
 
 class Engine:
@@ -205,6 +224,8 @@ class Engine:
         self.cache = cache or open_cache(
             settings.cache_backend, settings.cache_memory_bytes, settings.cache_encryption_key
         )
+        self._conditional: dict[str, bool] = {}
+        self._probe_lock = threading.Lock()
 
     # ----------------------------------------------------------------- upload
 
@@ -255,11 +276,7 @@ class Engine:
             note = "empty file" if eligible else ""
             stored_as, stored_size = StoredAs.DIRECT, self._put_direct(item)
 
-        new_stored_key = key if stored_as is StoredAs.DIRECT else delta_key(key)
-        if existing is not None and existing.stored_key != new_stored_key:
-            self.store.delete(bucket, existing.stored_key)
-            if existing.kind is ObjectKind.DELTA:
-                self._drop_unused_reference(bucket, parent_prefix(key))
+        self._drop_other_form(bucket, key, key if stored_as is StoredAs.DIRECT else delta_key(key))
         log.info(
             "uploaded",
             bucket=bucket,
@@ -324,51 +341,128 @@ class Engine:
         meta = DirectMeta(
             base_name(item.key), item.digest.sha256, item.digest.size, now(), item.digest.md5
         )
-        self._store_object(item, item.key, item.path, meta.to_dict())
+        self._store_object(item, item.key, item.path, meta.to_dict(), item.digest.sha256)
         return item.digest.size
 
     def _store_object(
-        self, item: Artifact, stored_key: str, body: Path, format_meta: dict[str, str]
+        self,
+        item: Artifact,
+        stored_key: str,
+        body: Path,
+        format_meta: dict[str, str],
+        sha256: str | None,
     ) -> None:
         """Upload a delta or direct object carrying our metadata and the user's."""
         meta = check_metadata({**item.user_metadata, **format_meta}, stored_key)
         headers = {"ContentType": item.content_type, "Tagging": item.tagging}
-        self.store.upload(
-            item.bucket, stored_key, body, meta, {k: v for k, v in headers.items() if v}
+        self.store.put_file(
+            item.bucket,
+            stored_key,
+            body,
+            meta,
+            sha256=sha256,
+            headers={k: v for k, v in headers.items() if v},
         )
 
     def _put_delta(self, item: Artifact, max_ratio: float) -> tuple[StoredAs, int, str]:
+        """Store `item` against its space's reference, creating the reference if there is
+        none. A delta is only reported stored once its reference is confirmed in place after
+        the delta was written (a concurrent `rm` may have removed it: it is put back); if the
+        reference was replaced by different bytes the delta is made again."""
+        for _ in range(REFERENCE_ATTEMPTS):
+            stored = self._try_put_delta(item, max_ratio)
+            if stored is not None:
+                return stored
+            log.warning("reference_changed_during_upload", bucket=item.bucket, key=item.key)
+        self.store.delete(item.bucket, delta_key(item.key))
+        return (
+            StoredAs.DIRECT,
+            self._put_direct(item),
+            "the folder's reference kept changing during the upload",
+        )
+
+    def _try_put_delta(self, item: Artifact, max_ratio: float) -> tuple[StoredAs, int, str] | None:
         bucket, digest = item.bucket, item.digest
         ref_key = reference_key(parent_prefix(item.key))
         ref_head = self.store.head(bucket, ref_key)
         if ref_head is None:
-            meta = ReferenceMeta(base_name(item.key), digest.sha256, now())
+            meta = check_metadata(
+                ReferenceMeta(base_name(item.key), digest.sha256, now()).to_dict(), ref_key
+            )
+            reference = Reference(ref_key, digest.sha256, digest.size, meta)
             try:
-                self.store.create_exclusive(
-                    bucket, ref_key, item.path, check_metadata(meta.to_dict(), ref_key)
-                )
+                self._create_reference(bucket, reference, item.path)
             except AlreadyExists:
                 log.info("reference_race_lost", bucket=bucket, ref_key=ref_key)
-                ref_head = self.store.head(bucket, ref_key)
-                if ref_head is None:
-                    raise IntegrityError(
-                        f"s3://{bucket}/{ref_key} was created and removed while uploading "
-                        f"{item.key}; run the upload again"
-                    ) from None
-            else:
-                self.cache.store(digest.sha256, item.path)
-                reference = Reference(ref_key, digest.sha256, digest.size)
-                delta_size = self._store_delta(item, item.path, reference, None)
-                assert delta_size is not None
-                return StoredAs.REFERENCE, digest.size + delta_size, "new reference for its folder"
+                return None
+            self.cache.store(digest.sha256, item.path)
+            delta_size = self._store_delta(item, item.path, reference, None)
+            assert delta_size is not None
+            if not self._reference_in_place(bucket, reference, item.path):
+                return None
+            return StoredAs.REFERENCE, digest.size + delta_size, "new reference for its folder"
 
         ref_sha = ReferenceMeta.from_dict(ref_head.metadata, ref_key).file_sha256
-        reference = Reference(ref_key, ref_sha, ref_head.size)
+        reference = Reference(ref_key, ref_sha, ref_head.size, ref_head.metadata)
         with self._reference(bucket, ref_key, ref_sha) as ref_path:
             delta_size = self._store_delta(item, ref_path, reference, max_ratio)
+            if delta_size is not None and not self._reference_in_place(bucket, reference, ref_path):
+                return None
         if delta_size is None:
             return StoredAs.DIRECT, self._put_direct(item), f"delta over max ratio {max_ratio:g}"
         return StoredAs.DELTA, delta_size, ""
+
+    def _create_reference(self, bucket: str, reference: Reference, source: Path) -> None:
+        """Create `reference.key` from `source` unless it exists (AlreadyExists then).
+
+        With conditional writes this is one `If-None-Match: *` request. On a server that
+        ignores the condition (detected once per bucket) the reference is written, left to
+        settle for `settle_seconds`, and read back: a writer whose bytes did not win raises
+        AlreadyExists and encodes against the winner, as on 412."""
+        conditional = self._supports_conditional_writes(bucket)
+        if not conditional and self.store.head(bucket, reference.key) is not None:
+            raise AlreadyExists(reference.key)
+        self.store.put_file(
+            bucket,
+            reference.key,
+            source,
+            reference.metadata,
+            sha256=reference.sha256,
+            exclusive=conditional,
+        )
+        if not conditional:
+            time.sleep(self.settings.settle_seconds)
+            head = self.store.head(bucket, reference.key)
+            if head is None or lookup(head.metadata, "file_sha256") != reference.sha256:
+                raise AlreadyExists(reference.key)
+
+    def _supports_conditional_writes(self, bucket: str) -> bool:
+        """Probe once per bucket: does a second `If-None-Match: *` PUT get 412?"""
+        with self._probe_lock:
+            known = self._conditional.get(bucket)
+            if known is None:
+                known = self.store.conditional_writes_work(bucket, f"{INTERNAL_PREFIX}probe/")
+                if not known:
+                    log.warning(
+                        "conditional_writes_unsupported",
+                        bucket=bucket,
+                        fallback="write, settle, read back",
+                    )
+                self._conditional[bucket] = known
+            return known
+
+    def _reference_in_place(self, bucket: str, reference: Reference, source: Path) -> bool:
+        """After a delta was written: is its reference (same SHA-256) still there? If it was
+        removed meanwhile, put the same bytes back. False when other bytes took its place."""
+        head = self.store.head(bucket, reference.key)
+        if head is None:
+            log.warning("reference_restored", bucket=bucket, ref_key=reference.key)
+            try:
+                self._create_reference(bucket, reference, source)
+                return True
+            except AlreadyExists:
+                head = self.store.head(bucket, reference.key)
+        return head is not None and lookup(head.metadata, "file_sha256") == reference.sha256
 
     def _store_delta(
         self, item: Artifact, ref_path: Path, reference: Reference, max_ratio: float | None
@@ -408,7 +502,7 @@ class Engine:
                 codec=CODEC_XDELTA3_NODECOMP,
                 md5=digest.md5,
             )
-            self._store_object(item, delta_key(item.key), delta_path, meta.to_dict())
+            self._store_object(item, delta_key(item.key), delta_path, meta.to_dict(), None)
         return delta_size
 
     def _reference(
@@ -423,16 +517,40 @@ class Engine:
 
     def locate(self, bucket: str, key: str, *, missing_ok: bool = False) -> Located | None:
         """FORMAT "How a read decides": `key`, then `key.delta`. NotFoundError unless
-        `missing_ok` when neither exists (naming a missing bucket as such)."""
-        for stored_key in (key, delta_key(key)):
-            head = self.store.head(bucket, stored_key)
-            if head is not None:
-                return Located(stored_key, head, classify(stored_key, head.metadata))
+        `missing_ok` when neither exists (naming a missing bucket as such).
+
+        Both are looked at: when two writers left both forms (each deletes the other only if
+        it is older than its own), the newer wins and `key` wins a tie, so every reader
+        agrees on one of the writes."""
+        found = [
+            Located(stored_key, head, classify(stored_key, head.metadata))
+            for stored_key in (key, delta_key(key))
+            if (head := self.store.head(bucket, stored_key)) is not None
+        ]
+        if found:
+            return max(found, key=lambda f: (written_at(f.head), f.stored_key == key))
         if missing_ok:
             return None
         if not self.store.bucket_exists(bucket):
             raise NotFoundError(f"s3://{bucket}: bucket does not exist", "NoSuchBucket")
         raise NotFoundError(f"s3://{bucket}/{key}: no such object")
+
+    def _drop_other_form(self, bucket: str, key: str, stored_key: str) -> None:
+        """After writing `stored_key`, remove the logical key's other form (`k` vs `k.delta`)
+        if it is older than what was just written; a newer one is a concurrent writer's."""
+        other = delta_key(key) if stored_key == key else key
+        other_head = self.store.head(bucket, other)
+        if other_head is None:
+            return
+        ours = self.store.head(bucket, stored_key)
+        if ours is None:
+            return
+        theirs_at, ours_at = written_at(other_head), written_at(ours)
+        if theirs_at > ours_at or (theirs_at == ours_at and other == key):
+            return
+        self.store.delete(bucket, other)
+        if other.endswith(DELTA_SUFFIX):
+            self._drop_unused_reference(bucket, parent_prefix(key))
 
     def download(self, bucket: str, key: str, destination: Path) -> DownloadResult:
         """Reconstruct a logical key into `destination`, which only ever receives a complete,
@@ -627,8 +745,20 @@ class Engine:
         else:
             final = sorted(found)
         chosen = final[:max_keys]
-        entries = self._with_logical_sizes(bucket, [found[k] for k in chosen], objects)
+        entries = [
+            found[k] for k in chosen if not found[k].is_prefix or self._holds_files(bucket, k)
+        ]
+        entries = self._with_logical_sizes(bucket, entries, objects)
         return LogicalPage(entries, len(final) > max_keys)
+
+    def _holds_files(self, bucket: str, prefix: str) -> bool:
+        """Whether a common prefix holds any user file: not only a reference or internal
+        objects, and not an empty folder some servers keep after its last object went."""
+        return any(
+            isinstance(e, ObjectHead) and not is_internal_key(e.key)
+            for page in self.store.iter_listing(bucket, prefix)
+            for e in page
+        )
 
     def _with_logical_sizes(
         self, bucket: str, entries: list[ListEntry], objects: dict[str, ObjectHead]
@@ -732,14 +862,43 @@ class Engine:
         return results
 
     def _drop_unused_reference(self, bucket: str, space: str) -> list[str]:
-        """Delete `<space>/reference.bin` when no `.delta` is left directly in the space."""
-        listing_prefix = f"{space}/" if space else ""
-        for page in self.store.iter_listing(bucket, listing_prefix, "/"):
-            if any(isinstance(e, ObjectHead) and e.key.endswith(DELTA_SUFFIX) for e in page):
-                return []
+        """Delete `<space>/reference.bin` when no `.delta` is left directly in the space.
+
+        An upload may write a delta between our listing and our delete, so the reference is
+        first copied to `.deltaglider/trash/`, then deleted, then the space is listed again:
+        if a delta appeared, the reference is put back from the trash. (The uploader also
+        checks after writing its delta and restores the reference itself if it is gone.)
+        `deltaglider cleanup` finishes what a crash between these steps left behind."""
+        if self._space_has_deltas(bucket, space):
+            return []
         ref_key = reference_key(space)
         if self.store.head(bucket, ref_key) is None:
             return []
+        trash_key = f"{TRASH_PREFIX}{uuid.uuid4().hex}"
+        try:
+            self.store.copy_within(bucket, ref_key, trash_key)
+        except NotFoundError:
+            return []  # another deleter got there first
         self.store.delete(bucket, ref_key)
+        if self._space_has_deltas(bucket, space):
+            log.warning(
+                "reference_kept",
+                bucket=bucket,
+                ref_key=ref_key,
+                reason="a delta arrived while it was being removed",
+            )
+            if self.store.head(bucket, ref_key) is None:
+                self.store.copy_within(bucket, trash_key, ref_key)
+            self.store.delete(bucket, trash_key)
+            return []
+        self.store.delete(bucket, trash_key)
         log.info("reference_removed", bucket=bucket, ref_key=ref_key, reason="no deltas left")
         return [ref_key]
+
+    def _space_has_deltas(self, bucket: str, space: str) -> bool:
+        listing_prefix = f"{space}/" if space else ""
+        return any(
+            isinstance(e, ObjectHead) and e.key.endswith(DELTA_SUFFIX)
+            for page in self.store.iter_listing(bucket, listing_prefix, "/")
+            for e in page
+        )

@@ -7,20 +7,30 @@ errors into deltaglider errors with one readable line. Must not decide anything 
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import random
+import time
+import uuid
 from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import boto3
 import botocore.exceptions
+import urllib3.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from deltaglider.config import Settings
-from deltaglider.errors import NotFoundError, StorageError, UsageError
+from deltaglider.errors import IntegrityError, NotFoundError, StorageError, UsageError
 from deltaglider.files import CHUNK_SIZE, Sink
+from deltaglider.log import get_logger
+
+log = get_logger(__name__)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -53,6 +63,36 @@ class Bucket:
     created: datetime
 
 
+DOWNLOAD_ATTEMPTS = 6
+SINGLE_PUT_LIMIT = 8 * 1024 * 1024
+MIN_PART_SIZE = 5 * 1024 * 1024
+_STREAM_ERRORS = (
+    botocore.exceptions.ResponseStreamingError,
+    botocore.exceptions.IncompleteReadError,
+    botocore.exceptions.ReadTimeoutError,
+    botocore.exceptions.ConnectionClosedError,
+    urllib3.exceptions.ProtocolError,
+    ConnectionError,
+)
+
+
+def data_sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _check_unchanged(actual: str, expected: str, path: Path) -> None:
+    if actual != expected:
+        raise IntegrityError(
+            f"{path} changed while it was being uploaded; nothing was stored "
+            "(upload it again once it is complete)"
+        )
+
+
+def _backoff(attempt: int) -> None:
+    """Exponential backoff with full jitter: up to 0.1 s, 0.2 s, 0.4 s, … capped at 5 s."""
+    time.sleep(random.uniform(0, min(5.0, 0.1 * 2**attempt)))
+
+
 class AlreadyExists(Exception):
     """A conditional write lost: the key was created by someone else first."""
 
@@ -74,7 +114,9 @@ def make_client(settings: Settings, credentials: dict[str, str] | None = None) -
         signature_version="s3v4",
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        retries={"mode": "standard", "max_attempts": 5},
+        retries={"mode": "standard", "max_attempts": settings.max_attempts},
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
         max_pool_connections=max(10, settings.max_concurrency * 2),
     )
     try:
@@ -149,88 +191,172 @@ class Store:
         )
 
     def download(self, bucket: str, key: str, out: Sink) -> None:
-        """Stream an object's body into `out` in bounded chunks."""
-        try:
-            body = self.client.get_object(Bucket=bucket, Key=key)["Body"]
-            for chunk in body.iter_chunks(CHUNK_SIZE):
-                out.write(chunk)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise _translate(error, f"s3://{bucket}/{key}") from None
+        """Stream an object's body into `out` in bounded chunks.
 
-    def upload(
+        A body cut off mid-stream (reset, truncation, timeout) is resumed with a ranged GET
+        pinned to the first response's ETag (`If-Match`), so two versions are never spliced;
+        at most `DOWNLOAD_ATTEMPTS` tries, with jittered backoff."""
+        where = f"s3://{bucket}/{key}"
+        received = 0
+        etag = ""
+        total: int | None = None
+        for attempt in range(DOWNLOAD_ATTEMPTS):
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+            if received:
+                kwargs.update(Range=f"bytes={received}-", IfMatch=etag)
+            try:
+                response = self.client.get_object(**kwargs)
+                etag = etag or str(response.get("ETag", ""))
+                if total is None:
+                    total = int(response.get("ContentLength", 0))
+                for chunk in response["Body"].iter_chunks(CHUNK_SIZE):
+                    out.write(chunk)
+                    received += len(chunk)
+                if received < total:
+                    raise botocore.exceptions.IncompleteReadError(
+                        actual_bytes=received, expected_bytes=total
+                    )
+                return
+            except _STREAM_ERRORS as error:
+                log.warning(
+                    "download_interrupted",
+                    bucket=bucket,
+                    key=key,
+                    received=received,
+                    attempt=attempt + 1,
+                    error=type(error).__name__,
+                )
+                _backoff(attempt)
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+                raise _translate(error, where) from None
+        raise StorageError(f"{where}: download kept failing after {DOWNLOAD_ATTEMPTS} tries")
+
+    def put_file(
         self,
         bucket: str,
         key: str,
         path: Path,
         metadata: dict[str, str],
+        *,
+        sha256: str | None,
         headers: dict[str, str] | None = None,
+        exclusive: bool = False,
     ) -> None:
-        """Upload a file (multipart above the threshold) with user metadata and optional
-        `ContentType`, `ContentDisposition` or `Tagging`."""
-        extra: dict[str, Any] = {"Metadata": metadata, **(headers or {})}
-        try:
-            self.client.upload_file(str(path), bucket, key, ExtraArgs=extra, Config=self.transfer)
-        except boto3.exceptions.S3UploadFailedError as error:
-            cause = error.__context__
-            if isinstance(cause, botocore.exceptions.ClientError):
-                raise _translate(cause, f"s3://{bucket}/{key}") from None
-            raise StorageError(f"s3://{bucket}/{key}: upload failed: {error}") from None
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise _translate(error, f"s3://{bucket}/{key}") from None
+        """Upload a file whose SHA-256 was computed before (None: a private temp file of ours),
+        re-hashing exactly the bytes sent.
 
-    def create_exclusive(self, bucket: str, key: str, path: Path, metadata: dict[str, str]) -> None:
-        """Create `key` only if it does not exist (`If-None-Match: *`); AlreadyExists if it does.
-
-        A single PUT up to the multipart threshold (botocore streams the file from disk); above
-        it, a multipart upload whose completion carries the condition.
-        """
-        size = path.stat().st_size
+        If the file changed since it was hashed, nothing is committed (the single PUT is not
+        sent, a multipart upload is aborted) and IntegrityError says so: an object never holds
+        bytes that differ from its recorded SHA-256. With `exclusive` the object is created
+        only if the key does not exist (`If-None-Match: *`); AlreadyExists if it does.
+        Files up to `SINGLE_PUT_LIMIT` go in one PUT from memory; larger ones in parts of
+        `multipart_chunksize`, `max_concurrency` in flight at most."""
         where = f"s3://{bucket}/{key}"
+        extra: dict[str, Any] = {"Metadata": metadata, **(headers or {})}
+        condition: dict[str, Any] = {"IfNoneMatch": "*"} if exclusive else {}
         try:
-            if size <= self.transfer.multipart_threshold:
-                with path.open("rb") as body:
-                    self.client.put_object(
-                        Bucket=bucket, Key=key, Body=body, Metadata=metadata, IfNoneMatch="*"
-                    )
+            if path.stat().st_size <= min(SINGLE_PUT_LIMIT, self.transfer.multipart_threshold):
+                data = path.read_bytes()
+                if sha256 is not None:
+                    _check_unchanged(data_sha256(data), sha256, path)
+                self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra, **condition)
             else:
-                self._create_exclusive_multipart(bucket, key, path, metadata)
+                self._put_multipart(bucket, key, path, extra, condition, sha256)
         except botocore.exceptions.ClientError as error:
-            if _status(error) == 412 or error_code(error) in (
-                "PreconditionFailed",
-                "ConditionalRequestConflict",
+            if exclusive and (
+                _status(error) == 412
+                or error_code(error) in ("PreconditionFailed", "ConditionalRequestConflict")
             ):
                 raise AlreadyExists(where) from None
             raise _translate(error, where) from None
         except botocore.exceptions.BotoCoreError as error:
             raise _translate(error, where) from None
 
-    def _create_exclusive_multipart(
-        self, bucket: str, key: str, path: Path, metadata: dict[str, str]
+    def _put_multipart(
+        self,
+        bucket: str,
+        key: str,
+        path: Path,
+        extra: dict[str, Any],
+        condition: dict[str, Any],
+        sha256: str | None,
     ) -> None:
-        part_size = max(self.transfer.multipart_chunksize, 5 * 1024 * 1024)
-        upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, Metadata=metadata)[
-            "UploadId"
-        ]
+        part_size = max(self.transfer.multipart_chunksize, MIN_PART_SIZE)
+        upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
+        hasher = hashlib.sha256()
         try:
-            parts: list[Any] = []
-            with path.open("rb") as source:
+            with (
+                ThreadPoolExecutor(max_workers=self.transfer.max_request_concurrency) as pool,
+                path.open("rb") as source,
+            ):
+                pending: list[Future[dict[str, Any]]] = []
                 number = 1
                 while chunk := source.read(part_size):
-                    etag = self.client.upload_part(
-                        Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
-                    )["ETag"]
-                    parts.append({"PartNumber": number, "ETag": etag})
+                    hasher.update(chunk)
+                    pending.append(
+                        pool.submit(self._put_part, bucket, key, upload_id, number, chunk)
+                    )
                     number += 1
+                    # bounded memory: wait for the oldest part before reading too far ahead
+                    while (
+                        sum(not f.done() for f in pending) >= self.transfer.max_request_concurrency
+                    ):
+                        wait(pending, return_when=FIRST_COMPLETED)
+                parts = [f.result() for f in pending]
+            if sha256 is not None:
+                _check_unchanged(hasher.hexdigest(), sha256, path)
             self.client.complete_multipart_upload(
                 Bucket=bucket,
                 Key=key,
                 UploadId=upload_id,
-                MultipartUpload={"Parts": parts},
-                IfNoneMatch="*",
+                MultipartUpload={"Parts": cast(Any, parts)},
+                **condition,
             )
         except BaseException:
-            self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            with contextlib.suppress(Exception):
+                self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
             raise
+
+    def _put_part(
+        self, bucket: str, key: str, upload_id: str, number: int, chunk: bytes
+    ) -> dict[str, Any]:
+        etag = self.client.upload_part(
+            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+        )["ETag"]
+        return {"PartNumber": number, "ETag": etag}
+
+    def conditional_writes_work(self, bucket: str, prefix: str) -> bool:
+        """Whether the server honours `If-None-Match: *` (a second create gets 412)."""
+        key = f"{prefix}{uuid.uuid4().hex}"
+        try:
+            self.client.put_object(Bucket=bucket, Key=key, Body=b"probe", IfNoneMatch="*")
+            try:
+                self.client.put_object(Bucket=bucket, Key=key, Body=b"probe", IfNoneMatch="*")
+            except botocore.exceptions.ClientError as error:
+                if _status(error) == 412 or error_code(error) == "PreconditionFailed":
+                    return True
+                raise
+            return False
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+            raise _translate(error, f"s3://{bucket}/{key}") from None
+        finally:
+            with contextlib.suppress(Exception):
+                self.client.delete_object(Bucket=bucket, Key=key)
+
+    def copy_within(self, bucket: str, source: str, target: str) -> None:
+        """Server-side copy of one object (metadata included) inside a bucket."""
+        try:
+            head = self.head(bucket, source)
+            if head is not None and head.size > SINGLE_PUT_LIMIT * 512:
+                self.client.copy(  # managed multipart copy for objects over 4 GiB
+                    {"Bucket": bucket, "Key": source}, bucket, target, Config=self.transfer
+                )
+            else:
+                self.client.copy_object(
+                    Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": source}
+                )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+            raise _translate(error, f"s3://{bucket}/{source}") from None
 
     def delete(self, bucket: str, key: str) -> None:
         try:

@@ -83,6 +83,10 @@ def expected_listing(model: dict[str, Any], prefix: str, delimiter: str) -> list
 @pytest.mark.parametrize("flavour", ["deltaglider", "boto3"])
 def test_client_agrees_with_a_dict_model(s3_server: LocalS3, flavour: str) -> None:
     client = make_deltaglider(s3_server) if flavour == "deltaglider" else make_boto3(s3_server)
+    # Plain boto3 on SeaweedFS shows two server quirks that deltaglider's client hides: an
+    # empty folder stays listed after its last object is deleted, and CopyObject's ETag comes
+    # back unquoted. Only there does the model tolerate them.
+    quirks = flavour == "boto3" and s3_server.kind == "seaweedfs"
 
     class ObjectStore(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -156,7 +160,10 @@ def test_client_agrees_with_a_dict_model(s3_server: LocalS3, flavour: str) -> No
                 CopySource={"Bucket": self.bucket, "Key": source},
             )
             body = self.model[source][0]
-            assert response["CopyObjectResult"]["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+            etag = response["CopyObjectResult"]["ETag"]
+            if quirks:
+                etag = f'"{etag.strip(chr(34))}"'
+            assert etag == f'"{hashlib.md5(body).hexdigest()}"'
             self.model[destination] = self.model[source]
 
         @rule(
@@ -180,6 +187,12 @@ def test_client_agrees_with_a_dict_model(s3_server: LocalS3, flavour: str) -> No
                 if not response["IsTruncated"]:
                     break
                 kwargs["ContinuationToken"] = response["NextContinuationToken"]
+            if quirks:
+                listed = [
+                    k
+                    for k in listed
+                    if not k.endswith("/") or any(m.startswith(k) for m in self.model)
+                ]
             assert listed == expected_listing(self.model, prefix, delimiter)
             for key, size in sizes.items():
                 assert size == len(self.model[key][0])
