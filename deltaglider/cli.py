@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import click
 
-from deltaglider import __version__, transfer
+from deltaglider import __version__, maintenance, transfer
 from deltaglider.config import Settings
 from deltaglider.engine import Engine, check_user_key
 from deltaglider.errors import DeltagliderError, FatalError, UsageError
@@ -771,6 +771,40 @@ def rb(app: AppContext, path: str, force: bool) -> None:
         click.echo(f"remove_bucket failed: s3://{url.bucket} {error}", err=True)
         sys.exit(EXIT_FAILED)
     click.echo(f"remove_bucket: {url.bucket}")
+
+
+@main.command()
+@click.argument("path")
+@click.option(
+    "--older-than",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    help="Leave unfinished uploads and trash younger than this many seconds alone "
+    "(they may belong to a command still running).",
+)
+@click.option("--dryrun", is_flag=True, help="Say what would be done; do nothing.")
+@click.pass_obj
+@reports_errors
+def cleanup(app: AppContext, path: str, older_than: float, dryrun: bool) -> None:
+    """Repair what killed or failed commands left behind in a bucket.
+
+    Aborts unfinished multipart uploads, puts back a folder reference that a delta still
+    needs from .deltaglider/trash/, empties the trash, deletes expired presigned-URL copies
+    and references no delta needs, and names (exit 1) any delta that stays unreadable.
+
+    \b
+      deltaglider cleanup s3://releases
+      deltaglider cleanup s3://releases/1.2.3/ --older-than 0 --dryrun
+    """
+    url = S3Url.parse(path)
+    report = maintenance.cleanup(
+        app.engine(), url.bucket, url.key, older_than=older_than, dryrun=dryrun, say=click.echo
+    )
+    for line in report.unreadable:
+        click.echo(f"unreadable: {line}", err=True)
+    if report.unreadable:
+        sys.exit(EXIT_FAILED)
 
 
 @main.command()

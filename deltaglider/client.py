@@ -27,8 +27,9 @@ from deltaglider.config import Settings
 from deltaglider.engine import Engine, Located
 from deltaglider.errors import NotFoundError, StorageError, UsageError
 from deltaglider.files import CHUNK_SIZE
+from deltaglider.maintenance import purge_rehydrations
 from deltaglider.metadata import (
-    INTERNAL_PREFIX,
+    TMP_PREFIX,
     ObjectKind,
     encode_name,
     format_time,
@@ -62,7 +63,6 @@ from deltaglider.shapes import (
 )
 from deltaglider.urls import S3Url, base_name, destination_key
 
-TMP_PREFIX = f"{INTERNAL_PREFIX}tmp/"
 _TOKEN_PREFIX = "dg1:"  # noqa: S105 - a pagination token prefix, not a secret
 _DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 _PUT_ARGS = {"Bucket", "Key", "Body", "Metadata", "ContentType", "Tagging"}
@@ -687,23 +687,9 @@ class DeltagliderClient:
 
     def purge_temp_files(self, Bucket: str) -> PurgeResponse:
         """Delete rehydrated files whose presigned URLs have expired."""
-        deleted = kept = 0
-        moment = now()
         with _as_client_errors("ListObjectsV2"):
-            for page in self.engine.store.iter_listing(Bucket, TMP_PREFIX):
-                for item in page:
-                    if not isinstance(item, ObjectHead):
-                        continue
-                    head = self.engine.store.head(Bucket, item.key)
-                    expires = head.metadata.get("dg-expires-at") if head else None
-                    if head is None:
-                        continue
-                    if expires is None or parse_time(expires) <= moment:
-                        self.engine.store.delete(Bucket, item.key)
-                        deleted += 1
-                    else:
-                        kept += 1
-        return {"Deleted": deleted, "Kept": kept, "ResponseMetadata": _metadata()}
+            deleted, kept = purge_rehydrations(self.engine, Bucket)
+        return {"Deleted": len(deleted), "Kept": kept, "ResponseMetadata": _metadata()}
 
     # -------------------------------------------------------------- extras
 

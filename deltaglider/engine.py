@@ -550,7 +550,7 @@ class Engine:
             return
         self.store.delete(bucket, other)
         if other.endswith(DELTA_SUFFIX):
-            self._drop_unused_reference(bucket, parent_prefix(key))
+            self.drop_unused_reference(bucket, parent_prefix(key))
 
     def download(self, bucket: str, key: str, destination: Path) -> DownloadResult:
         """Reconstruct a logical key into `destination`, which only ever receives a complete,
@@ -819,7 +819,7 @@ class Engine:
         self.store.delete(bucket, located.stored_key)
         removed = [located.stored_key]
         if located.kind is ObjectKind.DELTA:
-            removed += self._drop_unused_reference(bucket, parent_prefix(key))
+            removed += self.drop_unused_reference(bucket, parent_prefix(key))
         return DeleteResult(bucket, key, tuple(removed))
 
     def delete_recursive(
@@ -858,10 +858,10 @@ class Engine:
                 )
         if not dryrun:
             for space in sorted(spaces):
-                self._drop_unused_reference(bucket, space)
+                self.drop_unused_reference(bucket, space)
         return results
 
-    def _drop_unused_reference(self, bucket: str, space: str) -> list[str]:
+    def drop_unused_reference(self, bucket: str, space: str) -> list[str]:
         """Delete `<space>/reference.bin` when no `.delta` is left directly in the space.
 
         An upload may write a delta between our listing and our delete, so the reference is

@@ -9,12 +9,35 @@ Must not log credentials: callers pass bucket, key and sizes, never clients or h
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import Mapping, MutableMapping
+from typing import Any
 
 import structlog
 
+_SECRET = re.compile(
+    r"(X-Amz-Signature|X-Amz-Credential|X-Amz-Security-Token|Signature|AWSAccessKeyId)=[^&\s]*"
+    r"|(aws_secret_access_key|aws_session_token|secret|token|password)(['\"]?\s*[=:]\s*)\S+",
+    re.IGNORECASE,
+)
+
+
+def redact(text: str) -> str:
+    """Remove presigned-URL signatures and anything labelled as a secret or token."""
+    return _SECRET.sub(
+        lambda m: (m.group(1) or m.group(2)) + (m.group(3) or "=") + "REDACTED", text
+    )
+
+
+def _redact_event(_: object, __: str, event: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    """Last line of defence: no logged value carries a signature or a secret."""
+    return {k: redact(v) if isinstance(v, str) else v for k, v in event.items()}
+
+
 _PROCESSORS: list[structlog.typing.Processor] = [
     structlog.stdlib.filter_by_level,
+    _redact_event,
     structlog.processors.add_log_level,
     structlog.processors.TimeStamper(fmt="iso", utc=True),
     structlog.processors.KeyValueRenderer(key_order=["timestamp", "level", "event"]),

@@ -19,6 +19,7 @@ from deltaglider.urls import base_name, join_key, parent_prefix
 REFERENCE_NAME = "reference.bin"
 DELTA_SUFFIX = ".delta"
 INTERNAL_PREFIX = ".deltaglider/"
+TMP_PREFIX = f"{INTERNAL_PREFIX}tmp/"  # presigned-URL rehydrations
 TOOL = f"deltaglider/{__version__}"
 REFERENCE_NOTE = "reference"
 ZERO_DIFF_NOTE = "zero-diff (reference identical)"

@@ -407,6 +407,25 @@ class Store:
         except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
             raise _translate(error, f"s3://{bucket}/{prefix}") from None
 
+    def incomplete_uploads(self, bucket: str, prefix: str) -> list[tuple[str, str, datetime]]:
+        """(key, upload id, initiated) of every unfinished multipart upload under `prefix`."""
+        found: list[tuple[str, str, datetime]] = []
+        try:
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+                found.extend(
+                    (u["Key"], u["UploadId"], u["Initiated"]) for u in page.get("Uploads", [])
+                )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+            raise _translate(error, f"s3://{bucket}/{prefix}") from None
+        return found
+
+    def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        try:
+            self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+            raise _translate(error, f"s3://{bucket}/{key}") from None
+
     def bucket_exists(self, bucket: str) -> bool:
         try:
             self.client.head_bucket(Bucket=bucket)
