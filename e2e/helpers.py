@@ -53,3 +53,27 @@ def venv_tool(name: str, requirement: str, script: str) -> Path:
                 check=True,
             )
     return binary
+
+
+def assert_bucket_consistent(engine: Any, raw: Any, bucket: str) -> int:
+    """Every logical object reads back and verifies, and no `.delta` lacks its reference or
+    points at one with other bytes. Returns how many logical objects there are."""
+    from deltaglider.metadata import DeltaMeta
+
+    for key in stored_keys(raw, bucket):
+        if key.endswith(".delta") and not key.startswith(".deltaglider/"):
+            meta = DeltaMeta.from_dict(metadata(raw, bucket, key), key)
+            reference = metadata(raw, bucket, meta.ref_key)  # raises if missing
+            assert reference.get("dg-file-sha256") == meta.ref_sha256, key
+    count = 0
+    for entry in engine.logical_listing(bucket, "", recursive=True):
+        assert engine.verify(bucket, entry.key).ok, entry.key
+        count += 1
+    return count
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Relative path -> SHA-256 of every file under root."""
+    return {
+        p.relative_to(root).as_posix(): sha256(p) for p in sorted(root.rglob("*")) if p.is_file()
+    }

@@ -1,0 +1,141 @@
+"""An HTTP proxy on 127.0.0.1 that forwards to a real S3 server and breaks some requests.
+
+Per request, with probability `rate`, one fault drawn from `faults`:
+  500       InternalError, the request never reaches the server
+  503       SlowDown, the request never reaches the server
+  reset     forwarded; the response is cut by a TCP reset halfway through its body
+  truncate  forwarded; the response ends early (headers promise more than is sent)
+  latency   forwarded after 50-300 ms
+`strip_conditional` drops If-None-Match, to play a server without conditional writes (only
+usable where the server does not check signatures: the header is signed). Requests are bounded
+by the tests that send them; the proxy only ever connects to the upstream on loopback.
+"""
+
+from __future__ import annotations
+
+import http.client
+import random
+import socket
+import struct
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+FAULTS = ("500", "503", "reset", "truncate", "latency")
+_ERROR_BODY = (
+    '<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code>'
+    "<Message>injected by the test proxy</Message></Error>"
+)
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "upgrade"}
+
+
+class FaultProxy:
+    def __init__(
+        self,
+        upstream: str,
+        rate: float,
+        *,
+        faults: tuple[str, ...] = FAULTS,
+        seed: int = 7,
+        strip_conditional: bool = False,
+    ) -> None:
+        target = urlsplit(upstream)
+        assert target.hostname in ("127.0.0.1", "localhost"), "upstream must be on loopback"
+        self.upstream = (target.hostname, target.port or 80)
+        self.rate = rate
+        self.faults = faults
+        self.strip_conditional = strip_conditional
+        self.injected: Counter[str] = Counter()
+        self.requests = 0
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def draw(self) -> str | None:
+        with self._lock:
+            self.requests += 1
+            if self._random.random() >= self.rate:
+                return None
+            fault = self._random.choice(self.faults)
+            self.injected[fault] += 1
+            return fault
+
+    def _handler(self) -> type[BaseHTTPRequestHandler]:
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                fault = proxy.draw()
+                if fault in ("500", "503"):
+                    code = "InternalError" if fault == "500" else "SlowDown"
+                    payload = _ERROR_BODY.format(code=code).encode()
+                    self.send_response(int(fault))
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(payload)
+                    return
+                if fault == "latency":
+                    time.sleep(proxy._random.uniform(0.05, 0.3))
+                upstream = http.client.HTTPConnection(*proxy.upstream, timeout=60)
+                upstream.putrequest(
+                    self.command, self.path, skip_host=True, skip_accept_encoding=True
+                )
+                for name, value in self.headers.items():
+                    if name.lower() in _HOP_BY_HOP or name.lower() == "content-length":
+                        continue
+                    if proxy.strip_conditional and name.lower() == "if-none-match":
+                        continue
+                    upstream.putheader(name, value)
+                upstream.putheader("Content-Length", str(len(body)))
+                upstream.endheaders(body)
+                response = upstream.getresponse()
+                payload = response.read()
+                upstream.close()
+                self.send_response(response.status, response.reason)
+                for name, value in response.getheaders():
+                    if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                if self.command == "HEAD":
+                    return
+                if fault in ("reset", "truncate") and payload:
+                    self.wfile.write(payload[: len(payload) // 2])
+                    self.wfile.flush()
+                    if fault == "reset":
+                        self.connection.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                self.wfile.write(payload)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _relay
+
+        return Handler

@@ -1,0 +1,169 @@
+"""Recursive transfers through a proxy that breaks 20% of requests (500, 503, connection
+resets mid-body, truncated bodies, latency): they finish or name exactly what failed, leave
+nothing unreadable, and a re-run finishes the job."""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faultproxy import FaultProxy
+from helpers import assert_bucket_consistent, stored_keys, tree_digest
+from local_s3 import LocalS3
+
+from deltaglider.engine import Engine
+
+pytestmark = pytest.mark.slow
+
+
+def release_tree(root: Path, wheels: list[Path]) -> Path:
+    root.mkdir(parents=True)
+    for wheel in wheels:
+        (root / wheel.name).write_bytes(wheel.read_bytes())
+    base = random.Random(3).randbytes(12 * 1024 * 1024)  # multipart-sized archives
+    (root / "image-1.tar").write_bytes(base)
+    (root / "image-2.tar").write_bytes(base[:5_000_000] + b"v2" + base[5_000_002:])
+    return root
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "deltaglider", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def failed_files(stderr: str) -> set[str]:
+    return {m.group(1) for m in re.finditer(r"^\w+ failed: (\S+) to ", stderr, re.MULTILINE)}
+
+
+def test_recursive_upload_and_download_survive_twenty_percent_faults(
+    s3_server: LocalS3,
+    engine: Engine,
+    raw: Any,
+    bucket: str,
+    wheel_series: list[Path],
+    tmp_path: Path,
+) -> None:
+    src = release_tree(tmp_path / "dist", wheel_series)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    with FaultProxy(s3_server.endpoint, rate=0.2) as proxy:
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": proxy.endpoint,
+            "TMPDIR": str(scratch),
+            "DG_MULTIPART_THRESHOLD_MB": "5",
+            "DG_MULTIPART_CHUNKSIZE_MB": "5",
+            "DG_MAX_ATTEMPTS": "6",
+        }
+        first = run(env, "cp", "--recursive", str(src), f"s3://{bucket}/rel/")
+        assert first.returncode in (0, 1), first.stderr
+        if first.returncode == 1:  # exactly the files that failed are named
+            named = failed_files(first.stderr)
+            assert named and named <= {str(p) for p in src.iterdir()}, first.stderr
+            uploaded = {line.split()[1] for line in first.stdout.splitlines()}
+            assert named.isdisjoint(uploaded)
+        assert_bucket_consistent(engine, raw, bucket)
+        for _ in range(4):
+            again = run(env, "sync", str(src), f"s3://{bucket}/rel/")
+            assert_bucket_consistent(engine, raw, bucket)
+            if again.returncode == 0:
+                break
+        assert again.returncode == 0, again.stderr
+
+        dest = tmp_path / "restored"
+        down = run(env, "cp", "--recursive", f"s3://{bucket}/rel/", str(dest))
+        assert down.returncode in (0, 1), down.stderr
+        for _ in range(4):
+            again = run(env, "sync", f"s3://{bucket}/rel/", str(dest))
+            if again.returncode == 0:
+                break
+        assert again.returncode == 0, again.stderr
+        assert proxy.requests > 100
+        assert all(proxy.injected[kind] > 0 for kind in ("500", "503", "reset", "truncate"))
+
+    assert tree_digest(dest) == tree_digest(src)
+    assert_bucket_consistent(engine, raw, bucket)
+    leftovers = [p for p in dest.rglob("*") if p.name.endswith(".dgtmp")]
+    leftovers += list(scratch.iterdir())
+    assert leftovers == []
+
+
+def test_first_uploads_race_safely_without_conditional_writes(
+    s3_server: LocalS3,
+    engine: Engine,
+    raw: Any,
+    bucket: str,
+    wheel_series: list[Path],
+    tmp_path: Path,
+) -> None:
+    """A server that ignores If-None-Match (played by the proxy dropping the header) is
+    detected and the write-settle-read-back protocol still gives one reference."""
+    if s3_server.kind != "moto":
+        pytest.skip("dropping a signed header is only possible where signatures are not checked")
+    with FaultProxy(s3_server.endpoint, rate=0.0, strip_conditional=True) as proxy:
+        env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint, "DG_SETTLE_SECONDS": "1"}
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "deltaglider", "cp", str(w), f"s3://{bucket}/race/"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for w in wheel_series
+        ]
+        outputs = [p.communicate(timeout=300) for p in processes]
+    assert [p.returncode for p in processes] == [0] * 8, outputs
+    assert any("conditional_writes_unsupported" in err for _, err in outputs)
+    references = [k for k in stored_keys(raw, bucket) if k.endswith("reference.bin")]
+    assert references == ["race/reference.bin"]
+    assert assert_bucket_consistent(engine, raw, bucket) == 8
+
+
+def test_without_retries_failures_are_named_and_a_rerun_finishes(
+    s3_server: LocalS3,
+    engine: Engine,
+    raw: Any,
+    bucket: str,
+    wheel_series: list[Path],
+    tmp_path: Path,
+) -> None:
+    src = release_tree(tmp_path / "dist", wheel_series)
+    with FaultProxy(s3_server.endpoint, rate=0.3, seed=11) as proxy:
+        env = {
+            **os.environ,
+            "AWS_ENDPOINT_URL": proxy.endpoint,
+            "DG_MAX_ATTEMPTS": "1",
+            "DG_MULTIPART_THRESHOLD_MB": "5",
+            "DG_MULTIPART_CHUNKSIZE_MB": "5",
+        }
+        first = run(env, "cp", "--recursive", str(src), f"s3://{bucket}/rel/")
+        assert first.returncode == 1, first.stderr
+        named = failed_files(first.stderr)
+        uploaded = {line.split()[1] for line in first.stdout.splitlines()}
+        assert named and named | uploaded == {str(p) for p in src.iterdir()}
+        assert named.isdisjoint(uploaded)
+        assert_bucket_consistent(engine, raw, bucket)
+        for _ in range(8):
+            again = run(env, "sync", str(src), f"s3://{bucket}/rel/")
+            assert again.returncode in (0, 1)
+            assert_bucket_consistent(engine, raw, bucket)
+            if again.returncode == 0:
+                break
+        assert again.returncode == 0, again.stderr
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    for entry in engine.logical_listing(bucket, "rel/", recursive=True):
+        engine.download(bucket, entry.key, restored / entry.key[len("rel/") :])
+    assert tree_digest(restored) == tree_digest(src)
