@@ -55,18 +55,18 @@ def venv_tool(name: str, requirement: str, script: str) -> Path:
     return binary
 
 
-def assert_bucket_consistent(engine: Any, raw: Any, bucket: str) -> int:
-    """Every logical object reads back and verifies, and no `.delta` lacks its reference or
-    points at one with other bytes. Returns how many logical objects there are."""
+def assert_bucket_consistent(engine: Any, raw: Any, bucket: str, prefix: str = "") -> int:
+    """Every logical object (under `prefix`) reads back and verifies, and no `.delta` lacks its
+    reference or points at one with other bytes. Returns how many logical objects there are."""
     from deltaglider.metadata import DeltaMeta
 
-    for key in stored_keys(raw, bucket):
+    for key in stored_keys(raw, bucket, prefix):
         if key.endswith(".delta") and not key.startswith(".deltaglider/"):
             meta = DeltaMeta.from_dict(metadata(raw, bucket, key), key)
             reference = metadata(raw, bucket, meta.ref_key)  # raises if missing
             assert reference.get("dg-file-sha256") == meta.ref_sha256, key
     count = 0
-    for entry in engine.logical_listing(bucket, "", recursive=True):
+    for entry in engine.logical_listing(bucket, prefix, recursive=True):
         assert engine.verify(bucket, entry.key).ok, entry.key
         count += 1
     return count
