@@ -404,10 +404,15 @@ class Engine:
 
         ref_sha = ReferenceMeta.from_dict(ref_head.metadata, ref_key).file_sha256
         reference = Reference(ref_key, ref_sha, ref_head.size, ref_head.metadata)
-        with self._reference(bucket, ref_key, ref_sha) as ref_path:
-            delta_size = self._store_delta(item, ref_path, reference, max_ratio)
-            if delta_size is not None and not self._reference_in_place(bucket, reference, ref_path):
-                return None
+        try:
+            with self._reference(bucket, ref_key, ref_sha) as ref_path:
+                delta_size = self._store_delta(item, ref_path, reference, max_ratio)
+                if delta_size is not None and not self._reference_in_place(
+                    bucket, reference, ref_path
+                ):
+                    return None
+        except NotFoundError:
+            return None  # removed between our HEAD and GET: start again
         if delta_size is None:
             return StoredAs.DIRECT, self._put_direct(item), f"delta over max ratio {max_ratio:g}"
         return StoredAs.DELTA, delta_size, ""
