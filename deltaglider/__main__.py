@@ -1,5 +1,5 @@
 """`python -m deltaglider` runs the command-line interface."""
 
-from deltaglider.cli import main
+from deltaglider.cli import run
 
-main()
+run()

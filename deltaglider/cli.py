@@ -475,6 +475,8 @@ def _single_task(src: Location, dst: Location, source: str, destination: str) ->
 def local_destination(target: str, key: str) -> Path:
     """Where a download of `key` to `target` lands, as `aws s3 cp` decides it."""
     path = Path(target)
+    if target.endswith(("/", os.sep)) and path.exists() and not path.is_dir():
+        raise UsageError(f"{path} exists and is not a directory")
     if path.is_dir() or target.endswith(("/", os.sep)):
         return path / base_name(key)
     if path.parent.exists() and not path.parent.is_dir():
@@ -822,3 +824,18 @@ def verify(app: AppContext, path: str) -> None:
     click.echo(
         f"OK: {url} ({result.stored_as}, {result.size} bytes, sha256 {result.actual_sha256})"
     )
+
+
+def run() -> None:
+    """Console entry point: `main` with click's usage errors as one line and exit status 2."""
+    try:
+        main.main(standalone_mode=False)
+    except click.exceptions.UsageError as error:
+        click.echo(f"deltaglider: error: {error.format_message()}", err=True)
+        sys.exit(EXIT_SKIPPED)
+    except click.exceptions.Abort:
+        click.echo("deltaglider: interrupted", err=True)
+        sys.exit(130)
+    except click.exceptions.ClickException as error:
+        click.echo(f"deltaglider: error: {error.format_message()}", err=True)
+        sys.exit(error.exit_code)
