@@ -62,3 +62,24 @@ def test_destination_key_follows_aws_cp(dest: str, name: str, key: str) -> None:
 def test_parent_prefix_is_the_delta_space() -> None:
     assert parent_prefix("releases/1.2.3/app.zip") == "releases/1.2.3"
     assert parent_prefix("app.zip") == ""
+
+
+@pytest.mark.parametrize(
+    "relative",
+    ["../x", "a/../../x", "/etc/passwd", "a\\..\\x", "a\x00b", "a//b", "./x", "a/./b", ""],
+)
+def test_download_paths_outside_the_destination_are_refused(tmp_path, relative: str) -> None:
+    from deltaglider.transfer import safe_local_path
+
+    with pytest.raises(UsageError, match="refusing"):
+        safe_local_path(tmp_path, relative)
+
+
+def test_symlink_in_destination_pointing_out_is_refused(tmp_path) -> None:
+    from deltaglider.transfer import safe_local_path
+
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "dest" / "out").symlink_to(tmp_path)
+    assert safe_local_path(tmp_path / "dest", "ok/file.txt") == tmp_path / "dest" / "ok/file.txt"
+    with pytest.raises(UsageError, match="symlink"):
+        safe_local_path(tmp_path / "dest", "out/evil.txt")
