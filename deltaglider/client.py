@@ -556,12 +556,7 @@ class DeltagliderClient:
             "KeyCount": len(contents) + len(prefixes),
             "ResponseMetadata": _metadata(),
         }
-        if contents:
-            response["Contents"] = contents
-        if prefixes:
-            response["CommonPrefixes"] = prefixes
-        if Delimiter:
-            response["Delimiter"] = Delimiter
+        _add_entries(cast(dict[str, Any], response), contents, prefixes, Delimiter)
         if ContinuationToken:
             response["ContinuationToken"] = ContinuationToken
         if StartAfter:
@@ -590,14 +585,9 @@ class DeltagliderClient:
             "MaxKeys": MaxKeys,
             "ResponseMetadata": _metadata(),
         }
-        if contents:
-            response["Contents"] = contents
-        if prefixes:
-            response["CommonPrefixes"] = prefixes
-        if Delimiter:
-            response["Delimiter"] = Delimiter
-            if truncated:
-                response["NextMarker"] = self._last(contents, prefixes)
+        _add_entries(cast(dict[str, Any], response), contents, prefixes, Delimiter)
+        if Delimiter and truncated:
+            response["NextMarker"] = self._last(contents, prefixes)
         return response
 
     @staticmethod
@@ -742,6 +732,21 @@ class DeltagliderClient:
 
     def close(self) -> None:
         self.engine.cache.close()
+
+
+def _add_entries(
+    response: dict[str, Any],
+    contents: list[ObjectEntry],
+    prefixes: list[CommonPrefix],
+    delimiter: str,
+) -> None:
+    """The optional listing keys, present only when non-empty, as S3 returns them."""
+    if contents:
+        response["Contents"] = contents
+    if prefixes:
+        response["CommonPrefixes"] = prefixes
+    if delimiter:
+        response["Delimiter"] = delimiter
 
 
 def _refuse(unsupported: dict[str, Any], operation: str) -> None:

@@ -119,7 +119,7 @@ def start_seaweedfs(workdir: Path) -> LocalS3:
         "-s3.port.lance=0",
         "-admin.ui=false",
         "-s3.autoCreateBucket=false",
-               "-s3.allowDeleteBucketNotEmpty=false",
+        "-s3.allowDeleteBucketNotEmpty=false",
         "-master.volumeSizeLimitMB=64",
     ]
     command += [f"-{name}={port}" for name, port in ports.items()]

@@ -6,6 +6,8 @@ Per request, with probability `rate`, one fault drawn from `faults`:
   reset     forwarded; the response is cut by a TCP reset halfway through its body
   truncate  forwarded; the response ends early (headers promise more than is sent)
   latency   forwarded after 50-300 ms
+It counts the bytes it carries each way (`sent`: request bodies, `received`: response
+bodies), which is how `scripts/bench.py` measures bytes over the wire.
 `strip_conditional` drops If-None-Match, to play a server without conditional writes (only
 usable where the server does not check signatures: the header is signed). Requests are bounded
 by the tests that send them; the proxy only ever connects to the upstream on loopback.
@@ -49,6 +51,8 @@ class FaultProxy:
         self.strip_conditional = strip_conditional
         self.injected: Counter[str] = Counter()
         self.requests = 0
+        self.sent = 0
+        self.received = 0
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -88,6 +92,8 @@ class FaultProxy:
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                with proxy._lock:
+                    proxy.sent += len(body)
                 fault = proxy.draw()
                 if fault in ("500", "503"):
                     code = "InternalError" if fault == "500" else "SlowDown"
@@ -116,6 +122,8 @@ class FaultProxy:
                 response = upstream.getresponse()
                 payload = response.read()
                 upstream.close()
+                with proxy._lock:
+                    proxy.received += len(payload)
                 self.send_response(response.status, response.reason)
                 for name, value in response.getheaders():
                     if name.lower() not in _HOP_BY_HOP and name.lower() != "content-length":

@@ -1,0 +1,623 @@
+"""`make bench`: where time, memory and bytes go, side by side with what users would otherwise run.
+
+    python scripts/bench.py            # every corpus (downloads ~200 MB once, builds ~1.5 GB)
+    python scripts/bench.py --quick    # a small subset, under two minutes
+    python scripts/bench.py --corpus botocore --runs 5
+
+Contenders, all against one SeaweedFS started on 127.0.0.1 for the run:
+  boto3        plain upload_file / download_file (what `aws s3 cp` costs)
+  dg-6.2.0     deltaglider 6.2.0 from PyPI in its own virtualenv (files given .zip names where
+               it would otherwise store them whole)
+  ours         this checkout's `deltaglider` CLI
+Every contender runs as its own process, one `cp` per file (as a CI job does), through a proxy
+that counts bytes on the wire; peak RSS is sampled from /proc for the process and, separately,
+its codec children. The bare `xdelta3` CLI is timed on the same files, and our engine in-process
+too, so our overhead over the codec is visible. Corpora are real packages from PyPI (cached
+under .cache/bench/) plus generated archives. Output: a markdown table on stdout and JSON in
+.cache/bench/results.json (BENCHMARKS.md records a run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import local_s3
+from faultproxy import FaultProxy
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / ".cache" / "bench"
+MIB = 1024 * 1024
+OLD_VERSION = "6.2.0"
+
+
+# ------------------------------------------------------------------------------ corpora
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    files: list[Path]
+    note: str
+
+
+def pypi_series(
+    package: str, versions: list[str], *, sdist: bool = False, platform: str | None = None
+) -> list[Path]:
+    folder = CACHE / "pypi" / (f"{package}-sdist" if sdist else package)
+    folder.mkdir(parents=True, exist_ok=True)
+    found = []
+    for version in versions:
+        pattern = f"{package}-{version}.tar.gz" if sdist else f"{package}-{version}-*.whl"
+        matches = sorted(folder.glob(pattern))
+        if not matches:
+            command = [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--disable-pip-version-check",
+                "-d",
+                str(folder),
+            ]
+            command += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
+            if platform:
+                command += ["--platform", platform, "--python-version", "3.11"]
+            subprocess.run(
+                [*command, f"{package}=={version}"], check=True, stdout=subprocess.DEVNULL
+            )
+            matches = sorted(folder.glob(pattern))
+        found.append(matches[0])
+    return found
+
+
+def jar_series(versions: list[str]) -> list[Path]:
+    """The py4j jar each py4j wheel carries: a real versioned .jar."""
+    folder = CACHE / "jar"
+    folder.mkdir(parents=True, exist_ok=True)
+    jars = []
+    for wheel in pypi_series("py4j", versions):
+        target = folder / wheel.name.replace(".whl", ".jar")
+        if not target.exists():
+            with zipfile.ZipFile(wheel) as archive:
+                name = next(n for n in archive.namelist() if n.endswith(".jar"))
+                target.write_bytes(archive.read(name))
+        jars.append(target)
+    return jars
+
+
+def generated_zip_series(size_mb: int, versions: int) -> list[Path]:
+    """A build output of `size_mb` where each version changes a few entries (a version
+    string, one rebuilt binary), deflated as build tools do."""
+    folder = CACHE / f"generated-{size_mb}mb"
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"app-1.0.{v}.zip" for v in range(versions)]
+    if all(p.exists() for p in paths):
+        return paths
+    rng = random.Random(size_mb)
+    entries: list[tuple[str, bytes]] = []
+    total = 0
+    words = [rng.randbytes(5).hex() for _ in range(5000)]
+    while total < size_mb * MIB:
+        index = len(entries)
+        if index % 4 == 0:  # binary-ish, hardly compressible
+            data = rng.randbytes(rng.randint(64 * 1024, 512 * 1024))
+        else:  # source-like text
+            data = " ".join(rng.choices(words, k=rng.randint(20_000, 80_000))).encode()
+        entries.append((f"lib/module_{index:05d}.bin", data))
+        total += len(data) // (1 if index % 4 == 0 else 3)
+    for version, path in enumerate(paths):
+        if path.exists():
+            continue
+        changed = dict(entries)
+        changed["VERSION"] = f"1.0.{version}\n".encode()
+        for pick in range(version * 3):
+            name = entries[(pick * 997) % len(entries)][0]
+            changed[name] = (
+                changed[name][:1000] + f"rebuilt {version}".encode() + changed[name][1000:]
+            )
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
+            for name, data in sorted(changed.items()):
+                archive.writestr(
+                    zipfile.ZipInfo(name, (2024, 1, 1, 0, 0, 0)),
+                    data,
+                    compress_type=zipfile.ZIP_DEFLATED,
+                    compresslevel=1,
+                )
+    return paths
+
+
+def big_file_pair(size_mb: int) -> list[Path]:
+    folder = CACHE / f"big-{size_mb}mb"
+    folder.mkdir(parents=True, exist_ok=True)
+    first, second = folder / "disk-1.iso", folder / "disk-2.iso"
+    if not first.exists() or not second.exists():
+        rng = random.Random(99)
+        with first.open("wb") as a, second.open("wb") as b:
+            for block in range(size_mb):
+                chunk = rng.randbytes(MIB)
+                a.write(chunk)
+                b.write(chunk if block % 97 else rng.randbytes(MIB))
+    return [first, second]
+
+
+def corpora(quick: bool, only: str | None) -> list[Corpus]:
+    botocore = [f"1.35.{i}" for i in range(3 if quick else 8)]
+    makers = {
+        "botocore": lambda: Corpus(
+            "botocore", pypi_series("botocore", botocore), "wheels, 8 consecutive releases"
+        ),
+        "numpy": lambda: Corpus(
+            "numpy",
+            pypi_series(
+                "numpy",
+                ["2.1.0", "2.1.1"] if quick else ["2.1.0", "2.1.1", "2.1.2", "2.1.3"],
+                platform="manylinux2014_x86_64",
+            ),
+            "native wheels",
+        ),
+        "jar": lambda: Corpus(
+            "jar",
+            jar_series(
+                ["0.10.9.5", "0.10.9.7"]
+                if quick
+                else ["0.10.9.3", "0.10.9.4", "0.10.9.5", "0.10.9.7", "0.10.9.8", "0.10.9.9"]
+            ),
+            "py4j jars",
+        ),
+        "sdist": lambda: Corpus(
+            "sdist",
+            pypi_series("boto3", [f"1.35.{i}" for i in range(3 if quick else 8)], sdist=True),
+            ".tar.gz sdists (compressed streams)",
+        ),
+        "zip300": lambda: Corpus(
+            "zip300",
+            generated_zip_series(40 if quick else 300, 2 if quick else 4),
+            "generated zip, few entries change per version",
+        ),
+        "big1g": lambda: Corpus("big1g", big_file_pair(1024), "1 GiB pair, for memory"),
+    }
+    names = [only] if only else [n for n in makers if not (quick and n in ("big1g", "numpy"))]
+    return [makers[n]() for n in names]
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Sample:
+    seconds: float
+    peak_rss: int  # bytes, the contender's own process
+    peak_child_rss: int  # bytes, its largest child (the codec)
+
+
+def _tree(pid: int) -> list[int]:
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            found.extend(_tree(int(child)))
+    return found
+
+
+def _hwm(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def measure(command: list[str], env: dict[str, str]) -> Sample:
+    """Run a command, sampling the peak RSS of it and of its children every 5 ms."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peaks = {"self": 0, "child": 0}
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            tree = _tree(process.pid)
+            peaks["self"] = max(peaks["self"], _hwm(process.pid))
+            for pid in tree[1:]:
+                peaks["child"] = max(peaks["child"], _hwm(pid))
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    _, stderr = process.communicate()
+    seconds = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    if process.returncode != 0:
+        raise RuntimeError(f"{' '.join(command[:4])}… failed: {stderr.decode()[-800:]}")
+    return Sample(seconds, peaks["self"], peaks["child"])
+
+
+def old_tool() -> Path:
+    venv = CACHE / f"deltaglider-{OLD_VERSION}"
+    binary = venv / "bin" / "deltaglider"
+    if not binary.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [
+                str(venv / "bin" / "pip"),
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                f"deltaglider=={OLD_VERSION}",
+            ],
+            check=True,
+        )
+    return binary
+
+
+BOTO3_SCRIPT = """
+import sys, boto3
+from botocore.config import Config
+c = boto3.client("s3", config=Config(request_checksum_calculation="when_required",
+                                     response_checksum_validation="when_required"))
+op, bucket, key, path = sys.argv[1:5]
+(c.upload_file(path, bucket, key) if op == "up" else c.download_file(bucket, key, path))
+"""
+
+
+@dataclass
+class Result:
+    corpus: str
+    contender: str
+    files: int
+    logical_bytes: int
+    stored_bytes: int
+    upload_s: list[float] = field(default_factory=list)
+    download_s: list[float] = field(default_factory=list)
+    recursive_upload_s: float = 0.0
+    peak_rss: int = 0
+    peak_child_rss: int = 0
+    wire_up: int = 0
+    wire_down: int = 0
+    roundtrip_ok: bool = True
+    note: str = ""
+
+
+def run_contender(
+    name: str, corpus: Corpus, server: local_s3.LocalS3, raw: Any, runs: int, scratch: Path
+) -> Result:
+    bucket = f"bench-{name.replace('.', '')}-{corpus.name}".lower()[:60]
+    raw.create_bucket(Bucket=bucket)
+    files = corpus.files
+    if name == "dg-6.2.0":  # give it names it would try as deltas
+        renamed = scratch / "as-zip"
+        renamed.mkdir(exist_ok=True)
+        files = []
+        for path in corpus.files:
+            target = renamed / (path.name + ".zip")
+            if not target.exists():
+                os.link(path, target)
+            files.append(target)
+    result = Result(corpus.name, name, len(files), sum(p.stat().st_size for p in files), 0)
+    with FaultProxy(server.endpoint, rate=0.0) as proxy:
+        env = {
+            **os.environ,
+            **server.env(),
+            "AWS_ENDPOINT_URL": proxy.endpoint,
+            "DG_SUPPRESS_DEPRECATION": "1",
+        }
+
+        def up(path: Path, prefix: str) -> list[str]:
+            if name == "boto3":
+                return [
+                    sys.executable,
+                    "-c",
+                    BOTO3_SCRIPT,
+                    "up",
+                    bucket,
+                    f"{prefix}{path.name}",
+                    str(path),
+                ]
+            tool = str(old_tool()) if name == "dg-6.2.0" else None
+            base = [tool] if tool else [sys.executable, "-m", "deltaglider"]
+            return [*base, "cp", str(path), f"s3://{bucket}/{prefix}"]
+
+        def down(path: Path, prefix: str, target: Path) -> list[str]:
+            if name == "boto3":
+                return [
+                    sys.executable,
+                    "-c",
+                    BOTO3_SCRIPT,
+                    "down",
+                    bucket,
+                    f"{prefix}{path.name}",
+                    str(target),
+                ]
+            tool = str(old_tool()) if name == "dg-6.2.0" else None
+            base = [tool] if tool else [sys.executable, "-m", "deltaglider"]
+            return [*base, "cp", f"s3://{bucket}/{prefix}{path.name}", str(target)]
+
+        for run in range(runs):
+            prefix = f"run{run}/"
+            before_sent = proxy.sent
+            for index, path in enumerate(files):
+                sample = measure(up(path, prefix), env)
+                if index > 0:  # the first file of a series makes the reference
+                    result.upload_s.append(sample.seconds)
+                result.peak_rss = max(result.peak_rss, sample.peak_rss)
+                result.peak_child_rss = max(result.peak_child_rss, sample.peak_child_rss)
+            if run == 0:
+                result.wire_up = proxy.sent - before_sent
+                result.stored_bytes = sum(
+                    o["Size"]
+                    for page in raw.get_paginator("list_objects_v2").paginate(
+                        Bucket=bucket, Prefix=prefix
+                    )
+                    for o in page.get("Contents", [])
+                )
+            before_received = proxy.received
+            for index, path in enumerate(files):
+                target = scratch / f"{name}-{path.name}"
+                sample = measure(down(path, prefix, target), env)
+                if index > 0:
+                    result.download_s.append(sample.seconds)
+                result.peak_rss = max(result.peak_rss, sample.peak_rss)
+                result.peak_child_rss = max(result.peak_child_rss, sample.peak_child_rss)
+                if run == 0 and not same_bytes(target, path):
+                    result.roundtrip_ok = False
+                target.unlink(missing_ok=True)
+            if run == 0:
+                result.wire_down = proxy.received - before_received
+        # one command for the whole series, as a release job uploading dist/ does
+        folder = scratch / f"series-{name}"
+        folder.mkdir(exist_ok=True)
+        for path in files:
+            link = folder / path.name
+            if not link.exists():
+                os.link(path, link)
+        if name == "boto3":
+            started = time.perf_counter()
+            for path in files:
+                measure(up(path, "recursive/"), env)
+            result.recursive_upload_s = time.perf_counter() - started
+        else:
+            tool = (
+                [str(old_tool())] if name == "dg-6.2.0" else [sys.executable, "-m", "deltaglider"]
+            )
+            flag = "-r" if name == "dg-6.2.0" else "--recursive"
+            result.recursive_upload_s = measure(
+                [*tool, "cp", flag, str(folder), f"s3://{bucket}/recursive/"], env
+            ).seconds
+    return result
+
+
+def same_bytes(a: Path, b: Path) -> bool:
+    if a.stat().st_size != b.stat().st_size:
+        return False
+    with a.open("rb") as x, b.open("rb") as y:
+        while True:
+            one, two = x.read(MIB), y.read(MIB)
+            if one != two:
+                return False
+            if not one:
+                return True
+
+
+def bare_codec(corpus: Corpus, scratch: Path) -> dict[str, float]:
+    """The xdelta3 CLI alone with our flags, and our engine's in-process encode path."""
+    from deltaglider import xdelta
+
+    reference = corpus.files[0]
+    window = xdelta.source_window(reference.stat().st_size, 1024 * MIB)
+    encode, decode = [], []
+    for path in corpus.files[1:]:
+        out = scratch / "bare.delta"
+        started = time.perf_counter()
+        subprocess.run(
+            xdelta.encode_command(reference, path, out, window), check=True, capture_output=True
+        )
+        encode.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        subprocess.run(
+            [
+                "xdelta3",
+                "-d",
+                "-D",
+                "-R",
+                "-f",
+                "-s",
+                str(reference),
+                str(out),
+                str(scratch / "bare.out"),
+            ],
+            check=True,
+            capture_output=True,
+        )
+        decode.append(time.perf_counter() - started)
+    return {
+        "encode_s": statistics.median(encode) if encode else 0.0,
+        "decode_s": statistics.median(decode) if decode else 0.0,
+    }
+
+
+def in_process(corpus: Corpus, server: local_s3.LocalS3, raw: Any) -> dict[str, float]:
+    """Our engine called directly (no process start-up): upload and download medians."""
+    from deltaglider.config import Settings
+    from deltaglider.engine import Engine
+
+    bucket = f"bench-inproc-{corpus.name}".lower()
+    raw.create_bucket(Bucket=bucket)
+    os.environ.update(server.env())
+    engine = Engine(Settings(endpoint_url=server.endpoint, region=local_s3.REGION))
+    ups, downs = [], []
+    with tempfile.TemporaryDirectory(prefix="dg-bench-") as scratch:
+        for index, path in enumerate(corpus.files):
+            started = time.perf_counter()
+            engine.upload(path, bucket, f"s/{path.name}")
+            if index:
+                ups.append(time.perf_counter() - started)
+        for index, path in enumerate(corpus.files):
+            started = time.perf_counter()
+            engine.download(bucket, f"s/{path.name}", Path(scratch) / path.name)
+            if index:
+                downs.append(time.perf_counter() - started)
+    engine.cache.close()
+    return {
+        "upload_s": statistics.median(ups) if ups else 0.0,
+        "download_s": statistics.median(downs) if downs else 0.0,
+    }
+
+
+# ---------------------------------------------------------------------------- reporting
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values) if values else 0.0
+
+
+def table(
+    results: list[Result], codec: dict[str, dict[str, float]], inproc: dict[str, dict[str, float]]
+) -> str:
+    lines = [
+        "| corpus | contender | files | logical | stored | stored/logical | upload median s "
+        "| download median s | recursive upload s | peak RSS (process / codec) | wire up / down "
+        "| round-trip |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        lines.append(
+            f"| {r.corpus} | {r.contender} | {r.files} | {mb(r.logical_bytes)} | "
+            f"{mb(r.stored_bytes)} | {r.stored_bytes / r.logical_bytes:.1%} | "
+            f"{med(r.upload_s):.2f} | {med(r.download_s):.2f} | {r.recursive_upload_s:.2f} | "
+            f"{mb(r.peak_rss)} / {mb(r.peak_child_rss)} | {mb(r.wire_up)} / {mb(r.wire_down)} | "
+            f"{'exact' if r.roundtrip_ok else 'WRONG BYTES'} |"
+        )
+    lines += [
+        "",
+        "| corpus | ours vs dg-6.2.0 upload | download | recursive upload | "
+        "stored bytes vs 6.2.0 | ours vs boto3 upload | download | bare xdelta3 encode s "
+        "| decode s | ours in-process upload s | download s | overhead over codec |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for corpus in dict.fromkeys(r.corpus for r in results):
+        by = {r.contender: r for r in results if r.corpus == corpus}
+        ours, old, plain = by.get("ours"), by.get("dg-6.2.0"), by.get("boto3")
+        if ours is None:
+            continue
+        c, i = codec.get(corpus, {}), inproc.get(corpus, {})
+        bare = c.get("encode_s", 0) + c.get("decode_s", 0)
+        lines.append(
+            f"| {corpus} | {ratio(old.upload_s if old else [], ours.upload_s)} | "
+            f"{ratio(old.download_s if old else [], ours.download_s)} | "
+            f"{(old.recursive_upload_s / ours.recursive_upload_s if old else 0):.1f}x | "
+            f"{(ours.stored_bytes / old.stored_bytes if old else 0):.2f} | "
+            f"{ratio(plain.upload_s if plain else [], ours.upload_s)} | "
+            f"{ratio(plain.download_s if plain else [], ours.download_s)} | "
+            f"{c.get('encode_s', 0):.2f} | {c.get('decode_s', 0):.2f} | "
+            f"{i.get('upload_s', 0):.2f} | {i.get('download_s', 0):.2f} | "
+            f"{(i.get('upload_s', 0) / bare - 1 if bare else 0):+.0%} |"
+        )
+    return "\n".join(lines)
+
+
+def ratio(theirs: list[float], ours: list[float]) -> str:
+    if not theirs or not ours:
+        return "-"
+    return f"{med(theirs) / med(ours):.1f}x"
+
+
+def mb(value: float) -> str:
+    return f"{value / MIB:.1f} MB" if value >= 0.1 * MIB else f"{value / 1024:.0f} KB"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small corpora, one run")
+    parser.add_argument("--corpus", help="only this corpus")
+    parser.add_argument("--runs", type=int, default=None, help="repetitions per file")
+    parser.add_argument("--contenders", default="boto3,dg-6.2.0,ours")
+    options = parser.parse_args()
+    runs = options.runs or (1 if options.quick else 3)
+    contenders = options.contenders.split(",")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    if "dg-6.2.0" in contenders:
+        old_tool()
+    chosen = corpora(options.quick, options.corpus)
+    results: list[Result] = []
+    codec: dict[str, dict[str, float]] = {}
+    inproc: dict[str, dict[str, float]] = {}
+    with (
+        local_s3.running("seaweedfs") as server,
+        tempfile.TemporaryDirectory(prefix="dg-bench-", dir=CACHE) as scratch_dir,
+    ):
+        raw = boto3.client(
+            "s3",
+            endpoint_url=server.endpoint,
+            region_name=local_s3.REGION,
+            aws_access_key_id=local_s3.ACCESS_KEY,
+            aws_secret_access_key=local_s3.SECRET_KEY,
+        )
+        for corpus in chosen:
+            print(
+                f"# {corpus.name}: {len(corpus.files)} files, "
+                f"{mb(sum(p.stat().st_size for p in corpus.files))}",
+                file=sys.stderr,
+            )
+            scratch = Path(scratch_dir) / corpus.name
+            scratch.mkdir()
+            codec[corpus.name] = bare_codec(corpus, scratch)
+            inproc[corpus.name] = in_process(corpus, server, raw)
+            for contender in contenders:
+                print(f"  {contender} ...", file=sys.stderr, flush=True)
+                try:
+                    results.append(run_contender(contender, corpus, server, raw, runs, scratch))
+                except RuntimeError as error:
+                    failed = Result(
+                        corpus.name,
+                        contender,
+                        len(corpus.files),
+                        1,
+                        0,
+                        roundtrip_ok=False,
+                        note=str(error)[:300],
+                    )
+                    results.append(failed)
+                    print(f"    failed: {error}", file=sys.stderr)
+    report = table(results, codec, inproc)
+    print(report)
+    (CACHE / "results.json").write_text(
+        json.dumps(
+            {
+                "quick": options.quick,
+                "runs": runs,
+                "results": [asdict(r) for r in results],
+                "bare_codec": codec,
+                "in_process": inproc,
+                "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
+            },
+            indent=2,
+            default=str,
+        )
+    )
+    print(f"\nJSON: {CACHE / 'results.json'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
