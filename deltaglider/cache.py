@@ -26,7 +26,7 @@ from typing import BinaryIO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from deltaglider.errors import CacheError, IntegrityError
+from deltaglider.errors import CacheError, ReferenceMismatch
 from deltaglider.files import CHUNK_SIZE, HashingWriter, Sink
 from deltaglider.log import get_logger
 
@@ -76,7 +76,7 @@ class ReferenceCache:
                     writer = HashingWriter(out)
                     fetch(writer)
                 if writer.digest.sha256 != sha256:
-                    raise IntegrityError(
+                    raise ReferenceMismatch(
                         f"reference {label} has SHA-256 {writer.digest.sha256[:12]}…, but its "
                         f"deltas were made against {sha256[:12]}… (replaced or corrupted)"
                     )

@@ -24,7 +24,13 @@ from typing import BinaryIO
 from deltaglider import xdelta
 from deltaglider.cache import ReferenceCache, open_cache
 from deltaglider.config import Settings
-from deltaglider.errors import CodecError, IntegrityError, NotFoundError, UsageError
+from deltaglider.errors import (
+    CodecError,
+    IntegrityError,
+    NotFoundError,
+    ReferenceMismatch,
+    UsageError,
+)
 from deltaglider.files import Digest, HashingWriter, Sink, atomic_output, digest_file
 from deltaglider.log import get_logger
 from deltaglider.metadata import (
@@ -411,8 +417,8 @@ class Engine:
                     bucket, reference, ref_path
                 ):
                     return None
-        except NotFoundError:
-            return None  # removed between our HEAD and GET: start again
+        except (NotFoundError, ReferenceMismatch):
+            return None  # removed or replaced between our HEAD and GET: start again
         if delta_size is None:
             return StoredAs.DIRECT, self._put_direct(item), f"delta over max ratio {max_ratio:g}"
         return StoredAs.DELTA, delta_size, ""

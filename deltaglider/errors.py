@@ -29,6 +29,11 @@ class IntegrityError(DeltagliderError):
     """A SHA-256 check failed: stored or reconstructed bytes are not what metadata promises."""
 
 
+class ReferenceMismatch(IntegrityError):
+    """A reference's bytes are not the ones its deltas (or our HEAD of it) named: it was
+    replaced, or corrupted, after we looked."""
+
+
 class CodecError(DeltagliderError):
     """The delta codec failed to encode or decode."""
 
