@@ -303,8 +303,12 @@ class Result:
 def run_contender(
     name: str, corpus: Corpus, server: local_s3.LocalS3, raw: Any, runs: int, scratch: Path
 ) -> Result:
-    bucket = f"bench-{name.replace('.', '')}-{corpus.name}".lower()[:60]
-    raw.create_bucket(Bucket=bucket)
+    """Each run (and the recursive upload) gets a bucket of its own, files at its root:
+    deltaglider 6.2.0 puts deltas in the root folder whatever prefix it is given."""
+    stem = f"bench-{name.replace('.', '')}-{corpus.name}".lower()[:50]
+    for run in range(runs):
+        raw.create_bucket(Bucket=f"{stem}-{run}")
+    raw.create_bucket(Bucket=f"{stem}-r")
     files = corpus.files
     if name == "dg-6.2.0":  # give it names it would try as deltas
         renamed = scratch / "as-zip"
@@ -316,6 +320,23 @@ def run_contender(
                 os.link(path, target)
             files.append(target)
     result = Result(corpus.name, name, len(files), sum(p.stat().st_size for p in files), 0)
+    tool = [str(old_tool())] if name == "dg-6.2.0" else [sys.executable, "-m", "deltaglider"]
+
+    def up(path: Path, bucket: str) -> list[str]:
+        if name == "boto3":
+            return [sys.executable, "-c", BOTO3_SCRIPT, "up", bucket, path.name, str(path)]
+        return [*tool, "cp", str(path), f"s3://{bucket}/"]
+
+    def down(path: Path, bucket: str, target: Path) -> list[str]:
+        if name == "boto3":
+            return [sys.executable, "-c", BOTO3_SCRIPT, "down", bucket, path.name, str(target)]
+        return [*tool, "cp", f"s3://{bucket}/{path.name}", str(target)]
+
+    def track(sample: Sample) -> Sample:
+        result.peak_rss = max(result.peak_rss, sample.peak_rss)
+        result.peak_child_rss = max(result.peak_child_rss, sample.peak_child_rss)
+        return sample
+
     with FaultProxy(server.endpoint, rate=0.0) as proxy:
         env = {
             **os.environ,
@@ -323,63 +344,26 @@ def run_contender(
             "AWS_ENDPOINT_URL": proxy.endpoint,
             "DG_SUPPRESS_DEPRECATION": "1",
         }
-
-        def up(path: Path, prefix: str) -> list[str]:
-            if name == "boto3":
-                return [
-                    sys.executable,
-                    "-c",
-                    BOTO3_SCRIPT,
-                    "up",
-                    bucket,
-                    f"{prefix}{path.name}",
-                    str(path),
-                ]
-            tool = str(old_tool()) if name == "dg-6.2.0" else None
-            base = [tool] if tool else [sys.executable, "-m", "deltaglider"]
-            return [*base, "cp", str(path), f"s3://{bucket}/{prefix}"]
-
-        def down(path: Path, prefix: str, target: Path) -> list[str]:
-            if name == "boto3":
-                return [
-                    sys.executable,
-                    "-c",
-                    BOTO3_SCRIPT,
-                    "down",
-                    bucket,
-                    f"{prefix}{path.name}",
-                    str(target),
-                ]
-            tool = str(old_tool()) if name == "dg-6.2.0" else None
-            base = [tool] if tool else [sys.executable, "-m", "deltaglider"]
-            return [*base, "cp", f"s3://{bucket}/{prefix}{path.name}", str(target)]
-
         for run in range(runs):
-            prefix = f"run{run}/"
+            bucket = f"{stem}-{run}"
             before_sent = proxy.sent
             for index, path in enumerate(files):
-                sample = measure(up(path, prefix), env)
+                sample = track(measure(up(path, bucket), env))
                 if index > 0:  # the first file of a series makes the reference
                     result.upload_s.append(sample.seconds)
-                result.peak_rss = max(result.peak_rss, sample.peak_rss)
-                result.peak_child_rss = max(result.peak_child_rss, sample.peak_child_rss)
             if run == 0:
                 result.wire_up = proxy.sent - before_sent
                 result.stored_bytes = sum(
                     o["Size"]
-                    for page in raw.get_paginator("list_objects_v2").paginate(
-                        Bucket=bucket, Prefix=prefix
-                    )
+                    for page in raw.get_paginator("list_objects_v2").paginate(Bucket=bucket)
                     for o in page.get("Contents", [])
                 )
             before_received = proxy.received
             for index, path in enumerate(files):
                 target = scratch / f"{name}-{path.name}"
-                sample = measure(down(path, prefix, target), env)
+                sample = track(measure(down(path, bucket, target), env))
                 if index > 0:
                     result.download_s.append(sample.seconds)
-                result.peak_rss = max(result.peak_rss, sample.peak_rss)
-                result.peak_child_rss = max(result.peak_child_rss, sample.peak_child_rss)
                 if run == 0 and not same_bytes(target, path):
                     result.roundtrip_ok = False
                 target.unlink(missing_ok=True)
@@ -389,21 +373,17 @@ def run_contender(
         folder = scratch / f"series-{name}"
         folder.mkdir(exist_ok=True)
         for path in files:
-            link = folder / path.name
-            if not link.exists():
-                os.link(path, link)
+            if not (folder / path.name).exists():
+                os.link(path, folder / path.name)
         if name == "boto3":
             started = time.perf_counter()
             for path in files:
-                measure(up(path, "recursive/"), env)
+                measure(up(path, f"{stem}-r"), env)
             result.recursive_upload_s = time.perf_counter() - started
         else:
-            tool = (
-                [str(old_tool())] if name == "dg-6.2.0" else [sys.executable, "-m", "deltaglider"]
-            )
             flag = "-r" if name == "dg-6.2.0" else "--recursive"
             result.recursive_upload_s = measure(
-                [*tool, "cp", flag, str(folder), f"s3://{bucket}/recursive/"], env
+                [*tool, "cp", flag, str(folder), f"s3://{stem}-r/"], env
             ).seconds
     return result
 
@@ -526,8 +506,8 @@ def table(
         lines.append(
             f"| {corpus} | {ratio(old.upload_s if old else [], ours.upload_s)} | "
             f"{ratio(old.download_s if old else [], ours.download_s)} | "
-            f"{(old.recursive_upload_s / ours.recursive_upload_s if old else 0):.1f}x | "
-            f"{(ours.stored_bytes / old.stored_bytes if old else 0):.2f} | "
+            f"{(old.recursive_upload_s / ours.recursive_upload_s if old and ours.recursive_upload_s else 0):.1f}x | "
+            f"{(ours.stored_bytes / old.stored_bytes if old and old.stored_bytes else 0):.2f} | "
             f"{ratio(plain.upload_s if plain else [], ours.upload_s)} | "
             f"{ratio(plain.download_s if plain else [], ours.download_s)} | "
             f"{c.get('encode_s', 0):.2f} | {c.get('decode_s', 0):.2f} | "
