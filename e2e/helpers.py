@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
-
-CACHE = Path(__file__).resolve().parents[1] / ".cache"
 
 
 def stored_keys(raw: Any, bucket: str, prefix: str = "") -> dict[str, int]:
@@ -30,29 +25,6 @@ def sha256(path: Path) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def venv_tool(name: str, requirement: str, script: str) -> Path:
-    """A console script from `requirement`, installed once into its own virtualenv under
-    .cache/ (a lock keeps xdist workers from installing it twice)."""
-    venv = CACHE / name
-    binary = venv / "bin" / script
-    CACHE.mkdir(parents=True, exist_ok=True)
-    with (CACHE / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not binary.exists():
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            subprocess.run(
-                [
-                    str(venv / "bin" / "pip"),
-                    "install",
-                    "--quiet",
-                    "--disable-pip-version-check",
-                    requirement,
-                ],
-                check=True,
-            )
-    return binary
 
 
 def assert_bucket_consistent(engine: Any, raw: Any, bucket: str, prefix: str = "") -> int:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import sha256, sha256_bytes, venv_tool
+from artifacts import venv_tool
+from helpers import sha256, sha256_bytes
 from local_s3 import LocalS3
 
 from deltaglider.engine import Engine

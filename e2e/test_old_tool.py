@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import sha256, stored_keys, venv_tool
+from artifacts import venv_tool
+from helpers import sha256, stored_keys
 from local_s3 import LocalS3
 
 from deltaglider.engine import Engine

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import artifacts
 import boto3
 import local_s3
 from faultproxy import FaultProxy
@@ -57,33 +58,7 @@ class Corpus:
 def pypi_series(
     package: str, versions: list[str], *, sdist: bool = False, platform: str | None = None
 ) -> list[Path]:
-    folder = CACHE / "pypi" / (f"{package}-sdist" if sdist else package)
-    folder.mkdir(parents=True, exist_ok=True)
-    found = []
-    for version in versions:
-        pattern = f"{package}-{version}.tar.gz" if sdist else f"{package}-{version}-*.whl"
-        matches = sorted(folder.glob(pattern))
-        if not matches:
-            command = [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--disable-pip-version-check",
-                "-d",
-                str(folder),
-            ]
-            command += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
-            if platform:
-                command += ["--platform", platform, "--python-version", "3.11"]
-            subprocess.run(
-                [*command, f"{package}=={version}"], check=True, stdout=subprocess.DEVNULL
-            )
-            matches = sorted(folder.glob(pattern))
-        found.append(matches[0])
-    return found
+    return artifacts.fetch(package, versions, sdist=sdist, platform=platform, cache=CACHE / "pypi")
 
 
 def jar_series(versions: list[str]) -> list[Path]:
@@ -255,21 +230,9 @@ def measure(command: list[str], env: dict[str, str]) -> Sample:
 
 
 def old_tool() -> Path:
-    venv = CACHE / f"deltaglider-{OLD_VERSION}"
-    binary = venv / "bin" / "deltaglider"
-    if not binary.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        subprocess.run(
-            [
-                str(venv / "bin" / "pip"),
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                f"deltaglider=={OLD_VERSION}",
-            ],
-            check=True,
-        )
-    return binary
+    return artifacts.venv_tool(
+        f"deltaglider-{OLD_VERSION}", f"deltaglider=={OLD_VERSION}", "deltaglider", cache=CACHE
+    )
 
 
 BOTO3_SCRIPT = """
