@@ -35,6 +35,7 @@ log = get_logger(__name__)
 Fetch = Callable[[Sink], None]
 
 _MAGIC = b"DGC1"
+_DIR_PREFIX = "deltaglider-cache-"
 _TAG = 16
 
 
@@ -85,6 +86,11 @@ class ReferenceCache:
         finally:
             path.unlink(missing_ok=True)
 
+    def work_directory(self) -> tempfile.TemporaryDirectory[str]:
+        """A private temporary directory inside this process's cache directory, so whatever a
+        killed process leaves behind is removed with it by the next process."""
+        return tempfile.TemporaryDirectory(prefix="work-", dir=self._scratch)
+
     def store(self, sha256: str, source: Path) -> None:
         """Keep a verified local copy of a reference (e.g. one this process just uploaded)."""
         raise NotImplementedError
@@ -106,7 +112,8 @@ class FileCache(ReferenceCache):
     """
 
     def __init__(self, key: bytes | None = None) -> None:
-        root = Path(tempfile.mkdtemp(prefix="deltaglider-cache-"))
+        remove_stale_directories()
+        root = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-"))
         root.chmod(0o700)
         super().__init__(root)
         self.directory = root
@@ -181,7 +188,8 @@ class MemoryCache(ReferenceCache):
     """References held in memory, least recently used dropped beyond `max_bytes`."""
 
     def __init__(self, max_bytes: int) -> None:
-        super().__init__(Path(tempfile.mkdtemp(prefix="deltaglider-cache-")))
+        remove_stale_directories()
+        super().__init__(Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-")))
         self.max_bytes = max_bytes
         self._entries: OrderedDict[str, bytes] = OrderedDict()
         atexit.register(self.close)
@@ -209,6 +217,23 @@ class MemoryCache(ReferenceCache):
             return False
         out.write(data)
         return True
+
+
+def remove_stale_directories() -> None:
+    """Remove cache directories of this user's processes that no longer exist (a SIGKILL
+    skips the removal at exit); the directory name carries the owner's PID."""
+    for directory in Path(tempfile.gettempdir()).glob(f"{_DIR_PREFIX}*-*"):
+        pid_text = directory.name[len(_DIR_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or int(pid_text) == os.getpid():
+            continue
+        try:
+            if directory.stat().st_uid != os.getuid():
+                continue
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            shutil.rmtree(directory, ignore_errors=True)
+        except OSError:
+            continue
 
 
 def _aad(sha256: str, last: bool) -> bytes:

@@ -12,7 +12,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -487,7 +486,7 @@ def local_destination(target: str, key: str) -> Path:
 def _upload_stdin(app: AppContext, dst: S3Url, opts: dict[str, Any]) -> None:
     if dst.is_prefix:
         raise UsageError("uploading from stdin (-) needs a full destination key, not a folder")
-    with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
+    with app.engine(max_ratio=opts["max_ratio"]).cache.work_directory() as scratch:
         local = Path(scratch) / base_name(dst.key)
         with local.open("wb") as handle:
             shutil.copyfileobj(sys.stdin.buffer, handle, 1024 * 1024)
@@ -497,7 +496,7 @@ def _upload_stdin(app: AppContext, dst: S3Url, opts: dict[str, Any]) -> None:
 
 def _download_stdout(app: AppContext, src: S3Url) -> None:
     engine = app.engine()
-    with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
+    with app.engine().cache.work_directory() as scratch:
         local = Path(scratch) / "object"
         engine.download(src.bucket, src.key, local)  # verified before a byte reaches stdout
         with local.open("rb") as handle:

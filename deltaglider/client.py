@@ -311,7 +311,7 @@ class DeltagliderClient:
         if isinstance(body, Path):
             yield body
             return
-        with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
+        with self.engine.cache.work_directory() as scratch:
             path = Path(scratch) / (base_name(key) or "object")
             with path.open("wb") as out:
                 if isinstance(body, str):
@@ -663,7 +663,7 @@ class DeltagliderClient:
             expires = existing.metadata.get("dg-expires-at")
             if expires and parse_time(expires) >= until:
                 return temp_key
-        with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
+        with self.engine.cache.work_directory() as scratch:
             path = Path(scratch) / "object"
             with _as_client_errors("GetObject"), path.open("wb") as out:
                 self.engine.reconstruct(bucket, located, out)

@@ -10,7 +10,6 @@ does) or start subprocesses (xdelta does).
 from __future__ import annotations
 
 import contextlib
-import tempfile
 import threading
 import time
 import uuid
@@ -320,7 +319,7 @@ class Engine:
             return result(StoredAs.DIRECT, digest.size)
         ref_key = reference_key(parent_prefix(key))
         ref_head = self.store.head(bucket, ref_key)
-        with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
+        with self.cache.work_directory() as scratch:
             delta_path = Path(scratch) / "estimate.delta"
             if ref_head is None:
                 xdelta.encode(
@@ -482,7 +481,7 @@ class Engine:
         exceeds `max_ratio` of the file. `max_ratio=None` marks the self-delta of a new space."""
         window = xdelta.source_window(reference.size, self.settings.codec_memory_bytes)
         digest = item.digest
-        with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
+        with self.cache.work_directory() as scratch:
             delta_path = Path(scratch) / "out.delta"
             xdelta.encode(ref_path, item.path, delta_path, window)
             delta_size = delta_path.stat().st_size
@@ -623,7 +622,7 @@ class Engine:
         meta = DeltaMeta.from_dict(located.head.metadata, located.stored_key)
         with (
             self._reference(bucket, meta.ref_key, meta.ref_sha256) as ref_path,
-            tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch,
+            self.cache.work_directory() as scratch,
         ):
             delta_path = Path(scratch) / "in.delta"
             with delta_path.open("wb") as handle:
@@ -675,7 +674,7 @@ class Engine:
         """S3 to S3, logically: the destination gets its own delta or direct object (with the
         source's metadata and content type unless others are given)."""
         check_user_key(dst_key)
-        with tempfile.TemporaryDirectory(prefix="deltaglider-") as scratch:
+        with self.cache.work_directory() as scratch:
             local = Path(scratch) / "object"
             source = self.download(src_bucket, src_key, local)
             return self.upload(

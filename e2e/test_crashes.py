@@ -44,8 +44,11 @@ def test_sigkill_at_random_moments_never_leaves_anything_unreadable(
     for wheel in wheel_series:
         (dist / wheel.name).write_bytes(wheel.read_bytes())
     (dist / v1.name).write_bytes(v1.read_bytes())
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     env = {
         **os.environ,
+        "TMPDIR": str(scratch),
         "AWS_ENDPOINT_URL": s3_server.endpoint,
         "DG_MULTIPART_THRESHOLD_MB": "5",
         "DG_MULTIPART_CHUNKSIZE_MB": "5",
@@ -123,6 +126,8 @@ def test_sigkill_at_random_moments_never_leaves_anything_unreadable(
             check(prefix)
             assert_bucket_consistent(engine, raw, bucket, prefix)
     assert killed >= 16  # most trials really were cut short
+    # what killed processes left in their temp directory went with the next process
+    assert list(scratch.iterdir()) == []
 
 
 def expect(

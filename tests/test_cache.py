@@ -108,3 +108,25 @@ def test_encryption_key_from_environment() -> None:
     for garbage in ["not base64 !!", base64.b64encode(b"short").decode()]:
         with pytest.raises(CacheError, match="DG_CACHE_ENCRYPTION_KEY"):
             parse_key(garbage)
+
+
+def test_directories_of_killed_processes_are_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SIGKILLed process cannot remove its cache directory at exit; the next one does."""
+    import subprocess
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    finished = subprocess.Popen(["true"])
+    finished.wait()  # its PID no longer runs
+    stale = tmp_path / f"deltaglider-cache-{finished.pid}-abc"
+    stale.mkdir()
+    (stale / "entry.enc").write_bytes(b"x")
+    running = tmp_path / "deltaglider-cache-1-def"  # PID 1 always runs
+    running.mkdir()
+    cache = FileCache()
+    assert not stale.exists()
+    assert running.exists()
+    assert cache.directory.parent == tmp_path
+    cache.close()
