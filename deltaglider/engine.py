@@ -132,6 +132,13 @@ def _result(
     )
 
 
+def _delta_size(head: ObjectHead | None) -> int | None:
+    """The logical size of a delta object, or None when `head` is not one."""
+    if head is None or classify(head.key, head.metadata) is not ObjectKind.DELTA:
+        return None
+    return Located(head.key, head, ObjectKind.DELTA).logical_size
+
+
 def written_at(head: ObjectHead) -> datetime:
     """When an object was written: our microsecond `dg-created-at` (S3's LastModified has
     one-second resolution, too coarse to order two uploads of one CI job), else LastModified."""
@@ -775,47 +782,44 @@ class Engine:
     ) -> list[ListEntry]:
         """Replace deltas' stored sizes with logical ones (concurrent HEADs); attach heads."""
         deltas = [
-            e for e in entries if not e.is_prefix and objects[e.key].key.endswith(DELTA_SUFFIX)
+            objects[e.key].key
+            for e in entries
+            if not e.is_prefix and objects[e.key].key.endswith(DELTA_SUFFIX)
         ]
-        if not deltas:
-            return entries
-        with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
-            heads = dict(
-                zip(
-                    (e.key for e in deltas),
-                    pool.map(lambda e: self.store.head(bucket, objects[e.key].key), deltas),
-                    strict=True,
-                )
-            )
+        heads = self._heads(bucket, deltas)
         result = []
         for entry in entries:
-            head = heads.get(entry.key)
-            if head is not None and classify(head.key, head.metadata) is ObjectKind.DELTA:
-                located = Located(head.key, head, ObjectKind.DELTA)
-                entry = replace(entry, size=located.logical_size, head=head)
+            head = heads.get(objects[entry.key].key) if not entry.is_prefix else None
+            size = _delta_size(head)
+            if head is not None and size is not None:
+                entry = replace(entry, size=size, head=head)
             result.append(entry)
         return result
+
+    def _heads(self, bucket: str, keys: list[str]) -> dict[str, ObjectHead | None]:
+        """HEAD of each key, `max_concurrency` at a time."""
+        if not keys:
+            return {}
+        with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
+            return dict(
+                zip(keys, pool.map(lambda k: self.store.head(bucket, k), keys), strict=True)
+            )
 
     def _logical_entries(
         self, bucket: str, objects: list[ObjectHead], logical_sizes: bool
     ) -> list[ListEntry]:
-        deltas = [o for o in objects if o.key.endswith(DELTA_SUFFIX)]
-        heads: dict[str, ObjectHead | None] = {}
-        if deltas and logical_sizes:
-            with ThreadPoolExecutor(max_workers=self.settings.max_concurrency) as pool:
-                found = pool.map(lambda o: self.store.head(bucket, o.key), deltas)
-                heads = dict(zip((o.key for o in deltas), found, strict=True))
+        deltas = [o.key for o in objects if o.key.endswith(DELTA_SUFFIX)]
+        heads = self._heads(bucket, deltas) if logical_sizes else {}
         entries = []
         for obj in sorted(objects, key=lambda o: o.key.endswith(DELTA_SUFFIX)):
             stored = ListEntry(obj.key, obj.size, obj.last_modified, stored_size=obj.size)
             if not obj.key.endswith(DELTA_SUFFIX):
                 entries.append(stored)
             elif not logical_sizes:
-                entries.append(replace(stored, key=logical_key_of(obj.key), size_is_logical=False))
+                entries.append(replace(stored, key=logical_key_of(obj.key)))
             elif (head := heads[obj.key]) is not None:
-                kind = classify(obj.key, head.metadata)
-                if kind is ObjectKind.DELTA:
-                    size = Located(obj.key, head, kind).logical_size
+                size = _delta_size(head)
+                if size is not None:
                     entries.append(replace(stored, key=logical_key_of(obj.key), size=size))
                 else:  # a file named *.delta that no deltaglider wrote
                     entries.append(stored)

@@ -90,12 +90,3 @@ def atomic_output(destination: Path) -> Iterator[tuple[BinaryIO, Path]]:
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
-
-
-def copy_stream(source: BinaryIO, target: Sink) -> int:
-    """Copy in bounded chunks; return the number of bytes copied."""
-    total = 0
-    while chunk := source.read(CHUNK_SIZE):
-        target.write(chunk)
-        total += len(chunk)
-    return total

@@ -86,7 +86,6 @@ class ListEntry:
     last_modified: datetime | None = None
     is_prefix: bool = False
     stored_size: int = 0
-    size_is_logical: bool = True  # False: a delta listed without a HEAD shows its stored size
     head: ObjectHead | None = None  # the delta's HEAD when one was made (for ETag, metadata)
     etag: str = ""  # the stored object's ETag, as listed
 
