@@ -25,6 +25,7 @@ class Settings:
     cache_backend: str = "filesystem"  # or "memory"
     cache_memory_bytes: int = 100 * MIB
     cache_encryption_key: str | None = None
+    codec: str = "xdelta3"  # or "zstd": faster, not readable by deltaglider 6.x
     codec_memory_bytes: int = 1024 * MIB  # bound on xdelta3's source window
     multipart_threshold: int = 64 * MIB
     multipart_chunksize: int = 16 * MIB
@@ -42,6 +43,7 @@ class Settings:
         if backend not in ("filesystem", "memory"):
             raise UsageError(f"DG_CACHE_BACKEND must be 'filesystem' or 'memory', not {backend!r}")
         return cls(
+            codec=check_codec(env.get("DG_CODEC") or defaults.codec, "DG_CODEC"),
             endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             profile=env.get("AWS_PROFILE") or None,
@@ -66,9 +68,21 @@ class Settings:
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with the non-None values of `changes` applied (CLI flags over environment)."""
         given = {k: v for k, v in changes.items() if v is not None}
+        if "codec" in given:
+            given["codec"] = check_codec(str(given["codec"]), "--codec")
         if "max_ratio" in given:
             given["max_ratio"] = check_ratio(str(given["max_ratio"]), self.max_ratio, "--max-ratio")
         return replace(self, **given)  # type: ignore[arg-type]
+
+
+CODECS = ("xdelta3", "zstd")
+
+
+def check_codec(raw: str, name: str) -> str:
+    """A codec name `--codec`/DG_CODEC accept; anything else is a UsageError naming `name`."""
+    if raw not in CODECS:
+        raise UsageError(f"{name} must be one of {', '.join(CODECS)}, not {raw!r}")
+    return raw
 
 
 def check_ratio(raw: str | None, default: float, name: str) -> float:

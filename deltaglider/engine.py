@@ -33,7 +33,6 @@ from deltaglider.errors import (
 from deltaglider.files import Digest, HashingWriter, Sink, atomic_output, digest_file
 from deltaglider.log import get_logger
 from deltaglider.metadata import (
-    CODEC_XDELTA3_NODECOMP,
     DELTA_SUFFIX,
     INTERNAL_PREFIX,
     REFERENCE_NAME,
@@ -329,21 +328,15 @@ class Engine:
         with self.cache.work_directory() as scratch:
             delta_path = Path(scratch) / "estimate.delta"
             if ref_head is None:
-                xdelta.encode(
-                    path,
-                    path,
-                    delta_path,
-                    xdelta.source_window(digest.size, self.settings.codec_memory_bytes),
-                )
+                self._encode(path, path, delta_path)
                 return result(
                     StoredAs.REFERENCE,
                     digest.size + delta_path.stat().st_size,
                     "new reference for its folder",
                 )
             ref_sha = ReferenceMeta.from_dict(ref_head.metadata, ref_key).file_sha256
-            window = xdelta.source_window(ref_head.size, self.settings.codec_memory_bytes)
             with self._reference(bucket, ref_key, ref_sha) as ref_path:
-                xdelta.encode(ref_path, path, delta_path, window)
+                self._encode(ref_path, path, delta_path)
             delta_size = delta_path.stat().st_size
         if delta_size > ratio * digest.size:
             return result(StoredAs.DIRECT, digest.size, f"delta over max ratio {ratio:g}")
@@ -486,11 +479,10 @@ class Engine:
     ) -> int | None:
         """Encode, decode-check and upload `<key>.delta`; None (nothing stored) when the delta
         exceeds `max_ratio` of the file. `max_ratio=None` marks the self-delta of a new space."""
-        window = xdelta.source_window(reference.size, self.settings.codec_memory_bytes)
         digest = item.digest
         with self.cache.work_directory() as scratch:
             delta_path = Path(scratch) / "out.delta"
-            xdelta.encode(ref_path, item.path, delta_path, window)
+            encoding = self._encode(ref_path, item.path, delta_path)
             delta_size = delta_path.stat().st_size
             if max_ratio is not None and delta_size > max_ratio * digest.size:
                 log.info(
@@ -501,7 +493,8 @@ class Engine:
                     max_ratio=max_ratio,
                 )
                 return None
-            if xdelta.decode(ref_path, delta_path, None).sha256 != digest.sha256:
+            check = xdelta.decode(ref_path, delta_path, None, tag=encoding.tag)
+            if check.sha256 != digest.sha256:
                 raise IntegrityError(
                     f"{item.path}: the new delta did not decode to the file's bytes (did the "
                     "file change while uploading?); nothing was stored"
@@ -514,13 +507,22 @@ class Engine:
                 ref_key=reference.key,
                 ref_sha256=reference.sha256,
                 delta_size=delta_size,
-                delta_cmd=xdelta.describe_encode(window),
+                delta_cmd=encoding.command,
                 note=ZERO_DIFF_NOTE if max_ratio is None else None,
-                codec=CODEC_XDELTA3_NODECOMP,
+                codec=encoding.tag,
                 md5=digest.md5,
             )
             self._store_object(item, delta_key(item.key), delta_path, meta.to_dict(), None)
         return delta_size
+
+    def _encode(self, ref_path: Path, path: Path, delta_path: Path) -> xdelta.Encoding:
+        return xdelta.encode(
+            ref_path,
+            path,
+            delta_path,
+            codec=self.settings.codec,
+            budget=self.settings.codec_memory_bytes,
+        )
 
     def _reference(
         self, bucket: str, ref_key: str, ref_sha: str
@@ -642,14 +644,14 @@ class Engine:
     ) -> Digest:
         """Decode exactly (`-D -R`); for deltas of unknown provenance also as 6.x did. Any
         result that fails the SHA-256 check is discarded."""
-        attempts = [False] if meta.codec == CODEC_XDELTA3_NODECOMP else [False, True]
+        attempts = [False] if meta.codec is not None else [False, True]
         failure = ""
         for legacy in attempts:
             if out is not None:
                 out.seek(0)
                 out.truncate()
             try:
-                digest = xdelta.decode(ref_path, delta_path, out, legacy=legacy)
+                digest = xdelta.decode(ref_path, delta_path, out, tag=meta.codec, legacy=legacy)
             except CodecError as error:
                 failure = str(error)
                 continue

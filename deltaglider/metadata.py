@@ -26,6 +26,8 @@ ZERO_DIFF_NOTE = "zero-diff (reference identical)"
 # Our extra key: which codec and flags made a delta. Old readers ignore unknown keys; when it is
 # absent the delta came from an older writer whose xdelta3 flags are unknown.
 CODEC_XDELTA3_NODECOMP = "xdelta3-D"
+# zstd --patch-from with the reference as prefix (`--codec zstd`): deltaglider 6.x cannot read it.
+CODEC_ZSTD_PATCH = "zstd-patch-from"
 # S3 limits user metadata (keys + values, UTF-8, without the x-amz-meta- prefix) to 2 KB.
 MAX_METADATA_BYTES = 2048
 

@@ -71,6 +71,37 @@ def test_versioned_series_roundtrips_through_the_cli(
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in wheel_series)
 
 
+def test_zstd_codec_is_recorded_and_mixes_with_xdelta3_in_one_space(
+    cli: CliRun, bucket: str, wheel_series: list[Path], tmp_path: Path, raw: Any
+) -> None:
+    """`--codec zstd` and DG_CODEC=zstd write zstd deltas (recorded in dg-codec, zstd magic);
+    a later xdelta3 upload into the same space is VCDIFF; every file reads back exact."""
+    first, second, third, fourth = wheel_series[:4]
+    assert cli("cp", "--codec", "zstd", str(first), f"s3://{bucket}/z/").exit_code == 0
+    assert cli("cp", "--codec", "zstd", str(second), f"s3://{bucket}/z/").exit_code == 0
+    assert cli("cp", str(third), f"s3://{bucket}/z/", env={"DG_CODEC": "zstd"}).exit_code == 0
+    assert cli("cp", str(fourth), f"s3://{bucket}/z/").exit_code == 0
+    magic = {b"\x28\xb5\x2f\xfd": "zstd-patch-from", b"\xd6\xc3\xc4\x00": "xdelta3-D"}
+    for wheel, codec in [
+        (first, "zstd-patch-from"),
+        (second, "zstd-patch-from"),
+        (third, "zstd-patch-from"),
+        (fourth, "xdelta3-D"),
+    ]:
+        key = f"z/{wheel.name}.delta"
+        assert metadata(raw, bucket, key)["dg-codec"] == codec
+        head = raw.get_object(Bucket=bucket, Key=key, Range="bytes=0-3")["Body"].read()
+        assert magic[head] == codec
+        assert cli("cp", f"s3://{bucket}/z/{wheel.name}", str(tmp_path / wheel.name)).exit_code == 0
+        assert sha256(tmp_path / wheel.name) == sha256(wheel)
+    refused = cli("cp", "--codec", "lz4", str(first), f"s3://{bucket}/z/")
+    assert refused.exit_code == 2 and "lz4" in refused.output
+    bad_env = cli("cp", str(first), f"s3://{bucket}/y/", env={"DG_CODEC": "lz4"})
+    assert bad_env.exit_code == 2
+    assert "DG_CODEC must be one of xdelta3, zstd, not 'lz4'" in bad_env.output
+    assert not any(k.startswith("y/") for k in stored_keys(raw, bucket))
+
+
 def test_exact_keys_and_metadata_follow_format(
     engine: Engine, raw: Any, bucket: str, wheel_series: list[Path], tmp_path: Path
 ) -> None:

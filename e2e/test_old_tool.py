@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,30 @@ def test_old_tool_reads_what_we_write(
         )
         assert result.returncode == 0, result.stderr[-2000:]
         assert sha256(out) == sha256(wheel)
+
+
+def test_old_tool_cannot_read_zstd_deltas_as_documented(
+    old_deltaglider: Path,
+    s3_server: LocalS3,
+    engine: Engine,
+    bucket: str,
+    wheel_series: list[Path],
+    tmp_path: Path,
+) -> None:
+    """`--codec zstd` objects need this deltaglider: 6.2.0 fails on them (and writes no file
+    claiming to be the artifact), as README and `--help` say."""
+    zstd_engine = Engine(replace(engine.settings, codec="zstd"), store=engine.store)
+    for wheel in wheel_series[:2]:
+        zstd_engine.upload(wheel, bucket, f"z/{wheel.name}")
+    out = tmp_path / wheel_series[1].name
+    result = run_old(
+        old_deltaglider, s3_server, "cp", f"s3://{bucket}/z/{wheel_series[1].name}", str(out)
+    )
+    assert result.returncode != 0
+    assert not out.exists() or sha256(out) != sha256(wheel_series[1])
+    assert engine.verify(bucket, f"z/{wheel_series[1].name}").actual_sha256 == sha256(
+        wheel_series[1]
+    )
 
 
 def test_we_read_and_extend_what_old_tool_writes(

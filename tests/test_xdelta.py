@@ -1,4 +1,5 @@
-"""The codec: encode -> decode roundtrips, window sizing, and compatibility with the plain
+"""The codecs: encode -> decode roundtrips (xdelta3 and zstd), window sizing, which decoder a
+delta gets (recorded codec vs magic bytes), and compatibility with the plain
 `xdelta3 -d -f -s REF DELTA OUT` that deltaglider 6.2.0 runs (FORMAT "What the old tool got wrong")."""
 
 import gzip
@@ -15,17 +16,18 @@ from hypothesis import strategies as st
 from deltaglider import xdelta
 from deltaglider.errors import CodecError
 from deltaglider.files import digest_file
+from deltaglider.metadata import CODEC_XDELTA3_NODECOMP, CODEC_ZSTD_PATCH
 
 MIB = 1024 * 1024
 
 
-def roundtrip(tmp_path: Path, reference: bytes, target: bytes) -> bytes:
+def roundtrip(tmp_path: Path, reference: bytes, target: bytes, codec: str = "xdelta3") -> bytes:
     ref, new, delta = tmp_path / "ref", tmp_path / "new", tmp_path / "new.delta"
     ref.write_bytes(reference)
     new.write_bytes(target)
-    xdelta.encode(ref, new, delta, xdelta.source_window(len(reference), 1024 * MIB))
+    encoding = xdelta.encode(ref, new, delta, codec=codec, budget=1024 * MIB)
     out = io.BytesIO()
-    digest = xdelta.decode(ref, delta, out)
+    digest = xdelta.decode(ref, delta, out, tag=encoding.tag)
     assert digest.size == len(target)
     return out.getvalue()
 
@@ -50,16 +52,28 @@ def reference_and_target(draw: st.DrawFn) -> tuple[bytes, bytes]:
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(pair=reference_and_target())
-def test_decode_inverts_encode(tmp_path: Path, pair: tuple[bytes, bytes]) -> None:
+@given(pair=reference_and_target(), codec=st.sampled_from(xdelta.CODECS))
+def test_decode_inverts_encode(tmp_path: Path, pair: tuple[bytes, bytes], codec: str) -> None:
     reference, target = pair
-    assert roundtrip(tmp_path, reference, target) == target
+    assert roundtrip(tmp_path, reference, target, codec) == target
 
 
+@pytest.mark.parametrize("codec", xdelta.CODECS)
 @pytest.mark.parametrize("target", [b"", b"x", b"\x00" * 3])
-def test_tiny_inputs_roundtrip(tmp_path: Path, target: bytes) -> None:
-    assert roundtrip(tmp_path, b"", target) == target
-    assert roundtrip(tmp_path, b"y", target) == target
+def test_tiny_inputs_roundtrip(tmp_path: Path, target: bytes, codec: str) -> None:
+    assert roundtrip(tmp_path, b"", target, codec) == target
+    assert roundtrip(tmp_path, b"y", target, codec) == target
+
+
+@pytest.mark.parametrize("codec", xdelta.CODECS)
+def test_self_delta_of_a_new_reference(tmp_path: Path, codec: str) -> None:
+    """A new space's first file is encoded against itself (FORMAT): one path, both roles."""
+    ref = tmp_path / "ref"
+    ref.write_bytes(random.Random(5).randbytes(200_000))
+    delta = tmp_path / "self.delta"
+    encoding = xdelta.encode(ref, ref, delta, codec=codec, budget=1024 * MIB)
+    assert delta.stat().st_size < 2000
+    assert xdelta.decode(ref, delta, None, tag=encoding.tag).sha256 == digest_file(ref).sha256
 
 
 def test_small_edit_of_large_input_makes_small_delta(tmp_path: Path) -> None:
@@ -69,15 +83,18 @@ def test_small_edit_of_large_input_makes_small_delta(tmp_path: Path) -> None:
     ref, new, delta = tmp_path / "ref", tmp_path / "new", tmp_path / "d"
     ref.write_bytes(reference)
     new.write_bytes(target)
-    xdelta.encode(ref, new, delta, xdelta.source_window(len(reference), 1024 * MIB))
-    assert delta.stat().st_size < 2048
-    assert xdelta.decode(ref, delta, None).sha256 == digest_file(new).sha256
+    for codec in xdelta.CODECS:
+        encoding = xdelta.encode(ref, new, delta, codec=codec, budget=1024 * MIB)
+        assert delta.stat().st_size < 2048, codec
+        assert xdelta.decode(ref, delta, None, tag=encoding.tag).sha256 == digest_file(new).sha256
 
 
 @pytest.mark.parametrize(
     ("reference_size", "budget", "window"),
     [
-        (0, 1024 * MIB, 64 * MIB),
+        (0, 1024 * MIB, 1 * MIB),
+        (100_000, 1024 * MIB, 1 * MIB),
+        (1 * MIB, 1024 * MIB, 4 * MIB),
         (10 * MIB, 1024 * MIB, 64 * MIB),
         (64 * MIB, 1024 * MIB, 64 * MIB),
         (64 * MIB + 1, 1024 * MIB, 128 * MIB),
@@ -110,13 +127,61 @@ def test_decode_of_garbage_is_a_codec_error(tmp_path: Path) -> None:
     delta.write_bytes(b"\xd6\xc3\xc4\x00 not really a delta")
     with pytest.raises(CodecError, match="xdelta3 decode failed"):
         xdelta.decode(ref, delta, None)
+    delta.write_bytes(b"\x28\xb5\x2f\xfd not really a delta")
+    with pytest.raises(CodecError, match="zstd decode failed"):
+        xdelta.decode(ref, delta, None, tag=CODEC_ZSTD_PATCH)
+
+
+@pytest.mark.parametrize(
+    ("made_with", "recorded", "error"),
+    [
+        ("zstd", CODEC_XDELTA3_NODECOMP, "metadata says xdelta3 but its bytes are zstd data"),
+        ("xdelta3", CODEC_ZSTD_PATCH, "metadata says zstd but its bytes are xdelta3 data"),
+        ("xdelta3", "brotli-9", "codec 'brotli-9', which this deltaglider does not know"),
+    ],
+)
+def test_recorded_codec_is_cross_checked_with_magic_bytes(
+    tmp_path: Path, made_with: str, recorded: str, error: str
+) -> None:
+    ref, new, delta = tmp_path / "ref", tmp_path / "new", tmp_path / "d"
+    ref.write_bytes(b"abc" * 1000)
+    new.write_bytes(b"abd" * 1000)
+    xdelta.encode(ref, new, delta, codec=made_with, budget=1024 * MIB)
+    with pytest.raises(CodecError, match=error):
+        xdelta.decode(ref, delta, None, tag=recorded)
+
+
+@pytest.mark.parametrize("codec", xdelta.CODECS)
+def test_delta_without_recorded_codec_is_decoded_by_its_magic_bytes(
+    tmp_path: Path, codec: str
+) -> None:
+    ref, new, delta = tmp_path / "ref", tmp_path / "new", tmp_path / "d"
+    ref.write_bytes(b"abc" * 1000)
+    new.write_bytes(b"abd" * 1000)
+    xdelta.encode(ref, new, delta, codec=codec, budget=1024 * MIB)
+    assert xdelta.decode(ref, delta, None, tag=None).sha256 == digest_file(new).sha256
+
+
+def test_zstd_falls_back_to_xdelta3_for_a_reference_beyond_the_memory_budget(
+    tmp_path: Path,
+) -> None:
+    ref, new, delta = tmp_path / "ref", tmp_path / "new", tmp_path / "d"
+    ref.write_bytes(b"abc" * 1_000_000)
+    new.write_bytes(b"abd" * 1_000_000)
+    assert xdelta.encode(ref, new, delta, codec="zstd", budget=MIB).tag == CODEC_XDELTA3_NODECOMP
+    assert delta.read_bytes()[:3] == xdelta.VCDIFF_MAGIC
+    assert xdelta.encode(ref, new, delta, codec="zstd", budget=8 * MIB).tag == CODEC_ZSTD_PATCH
+    assert delta.read_bytes()[:4] == xdelta.ZSTD_MAGIC
 
 
 def test_environment_cannot_inject_xdelta_arguments(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDELTA", "-S djw -9 -n")
-    assert roundtrip(tmp_path, b"abc" * 1000, b"abd" * 1000) == b"abd" * 1000
+    monkeypatch.setenv("ZSTD_CLEVEL", "19")
+    monkeypatch.setenv("ZSTD_NBTHREADS", "4")
+    for codec in xdelta.CODECS:
+        assert roundtrip(tmp_path, b"abc" * 1000, b"abd" * 1000, codec) == b"abd" * 1000
 
 
 @pytest.mark.slow
@@ -131,9 +196,9 @@ def test_large_window_delta_decodes_with_plain_old_tool_command(tmp_path: Path) 
     ref, new, delta, out = (tmp_path / n for n in ("ref", "new", "d", "out"))
     ref.write_bytes(reference)
     new.write_bytes(target)
-    window = xdelta.source_window(len(reference), 1024 * MIB)
-    assert window == 128 * MIB
-    xdelta.encode(ref, new, delta, window)
+    assert xdelta.source_window(len(reference), 1024 * MIB) == 128 * MIB
+    encoding = xdelta.encode(ref, new, delta, budget=1024 * MIB)
+    assert "-B 134217728" in encoding.command
     assert delta.stat().st_size < 2 * MIB
     subprocess.run(
         ["xdelta3", "-d", "-f", "-s", str(ref), str(delta), str(out)],
