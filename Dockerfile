@@ -5,7 +5,7 @@
 FROM python:3.11-slim
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends xdelta3 \
+    && apt-get install -y --no-install-recommends xdelta3 zstd \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src

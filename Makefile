@@ -1,11 +1,12 @@
-# deltaglider: `make demo` and `make test` each install everything they need (xdelta3 included).
+# deltaglider: `make demo` and `make test` each install everything they need (the xdelta3 and
+# zstd codec binaries included).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint bench xdelta3 clean
+.PHONY: test demo lint bench codecs clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -24,25 +25,28 @@ define apt_install
   $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(1) >/dev/null )
 endef
 
-xdelta3:
-	@command -v xdelta3 >/dev/null || { \
-	  echo "xdelta3 is not installed; installing it with apt-get"; \
-	  $(call apt_install,xdelta3) || { \
-	    echo "error: could not install xdelta3; install it yourself (apt-get install xdelta3) and re-run"; \
-	    exit 1; }; }
-	@xdelta3 -V 2>&1 | head -1
+# codecs: the xdelta3 binary (the default codec) and zstd (`--codec zstd`), from apt when missing.
+codecs:
+	@for tool in xdelta3 zstd; do \
+	  command -v $$tool >/dev/null && continue; \
+	  echo "$$tool is not installed; installing it with apt-get"; \
+	  $(call apt_install,$$tool) || { \
+	    echo "error: could not install $$tool; install it yourself (apt-get install $$tool) and re-run"; \
+	    exit 1; }; \
+	done
+	@xdelta3 -V 2>&1 | head -1; zstd --version
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy deltaglider
 
-test: $(STAMP) xdelta3 lint
+test: $(STAMP) codecs lint
 	$(BIN)/python -m pytest -n auto tests e2e
 
-demo: $(STAMP) xdelta3
+demo: $(STAMP) codecs
 	$(BIN)/python scripts/demo.py
 
-bench: $(STAMP) xdelta3
+bench: $(STAMP) codecs
 	$(BIN)/python scripts/bench.py
 
 clean:
