@@ -41,24 +41,26 @@ def digest_file(path: Path) -> Digest:
 
 
 def digest_stream(stream: BinaryIO) -> Digest:
-    writer = HashingWriter(None)
+    writer = HashingWriter(None, md5=True)
     while chunk := stream.read(CHUNK_SIZE):
         writer.write(chunk)
     return writer.digest
 
 
 class HashingWriter:
-    """Writes through to a file object while hashing what passes."""
+    """Writes through to a file object while hashing what passes: SHA-256 always, MD5 only
+    when asked (an upload's ETag; checks of reconstructed bytes need only SHA-256)."""
 
-    def __init__(self, target: Sink | None) -> None:
+    def __init__(self, target: Sink | None, *, md5: bool = False) -> None:
         self._target = target
         self._hasher = hashlib.sha256()
-        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
         self.size = 0
 
     def write(self, data: bytes) -> int:
         self._hasher.update(data)
-        self._md5.update(data)
+        if self._md5 is not None:
+            self._md5.update(data)
         self.size += len(data)
         if self._target is not None:
             self._target.write(data)
@@ -66,7 +68,8 @@ class HashingWriter:
 
     @property
     def digest(self) -> Digest:
-        return Digest(self._hasher.hexdigest(), self.size, self._md5.hexdigest())
+        md5 = self._md5.hexdigest() if self._md5 is not None else ""
+        return Digest(self._hasher.hexdigest(), self.size, md5)
 
 
 @contextlib.contextmanager

@@ -4,7 +4,8 @@ for) is started here, and only here.
 Owns: the exact encode/decode command lines (FORMAT "What the old tool got wrong": `-D` on
 encode, `-D -R` on decode, a source window sized to the reference), which codec a delta needs
 (its recorded `dg-codec`, cross-checked against the delta's magic bytes), streaming decoded
-bytes through a hash, and turning codec failures into CodecError. Must not touch S3.
+bytes through a hash, bounding how many codec processes run at once (one per core), and
+turning codec failures into CodecError. Must not touch S3.
 
 xdelta3 (VCDIFF) is the default and what deltaglider 6.x reads. zstd (`--patch-from`, the
 reference as a prefix dictionary) encodes several times faster for slightly larger deltas; the
@@ -16,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -38,6 +40,9 @@ _INSTALL_HINT = {XDELTA3: "apt-get install xdelta3", ZSTD: "apt-get install zstd
 # Variables through which the codecs read extra arguments; the caller's environment must not
 # change what we encode.
 _CODEC_VARIABLES = ("XDELTA", "ZSTD_CLEVEL", "ZSTD_NBTHREADS")
+# Each codec process is single-threaded and holds up to a source window of memory: however
+# many transfers run at once (--jobs), at most one codec process per core runs in this process.
+_codec_slots = threading.BoundedSemaphore(os.cpu_count() or 2)
 
 
 @dataclass(frozen=True)
@@ -124,7 +129,7 @@ def encode_command(
 def encode(source: Path, target: Path, out: Path, *, codec: str = XDELTA3, budget: int) -> Encoding:
     """Write a delta of `target` against `source` to `out` with `codec` (see chosen_codec)."""
     command, encoding = encode_command(source, target, out, codec=codec, budget=budget)
-    with target.open("rb") as stdin:
+    with _codec_slots, target.open("rb") as stdin:
         result = subprocess.run(command, stdin=stdin, capture_output=True, env=_env(), check=False)
     if result.returncode != 0:
         name = Path(command[0]).name
@@ -175,9 +180,12 @@ def decode(
         flags = [] if legacy else ["-D", "-R"]
         command = [binary(XDELTA3), "-d", *flags, "-c", "-f", "-s", str(source), str(delta)]
     writer = HashingWriter(out)
-    with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env()
-    ) as process:
+    with (
+        _codec_slots,
+        subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env()
+        ) as process,
+    ):
         assert process.stdout is not None and process.stderr is not None
         try:
             while chunk := process.stdout.read(CHUNK_SIZE):

@@ -8,7 +8,9 @@ Contenders, all against one SeaweedFS started on 127.0.0.1 for the run:
   boto3        plain upload_file / download_file (what `aws s3 cp` costs)
   dg-6.2.0     deltaglider 6.2.0 from PyPI in its own virtualenv (files given .zip names where
                it would otherwise store them whole)
-  ours         this checkout's `deltaglider` CLI
+  ours         this checkout's `deltaglider` CLI (default codec, xdelta3)
+  ours-zstd    the same with DG_CODEC=zstd (faster; not readable by 6.2.0)
+  ours-ratio1  (jar corpus only) the same with DG_MAX_RATIO=1, 6.2.0's effective behaviour
 Every contender runs as its own process, one `cp` per file (as a CI job does), through a proxy
 that counts bytes on the wire; peak RSS is sampled from /proc for the process and, separately,
 its codec children. The bare `xdelta3` CLI is timed on the same files, and our engine in-process
@@ -284,6 +286,7 @@ def run_contender(
             files.append(target)
     result = Result(corpus.name, name, len(files), sum(p.stat().st_size for p in files), 0)
     tool = [str(old_tool())] if name == "dg-6.2.0" else [sys.executable, "-m", "deltaglider"]
+    settings = {"ours-zstd": {"DG_CODEC": "zstd"}, "ours-ratio1": {"DG_MAX_RATIO": "1"}}
 
     def up(path: Path, bucket: str) -> list[str]:
         if name == "boto3":
@@ -306,6 +309,7 @@ def run_contender(
             **server.env(),
             "AWS_ENDPOINT_URL": proxy.endpoint,
             "DG_SUPPRESS_DEPRECATION": "1",
+            **settings.get(name, {}),
         }
         for run in range(runs):
             bucket = f"{stem}-{run}"
@@ -363,36 +367,28 @@ def same_bytes(a: Path, b: Path) -> bool:
                 return True
 
 
-def bare_codec(corpus: Corpus, scratch: Path) -> dict[str, float]:
-    """The xdelta3 CLI alone with our flags, and our engine's in-process encode path."""
+def bare_codec(corpus: Corpus, scratch: Path, codec: str) -> dict[str, float]:
+    """The codec CLI alone, with exactly the flags our engine uses, on the same files."""
     from deltaglider import xdelta
 
     reference = corpus.files[0]
-    window = xdelta.source_window(reference.stat().st_size, 1024 * MIB)
     encode, decode = [], []
     for path in corpus.files[1:]:
         out = scratch / "bare.delta"
-        started = time.perf_counter()
-        subprocess.run(
-            xdelta.encode_command(reference, path, out, window), check=True, capture_output=True
+        command, encoding = xdelta.encode_command(
+            reference, path, out, codec=codec, budget=1024 * MIB
         )
+        started = time.perf_counter()
+        subprocess.run(command, check=True, capture_output=True)
         encode.append(time.perf_counter() - started)
+        if encoding.tag == "zstd-patch-from":
+            decoder = ["zstd", "-d", "-q", "-f", "--long=31", f"--patch-from={reference}"]
+            decoder += [str(out), "-o", str(scratch / "bare.out")]
+        else:
+            decoder = ["xdelta3", "-d", "-D", "-R", "-f", "-s", str(reference), str(out)]
+            decoder.append(str(scratch / "bare.out"))
         started = time.perf_counter()
-        subprocess.run(
-            [
-                "xdelta3",
-                "-d",
-                "-D",
-                "-R",
-                "-f",
-                "-s",
-                str(reference),
-                str(out),
-                str(scratch / "bare.out"),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        subprocess.run(decoder, check=True, capture_output=True)
         decode.append(time.perf_counter() - started)
     return {
         "encode_s": statistics.median(encode) if encode else 0.0,
@@ -400,15 +396,15 @@ def bare_codec(corpus: Corpus, scratch: Path) -> dict[str, float]:
     }
 
 
-def in_process(corpus: Corpus, server: local_s3.LocalS3, raw: Any) -> dict[str, float]:
+def in_process(corpus: Corpus, server: local_s3.LocalS3, raw: Any, codec: str) -> dict[str, float]:
     """Our engine called directly (no process start-up): upload and download medians."""
     from deltaglider.config import Settings
     from deltaglider.engine import Engine
 
-    bucket = f"bench-inproc-{corpus.name}".lower()
+    bucket = f"bench-inproc-{codec}-{corpus.name}".lower()
     raw.create_bucket(Bucket=bucket)
     os.environ.update(server.env())
-    engine = Engine(Settings(endpoint_url=server.endpoint, region=local_s3.REGION))
+    engine = Engine(Settings(endpoint_url=server.endpoint, region=local_s3.REGION, codec=codec))
     ups, downs = [], []
     with tempfile.TemporaryDirectory(prefix="dg-bench-") as scratch:
         for index, path in enumerate(corpus.files):
@@ -454,20 +450,21 @@ def table(
         )
     lines += [
         "",
-        "| corpus | ours vs dg-6.2.0 upload | download | recursive upload | "
-        "stored bytes vs 6.2.0 | ours vs boto3 upload | download | bare xdelta3 encode s "
-        "| decode s | ours in-process upload s | download s | overhead over codec |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| corpus | ours | vs dg-6.2.0 upload | download | recursive upload | "
+        "stored bytes vs 6.2.0 | vs boto3 upload | download | bare codec encode s "
+        "| decode s | in-process upload s | download s | overhead over codec (upload) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for corpus in dict.fromkeys(r.corpus for r in results):
-        by = {r.contender: r for r in results if r.corpus == corpus}
-        ours, old, plain = by.get("ours"), by.get("dg-6.2.0"), by.get("boto3")
-        if ours is None:
+    for corpus, contender in dict.fromkeys((r.corpus, r.contender) for r in results):
+        if contender not in ("ours", "ours-zstd"):
             continue
-        c, i = codec.get(corpus, {}), inproc.get(corpus, {})
+        by = {r.contender: r for r in results if r.corpus == corpus}
+        ours, old, plain = by[contender], by.get("dg-6.2.0"), by.get("boto3")
+        name = "zstd" if contender == "ours-zstd" else "xdelta3"
+        c, i = codec.get(f"{corpus}/{name}", {}), inproc.get(f"{corpus}/{name}", {})
         bare = c.get("encode_s", 0) + c.get("decode_s", 0)
         lines.append(
-            f"| {corpus} | {ratio(old.upload_s if old else [], ours.upload_s)} | "
+            f"| {corpus} | {contender} | {ratio(old.upload_s if old else [], ours.upload_s)} | "
             f"{ratio(old.download_s if old else [], ours.download_s)} | "
             f"{(old.recursive_upload_s / ours.recursive_upload_s if old and ours.recursive_upload_s else 0):.1f}x | "
             f"{(ours.stored_bytes / old.stored_bytes if old and old.stored_bytes else 0):.2f} | "
@@ -495,7 +492,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small corpora, one run")
     parser.add_argument("--corpus", help="only this corpus")
     parser.add_argument("--runs", type=int, default=None, help="repetitions per file")
-    parser.add_argument("--contenders", default="boto3,dg-6.2.0,ours")
+    parser.add_argument("--contenders", default="boto3,dg-6.2.0,ours,ours-zstd,ours-ratio1")
     options = parser.parse_args()
     runs = options.runs or (1 if options.quick else 3)
     contenders = options.contenders.split(",")
@@ -525,9 +522,12 @@ def main() -> None:
             )
             scratch = Path(scratch_dir) / corpus.name
             scratch.mkdir()
-            codec[corpus.name] = bare_codec(corpus, scratch)
-            inproc[corpus.name] = in_process(corpus, server, raw)
+            for name in ("xdelta3", "zstd"):
+                codec[f"{corpus.name}/{name}"] = bare_codec(corpus, scratch, name)
+                inproc[f"{corpus.name}/{name}"] = in_process(corpus, server, raw, name)
             for contender in contenders:
+                if contender == "ours-ratio1" and corpus.name != "jar":
+                    continue
                 print(f"  {contender} ...", file=sys.stderr, flush=True)
                 try:
                     results.append(run_contender(contender, corpus, server, raw, runs, scratch))

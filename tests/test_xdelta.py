@@ -7,7 +7,11 @@ import io
 import os
 import random
 import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -206,3 +210,39 @@ def test_large_window_delta_decodes_with_plain_old_tool_command(tmp_path: Path) 
         env={k: v for k, v in os.environ.items() if k != "XDELTA"},
     )
     assert out.read_bytes() == target
+
+
+def test_codec_processes_are_bounded_whatever_the_number_of_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--jobs 8 must not start 8 codec processes on 2 cores: at most one slot each."""
+    monkeypatch.setattr(xdelta, "_codec_slots", threading.BoundedSemaphore(2))
+    running, most = 0, 0
+    lock = threading.Lock()
+    real_run = subprocess.run
+
+    def counting_run(*args: Any, **kwargs: Any) -> Any:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(0.05)  # hold the slot long enough for the other threads to queue
+            return real_run(*args, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(xdelta.subprocess, "run", counting_run)
+    ref = tmp_path / "ref"
+    ref.write_bytes(b"abc" * 10_000)
+
+    def one(index: int) -> bool:
+        new, delta = tmp_path / f"new{index}", tmp_path / f"d{index}"
+        new.write_bytes(b"abc" * 10_000 + str(index).encode())
+        xdelta.encode(ref, new, delta, budget=1024 * MIB)
+        return xdelta.decode(ref, delta, None).sha256 == digest_file(new).sha256
+
+    with ThreadPoolExecutor(8) as pool:
+        assert all(pool.map(one, range(8)))
+    assert most == 2
