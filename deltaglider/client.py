@@ -79,8 +79,8 @@ def create_client(
     **settings: Any,
 ) -> DeltagliderClient:
     """A delta-aware S3 client. Arguments are boto3's; `max_ratio` and other `Settings`
-    fields (e.g. `cache_backend="memory"`) are deltaglider's. Unset values come from the
-    environment (`AWS_*`, `DG_*`) as for the CLI."""
+    fields (e.g. `codec="zstd"`, `cache_backend="memory"`) are deltaglider's. Unset values
+    come from the environment (`AWS_*`, `DG_*`) as for the CLI."""
     base = Settings.from_env().with_overrides(
         endpoint_url=endpoint_url,
         region=region_name,

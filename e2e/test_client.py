@@ -306,6 +306,28 @@ def test_extras_upload_download_verify_estimate(
     assert result.verified
 
 
+@pytest.mark.parametrize("codec", ["xdelta3", "zstd"])
+def test_client_codec_setting_estimates_and_stores_with_that_codec(
+    s3_server: LocalS3, bucket: str, wheel_series: list[Path], codec: str
+) -> None:
+    client = deltaglider.create_client(
+        endpoint_url=s3_server.endpoint, region_name=REGION, codec=codec
+    )
+    client.upload_file(str(wheel_series[0]), bucket, f"c/{wheel_series[0].name}")
+    guess = client.estimate(wheel_series[1], f"s3://{bucket}/c/")
+    client.upload_file(str(wheel_series[1]), bucket, f"c/{wheel_series[1].name}")
+    raw = make_boto3(s3_server)
+    head = raw.head_object(Bucket=bucket, Key=f"c/{wheel_series[1].name}.delta")
+    assert (
+        head["Metadata"]["dg-codec"] == {"xdelta3": "xdelta3-D", "zstd": "zstd-patch-from"}[codec]
+    )
+    assert head["ContentLength"] == guess.stored_size
+    body = client.get_object(Bucket=bucket, Key=f"c/{wheel_series[1].name}")["Body"].read()
+    assert body == wheel_series[1].read_bytes()
+    with pytest.raises(deltaglider.UsageError, match="--codec must be one of xdelta3, zstd"):
+        deltaglider.create_client(endpoint_url=s3_server.endpoint, codec="lz4")
+
+
 def test_presigned_get_of_a_delta_serves_the_real_file(
     s3_server: LocalS3, bucket: str, wheel_series: list[Path]
 ) -> None:
