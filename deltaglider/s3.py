@@ -291,17 +291,22 @@ class Store:
             ):
                 pending: list[Future[dict[str, Any]]] = []
                 number = 1
-                while chunk := source.read(part_size):
-                    hasher.update(chunk)
-                    pending.append(
-                        pool.submit(self._put_part, bucket, key, upload_id, number, chunk)
-                    )
-                    number += 1
-                    # bounded memory: wait for the oldest part before reading too far ahead
+                while True:
+                    # bounded memory: at most max_request_concurrency parts exist at once, the
+                    # next one is read only when one of them has been sent
                     while (
                         sum(not f.done() for f in pending) >= self.transfer.max_request_concurrency
                     ):
                         wait(pending, return_when=FIRST_COMPLETED)
+                    chunk = source.read(part_size)
+                    if not chunk:
+                        break
+                    hasher.update(chunk)
+                    pending.append(
+                        pool.submit(self._put_part, bucket, key, upload_id, number, chunk)
+                    )
+                    del chunk
+                    number += 1
                 parts = [f.result() for f in pending]
             if sha256 is not None:
                 _check_unchanged(hasher.hexdigest(), sha256, path)
