@@ -37,6 +37,8 @@ ZSTD_MAX_REFERENCE = 1 << 31  # --patch-from keeps the whole reference in a wind
 VCDIFF_MAGIC = b"\xd6\xc3\xc4"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _INSTALL_HINT = {XDELTA3: "apt-get install xdelta3", ZSTD: "apt-get install zstd"}
+_TAG = {XDELTA3: CODEC_XDELTA3_NODECOMP, ZSTD: CODEC_ZSTD_PATCH}  # codec -> its dg-codec
+_CODEC_OF_TAG = {tag: codec for codec, tag in _TAG.items()}
 # Variables through which the codecs read extra arguments; the caller's environment must not
 # change what we encode.
 _CODEC_VARIABLES = ("XDELTA", "ZSTD_CLEVEL", "ZSTD_NBTHREADS")
@@ -104,7 +106,7 @@ def encode_command(
         same = source.samefile(target)
         given = [f"--stream-size={reference_size}", "-"] if same else [str(target)]
         return [*command, *given, "-o", str(out)], Encoding(
-            CODEC_ZSTD_PATCH,
+            _TAG[ZSTD],
             f"zstd --single-thread {level} --patch-from=reference.bin <file> -o <file>.delta",
         )
     window = source_window(reference_size, budget)
@@ -121,7 +123,7 @@ def encode_command(
         str(target),
         str(out),
     ], Encoding(
-        CODEC_XDELTA3_NODECOMP,
+        _TAG[XDELTA3],
         f"xdelta3 -e -{LEVEL} -D -B {window} -s reference.bin <file> <file>.delta",
     )
 
@@ -145,7 +147,7 @@ def decoder(tag: str | None, delta: Path) -> str:
     found = ZSTD if magic == ZSTD_MAGIC else XDELTA3 if magic[:3] == VCDIFF_MAGIC else None
     if tag is None:
         return found or XDELTA3  # let xdelta3 name what is wrong with it
-    recorded = {CODEC_XDELTA3_NODECOMP: XDELTA3, CODEC_ZSTD_PATCH: ZSTD}.get(tag)
+    recorded = _CODEC_OF_TAG.get(tag)
     if recorded is None:
         raise CodecError(
             f"delta made with codec {tag!r}, which this deltaglider does not know (upgrade it)"
@@ -156,6 +158,16 @@ def decoder(tag: str | None, delta: Path) -> str:
             f"{'not a delta of any known codec' if found is None else found + ' data'}"
         )
     return recorded
+
+
+def decode_command(
+    source: Path, delta: Path, *, tag: str | None, legacy: bool = False
+) -> list[str]:
+    """The command line that writes the decoded bytes of `delta` to stdout (see `decode`)."""
+    if decoder(tag, delta) == ZSTD:
+        return [binary(ZSTD), "-d", "-c", "-q", "--long=31", f"--patch-from={source}", str(delta)]
+    flags = [] if legacy else ["-D", "-R"]
+    return [binary(XDELTA3), "-d", *flags, "-c", "-f", "-s", str(source), str(delta)]
 
 
 def decode(
@@ -172,13 +184,7 @@ def decode(
     xdelta3 deltas decode with `-D -R`, exact for every delta we write; `legacy=True` decodes
     as deltaglider <= 6.2 did (no flags), for old deltas of compressed-stream files.
     """
-    name = decoder(tag, delta)
-    if name == ZSTD:
-        command = [binary(ZSTD), "-d", "-c", "-q", "--long=31", f"--patch-from={source}"]
-        command.append(str(delta))
-    else:
-        flags = [] if legacy else ["-D", "-R"]
-        command = [binary(XDELTA3), "-d", *flags, "-c", "-f", "-s", str(source), str(delta)]
+    command = decode_command(source, delta, tag=tag, legacy=legacy)
     writer = HashingWriter(out)
     with (
         _codec_slots,
@@ -196,7 +202,7 @@ def decode(
         stderr = process.stderr.read()
         returncode = process.wait()
     if returncode != 0:
-        raise CodecError(f"{name} decode failed: {_last_line(stderr)}")
+        raise CodecError(f"{Path(command[0]).name} decode failed: {_last_line(stderr)}")
     return writer.digest
 
 

@@ -381,14 +381,10 @@ def bare_codec(corpus: Corpus, scratch: Path, codec: str) -> dict[str, float]:
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         encode.append(time.perf_counter() - started)
-        if encoding.tag == "zstd-patch-from":
-            decoder = ["zstd", "-d", "-q", "-f", "--long=31", f"--patch-from={reference}"]
-            decoder += [str(out), "-o", str(scratch / "bare.out")]
-        else:
-            decoder = ["xdelta3", "-d", "-D", "-R", "-f", "-s", str(reference), str(out)]
-            decoder.append(str(scratch / "bare.out"))
+        decoder = xdelta.decode_command(reference, out, tag=encoding.tag)
         started = time.perf_counter()
-        subprocess.run(decoder, check=True, capture_output=True)
+        with (scratch / "bare.out").open("wb") as decoded:
+            subprocess.run(decoder, check=True, stdout=decoded, stderr=subprocess.PIPE)
         decode.append(time.perf_counter() - started)
     return {
         "encode_s": statistics.median(encode) if encode else 0.0,
