@@ -505,7 +505,7 @@ def _upload_stdin(app: AppContext, dst: S3Url, opts: dict[str, Any]) -> None:
 
 def _download_stdout(app: AppContext, src: S3Url) -> None:
     engine = app.engine()
-    with app.engine().cache.work_directory() as scratch:
+    with engine.cache.work_directory() as scratch:
         local = Path(scratch) / "object"
         engine.download(src.bucket, src.key, local)  # verified before a byte reaches stdout
         with local.open("rb") as handle:
