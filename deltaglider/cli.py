@@ -15,14 +15,14 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
-from deltaglider import __version__, maintenance, transfer
+from deltaglider import __version__, transfer
 from deltaglider.config import CODECS, Settings
 from deltaglider.engine import Engine, check_user_key
 from deltaglider.errors import DeltagliderError, FatalError, UsageError
@@ -33,6 +33,7 @@ from deltaglider.models import (
     DownloadResult,
     ListEntry,
     StoredAs,
+    UploadOptions,
     UploadResult,
 )
 from deltaglider.transfer import Action, Filters, Location, Options, Outcome, Task
@@ -59,16 +60,22 @@ def human_size(value: float) -> str:
 
 
 class AppContext:
-    """Settings from the environment and global flags; the engine is built on first use."""
+    """Settings from the environment and global flags; an engine per set of settings, built
+    on first use (`make_engine` is `Engine` except in tests that bring their own store)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, make_engine: Callable[[Settings], Engine] = Engine
+    ) -> None:
         self.settings = settings
-        self._engine: Engine | None = None
+        self.make_engine = make_engine
+        self._engines: dict[Settings, Engine] = {}
 
-    def engine(self, **overrides: object) -> Engine:
-        if self._engine is None:
-            self._engine = Engine(self.settings.with_overrides(**overrides))
-        return self._engine
+    def engine(self, *, max_ratio: float | None = None, codec: str | None = None) -> Engine:
+        """The engine for the global settings with a command's own `--max-ratio`/`--codec`."""
+        settings = self.settings.with_overrides(max_ratio=max_ratio, codec=codec)
+        if settings not in self._engines:
+            self._engines[settings] = self.make_engine(settings)
+        return self._engines[settings]
 
 
 def reports_errors(command: F) -> F:
@@ -130,8 +137,71 @@ def parse_metadata(text: str | None) -> dict[str, str] | None:
     return pairs
 
 
+@dataclass(frozen=True)
+class OutputFlags:
+    """How a many-file command reports: `aws s3`'s output options, `--json` and `--jobs`."""
+
+    dryrun: bool = False
+    quiet: bool = False
+    only_show_errors: bool = False
+    no_progress: bool = False
+    as_json: bool = False
+    jobs: int | None = None
+
+
+@dataclass(frozen=True)
+class TransferFlags:
+    """The options `transfer_options` adds to cp, mv and sync, parsed once."""
+
+    output: OutputFlags
+    follow_symlinks: bool
+    upload: UploadOptions  # max_ratio stays None: the engine's settings carry it
+    max_ratio: float | None
+    codec: str | None
+
+    @classmethod
+    def take(cls, options: dict[str, Any]) -> TransferFlags:
+        """Remove this group's options from click's keyword arguments and parse them."""
+        output = OutputFlags(
+            options.pop("dryrun"),
+            options.pop("quiet"),
+            options.pop("only_show_errors"),
+            options.pop("no_progress"),
+            options.pop("as_json"),
+            options.pop("jobs"),
+        )
+        upload = UploadOptions(
+            policy=_policy(options.pop("no_delta"), options.pop("force_delta")),
+            metadata=parse_metadata(options.pop("metadata_text")),
+            content_type=options.pop("content_type"),
+        )
+        options.pop("exclude")
+        options.pop("include")  # read in command-line order by FilteredCommand
+        return cls(
+            output,
+            options.pop("follow_symlinks"),
+            upload,
+            options.pop("max_ratio"),
+            options.pop("codec"),
+        )
+
+    def engine(self, app: AppContext) -> Engine:
+        return app.engine(max_ratio=self.max_ratio, codec=self.codec)
+
+
 def transfer_options(command: F) -> F:
-    """Options shared by cp, mv and sync (as `aws s3` spells them), plus deltaglider's own."""
+    """Options shared by cp, mv and sync (as `aws s3` spells them), plus deltaglider's own;
+    the command receives them as one `flags: TransferFlags`."""
+
+    @functools.wraps(command)
+    def with_flags(*args: Any, **kwargs: Any) -> Any:
+        try:
+            flags = TransferFlags.take(kwargs)
+        except DeltagliderError as error:
+            click.echo(f"deltaglider: error: {error}", err=True)
+            sys.exit(error.exit_code)
+        return command(*args, flags=flags, **kwargs)
+
     decorators = [
         click.option("--dryrun", is_flag=True, help="Show what would be done; do nothing."),
         click.option("--quiet", is_flag=True, help="Print nothing but errors' exit status."),
@@ -192,9 +262,10 @@ def transfer_options(command: F) -> F:
             help="Concurrent transfers (DG_MAX_CONCURRENCY; default: cores).",
         ),
     ]
+    wrapped: Any = with_flags
     for decorator in reversed(decorators):
-        command = decorator(command)
-    return command
+        wrapped = decorator(wrapped)
+    return cast(F, wrapped)
 
 
 @dataclass
@@ -367,7 +438,8 @@ def main(
     settings = Settings.from_env().with_overrides(
         endpoint_url=endpoint_url, region=region, profile=profile
     )
-    ctx.obj = AppContext(settings)
+    make_engine = ctx.obj.make_engine if isinstance(ctx.obj, AppContext) else Engine
+    ctx.obj = AppContext(settings, make_engine)
 
 
 def _policy(no_delta: bool, force_delta: bool) -> DeltaPolicy:
@@ -391,28 +463,23 @@ def _jobs(jobs: int | None, settings: Settings) -> int:
 
 
 def _run_transfers(
-    app: AppContext, plan: transfer.Plan, opts: dict[str, Any], *, move: bool = False
+    engine: Engine,
+    plan: transfer.Plan,
+    output: OutputFlags,
+    upload: UploadOptions | None = None,
+    *,
+    move: bool = False,
 ) -> None:
-    """Run a plan with the shared options and exit with `aws s3`'s status."""
-    engine = app.engine(max_ratio=opts["max_ratio"], codec=opts["codec"])
-    options = Options(
-        policy=_policy(opts["no_delta"], opts["force_delta"]),
-        max_ratio=engine.settings.max_ratio,
-        metadata=parse_metadata(opts["metadata_text"]),
-        content_type=opts["content_type"],
-        move=move,
-        dryrun=opts["dryrun"],
-    )
+    """Run a plan and exit with `aws s3`'s status."""
+    options = Options(upload or UploadOptions(), move=move, dryrun=output.dryrun)
     show_progress = (
         sys.stderr.isatty()
-        and not (
-            opts["no_progress"] or opts["quiet"] or opts["only_show_errors"] or opts["as_json"]
-        )
+        and not (output.no_progress or output.quiet or output.only_show_errors or output.as_json)
         and len(plan.tasks) > 1
     )
     progress = Progress(len(plan.tasks), sum(t.size for t in plan.tasks)) if show_progress else None
     reporter = Reporter(
-        opts["quiet"], opts["only_show_errors"], opts["as_json"], opts["dryrun"], move, progress
+        output.quiet, output.only_show_errors, output.as_json, output.dryrun, move, progress
     )
     for outcome in plan.skipped:
         reporter(outcome)
@@ -420,7 +487,7 @@ def _run_transfers(
         engine,
         plan.tasks,
         options,
-        _jobs(opts["jobs"], engine.settings),
+        _jobs(output.jobs, engine.settings),
         reporter,
         progress.start if progress else None,
     )
@@ -435,31 +502,29 @@ def _copy_command(
     source: str,
     destination: str,
     recursive: bool,
-    opts: dict[str, Any],
+    flags: TransferFlags,
     move: bool,
 ) -> None:
     if not (is_s3_url(source) or is_s3_url(destination)):
         raise UsageError("one of SOURCE and DESTINATION must be an s3:// URL")
+    engine = flags.engine(app)
     if source == "-":
-        _upload_stdin(app, S3Url.parse(destination), opts)
+        _upload_stdin(engine, S3Url.parse(destination), flags)
         return
     if destination == "-":
-        _download_stdout(app, S3Url.parse(source))
+        _download_stdout(engine, S3Url.parse(source))
         return
     src, dst = _location(source), _location(destination)
     filters: Filters = click.get_current_context().meta.get("filters", Filters())
-    engine = app.engine(max_ratio=opts["max_ratio"], codec=opts["codec"])
     if recursive:
         if isinstance(src, Path) and not src.is_dir():
             raise FatalError(
                 f"The user-provided path {source} does not exist or is not a directory."
             )
-        plan = transfer.plan_copy(
-            engine, src, dst, filters, follow_symlinks=opts["follow_symlinks"]
-        )
+        plan = transfer.plan_copy(engine, src, dst, filters, follow_symlinks=flags.follow_symlinks)
     else:
         plan = transfer.Plan([_single_task(src, dst, source, destination)])
-    _run_transfers(app, plan, opts, move=move)
+    _run_transfers(engine, plan, flags.output, flags.upload, move=move)
 
 
 def _single_task(src: Location, dst: Location, source: str, destination: str) -> Task:
@@ -491,21 +556,20 @@ def local_destination(target: str, key: str) -> Path:
     return path
 
 
-def _upload_stdin(app: AppContext, dst: S3Url, opts: dict[str, Any]) -> None:
+def _upload_stdin(engine: Engine, dst: S3Url, flags: TransferFlags) -> None:
     if dst.is_prefix:
         raise UsageError("uploading from stdin (-) needs a full destination key, not a folder")
-    engine = app.engine(max_ratio=opts["max_ratio"], codec=opts["codec"])
-    with engine.cache.work_directory() as scratch:
+    with engine.work_directory() as scratch:
         local = Path(scratch) / base_name(dst.key)
         with local.open("wb") as handle:
             shutil.copyfileobj(sys.stdin.buffer, handle, 1024 * 1024)
         plan = transfer.Plan([Task(Action.UPLOAD, local, dst, local.stat().st_size)])
-        _run_transfers(app, plan, {**opts, "quiet": True} if not opts["as_json"] else opts)
+        output = flags.output if flags.output.as_json else replace(flags.output, quiet=True)
+        _run_transfers(engine, plan, output, flags.upload)
 
 
-def _download_stdout(app: AppContext, src: S3Url) -> None:
-    engine = app.engine()
-    with engine.cache.work_directory() as scratch:
+def _download_stdout(engine: Engine, src: S3Url) -> None:
+    with engine.work_directory() as scratch:
         local = Path(scratch) / "object"
         engine.download(src.bucket, src.key, local)  # verified before a byte reaches stdout
         with local.open("rb") as handle:
@@ -520,7 +584,9 @@ def _download_stdout(app: AppContext, src: S3Url) -> None:
 @transfer_options
 @click.pass_obj
 @reports_errors
-def cp(app: AppContext, /, source: str, destination: str, recursive: bool, **opts: Any) -> None:
+def cp(
+    app: AppContext, /, source: str, destination: str, recursive: bool, flags: TransferFlags
+) -> None:
     """Copy files to S3, from S3, or between S3 locations.
 
     \b
@@ -533,7 +599,7 @@ def cp(app: AppContext, /, source: str, destination: str, recursive: bool, **opt
       deltaglider cp s3://releases/1.2.3/app.zip s3://archive/1.2.3/
     From stdin: tar c build | deltaglider cp - s3://backups/build.tar
     """
-    _copy_command(app, source, destination, recursive, opts, move=False)
+    _copy_command(app, source, destination, recursive, flags, move=False)
 
 
 @main.command(cls=FilteredCommand)
@@ -543,7 +609,9 @@ def cp(app: AppContext, /, source: str, destination: str, recursive: bool, **opt
 @transfer_options
 @click.pass_obj
 @reports_errors
-def mv(app: AppContext, /, source: str, destination: str, recursive: bool, **opts: Any) -> None:
+def mv(
+    app: AppContext, /, source: str, destination: str, recursive: bool, flags: TransferFlags
+) -> None:
     """Move files: copy, then delete each source once its copy succeeded.
 
     \b
@@ -552,7 +620,7 @@ def mv(app: AppContext, /, source: str, destination: str, recursive: bool, **opt
     """
     if source == "-" or destination == "-":
         raise UsageError("mv cannot use - (stdin/stdout)")
-    _copy_command(app, source, destination, recursive, opts, move=True)
+    _copy_command(app, source, destination, recursive, flags, move=True)
 
 
 @main.command(cls=FilteredCommand)
@@ -581,7 +649,7 @@ def sync(
     delete: bool,
     size_only: bool,
     exact_timestamps: bool,
-    **opts: Any,
+    flags: TransferFlags,
 ) -> None:
     """Make DESTINATION hold what SOURCE holds, transferring only what differs.
 
@@ -601,7 +669,7 @@ def sync(
     if isinstance(dst, Path):
         dst.mkdir(parents=True, exist_ok=True)
     filters: Filters = click.get_current_context().meta.get("filters", Filters())
-    engine = app.engine(max_ratio=opts["max_ratio"], codec=opts["codec"])
+    engine = flags.engine(app)
     plan = transfer.plan_sync(
         engine,
         src,
@@ -610,9 +678,9 @@ def sync(
         size_only=size_only,
         exact_timestamps=exact_timestamps,
         delete=delete,
-        follow_symlinks=opts["follow_symlinks"],
+        follow_symlinks=flags.follow_symlinks,
     )
-    _run_transfers(app, plan, opts)
+    _run_transfers(engine, plan, flags.output, flags.upload)
 
 
 def _time_str(moment: datetime | None) -> str:
@@ -652,13 +720,13 @@ def ls(
     engine = app.engine()
     try:
         if path is None:
-            for bucket in engine.store.list_buckets():
+            for bucket in engine.list_buckets():
                 click.echo(f"{_time_str(bucket.created)} {bucket.name}")
             return
         url = S3Url.parse(path)
         fmt: Callable[[int], str] = human_size if human_readable else str
         count = total = 0
-        for entry in engine.logical_listing(
+        for entry in engine.listing(
             url.bucket, url.key, recursive=recursive, logical_sizes=logical_sizes
         ):
             click.echo(_ls_line(entry, recursive, fmt))
@@ -717,28 +785,14 @@ def rm(
     """
     url = S3Url.parse(path)
     engine = app.engine()
-    opts = {
-        "dryrun": dryrun,
-        "quiet": quiet,
-        "only_show_errors": only_show_errors,
-        "as_json": as_json,
-        "jobs": jobs,
-        "no_progress": False,
-        "max_ratio": None,
-        "codec": None,
-        "no_delta": False,
-        "force_delta": False,
-        "metadata_text": None,
-        "content_type": None,
-    }
+    output = OutputFlags(dryrun, quiet, only_show_errors, as_json=as_json, jobs=jobs)
     if recursive:
         filters: Filters = click.get_current_context().meta.get("filters", Filters())
-        plan = transfer.plan_delete(engine, url, filters)
-        _run_transfers(app, plan, opts)
+        _run_transfers(engine, transfer.plan_delete(engine, url, filters), output)
         return
     if dryrun:
         engine.locate(url.bucket, url.key)  # a dry run of a missing key fails as the real one
-    _run_transfers(app, transfer.Plan([Task(Action.DELETE, url)]), opts)
+    _run_transfers(engine, transfer.Plan([Task(Action.DELETE, url)]), output)
 
 
 @main.command()
@@ -753,7 +807,7 @@ def mb(app: AppContext, path: str) -> None:
     """
     url = S3Url.parse(path)
     try:
-        app.engine().store.create_bucket(url.bucket, app.settings.region)
+        app.engine().create_bucket(url.bucket)
     except DeltagliderError as error:
         click.echo(f"make_bucket failed: s3://{url.bucket} {error}", err=True)
         sys.exit(EXIT_FAILED)
@@ -777,7 +831,7 @@ def rb(app: AppContext, path: str, force: bool) -> None:
         if force:
             for result in engine.delete_recursive(url.bucket, ""):
                 click.echo(f"delete: s3://{url.bucket}/{result.key}")
-        engine.store.delete_bucket(url.bucket)
+        engine.delete_bucket(url.bucket)
     except DeltagliderError as error:
         click.echo(f"remove_bucket failed: s3://{url.bucket} {error}", err=True)
         sys.exit(EXIT_FAILED)
@@ -809,8 +863,8 @@ def cleanup(app: AppContext, path: str, older_than: float, dryrun: bool) -> None
       deltaglider cleanup s3://releases/1.2.3/ --older-than 0 --dryrun
     """
     url = S3Url.parse(path)
-    report = maintenance.cleanup(
-        app.engine(), url.bucket, url.key, older_than=older_than, dryrun=dryrun, say=click.echo
+    report = app.engine().cleanup(
+        url.bucket, url.key, older_than=older_than, dryrun=dryrun, say=click.echo
     )
     for line in report.unreadable:
         click.echo(f"unreadable: {line}", err=True)

@@ -4,8 +4,9 @@ code used `boto3.client("s3")`.
 Owns: translating boto3 request parameters and response dicts to and from `Engine` calls,
 ClientError codes, logical-order pagination tokens, presigned URLs for delta objects
 (rehydrated under `.deltaglider/tmp/`), and falling through to the underlying boto3 client for
-every method it does not override. Must not decide how anything is stored (the engine does)
-and must not call boto3 except through `engine.store` for what the engine does not cover.
+every method it does not override. Must not decide how anything is stored (the engine does);
+every object call goes through an `Engine` method, and boto3 is reached only through
+`Engine.boto3_client` for the methods passed through unchanged.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import shutil
 import tempfile
 import urllib.parse
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
@@ -27,24 +27,21 @@ from deltaglider.config import Settings
 from deltaglider.engine import Engine, Located
 from deltaglider.errors import NotFoundError, StorageError, UsageError
 from deltaglider.files import CHUNK_SIZE
-from deltaglider.maintenance import purge_rehydrations
+from deltaglider.maintenance import DEFAULT_CONTENT_TYPE
 from deltaglider.metadata import (
-    TMP_PREFIX,
     ObjectKind,
-    encode_name,
-    format_time,
     now,
-    parse_time,
     user_metadata,
 )
 from deltaglider.models import (
     DeltaPolicy,
     DownloadResult,
     ListEntry,
+    UploadOptions,
     UploadResult,
     VerifyResult,
 )
-from deltaglider.s3 import ObjectHead, Store, make_client
+from deltaglider.s3 import ObjectHead
 from deltaglider.shapes import (
     CommonPrefix,
     CopyObjectResponse,
@@ -64,7 +61,6 @@ from deltaglider.shapes import (
 from deltaglider.urls import S3Url, base_name, destination_key
 
 _TOKEN_PREFIX = "dg1:"  # noqa: S105 - a pagination token prefix, not a secret
-_DEFAULT_CONTENT_TYPE = "binary/octet-stream"
 _PUT_ARGS = {"Bucket", "Key", "Body", "Metadata", "ContentType", "Tagging"}
 
 
@@ -97,7 +93,7 @@ def create_client(
         }.items()
         if v
     }
-    return DeltagliderClient(Engine(base, store=Store(make_client(base, credentials), base)))
+    return DeltagliderClient(Engine(base, credentials=credentials))
 
 
 def _metadata(status: int = 200) -> ResponseMetadata:
@@ -233,12 +229,6 @@ def _after(token: str) -> str:
     return text[len(_TOKEN_PREFIX) :]
 
 
-def _content_disposition(name: str) -> str:
-    ascii_name = name.encode("ascii", "replace").decode("ascii").replace('"', "'")
-    quoted = urllib.parse.quote(name, safe="")
-    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}"
-
-
 class Paginator:
     """`get_paginator("list_objects_v2" | "list_objects")` over the logical view."""
 
@@ -274,7 +264,7 @@ class DeltagliderClient:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.boto3_client = engine.store.client
+        self.boto3_client = engine.boto3_client
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.boto3_client, name)
@@ -295,14 +285,10 @@ class DeltagliderClient:
         """Body: bytes, str, a readable file object, or a `pathlib.Path` to upload."""
         _refuse(unsupported, "PutObject")
         with _as_client_errors("PutObject"), self._spooled(Key, Body) as path:
-            result = self.engine.upload(
-                path,
-                Bucket,
-                Key,
-                metadata=Metadata or {},
-                content_type=ContentType,
-                tagging=Tagging,
+            options = UploadOptions(
+                metadata=Metadata or {}, content_type=ContentType, tagging=Tagging
             )
+            result = self.engine.upload(path, Bucket, Key, options)
         return {"ETag": f'"{result.md5}"', "ResponseMetadata": _metadata()}
 
     @contextlib.contextmanager
@@ -311,7 +297,7 @@ class DeltagliderClient:
         if isinstance(body, Path):
             yield body
             return
-        with self.engine.cache.work_directory() as scratch:
+        with self.engine.work_directory() as scratch:
             path = Path(scratch) / (base_name(key) or "object")
             with path.open("wb") as out:
                 if isinstance(body, str):
@@ -334,14 +320,12 @@ class DeltagliderClient:
         extra = dict(ExtraArgs or {})
         _refuse({k: v for k, v in extra.items() if k not in _PUT_ARGS}, "PutObject")
         with _as_client_errors("PutObject"):
-            result = self.engine.upload(
-                Path(Filename),
-                Bucket,
-                Key,
+            options = UploadOptions(
                 metadata=extra.get("Metadata"),
                 content_type=extra.get("ContentType"),
                 tagging=extra.get("Tagging"),
             )
+            result = self.engine.upload(Path(Filename), Bucket, Key, options)
         if Callback is not None:
             Callback(result.file_size)
 
@@ -377,14 +361,11 @@ class DeltagliderClient:
             source_bucket, source_key = CopySource["Bucket"], CopySource["Key"]
         replace = MetadataDirective == "REPLACE"
         with _as_client_errors("CopyObject"):
-            result = self.engine.copy(
-                source_bucket,
-                source_key,
-                Bucket,
-                Key,
+            options = UploadOptions(
                 metadata=(Metadata or {}) if replace else None,
                 content_type=ContentType if replace else None,
             )
+            result = self.engine.copy(source_bucket, source_key, Bucket, Key, options)
         return {
             "CopyObjectResult": {"ETag": f'"{result.md5}"', "LastModified": now()},
             "ResponseMetadata": _metadata(),
@@ -455,9 +436,7 @@ class DeltagliderClient:
     def _locate(self, bucket: str, key: str) -> Located:
         if not base_name(key):
             raise NotFoundError(f"s3://{bucket}/{key}: no such object")
-        located = self.engine.locate(bucket, key)
-        assert located is not None
-        return located
+        return self.engine.locate(bucket, key)
 
     def _head_shape(self, located: Located, sha256: str | None = None) -> HeadObjectResponse:
         head = located.head
@@ -466,7 +445,7 @@ class DeltagliderClient:
             "ETag": _etag(located, sha256),
             "LastModified": head.last_modified,
             "Metadata": user_metadata(head.metadata),
-            "ContentType": head.content_type or _DEFAULT_CONTENT_TYPE,
+            "ContentType": head.content_type or DEFAULT_CONTENT_TYPE,
             "AcceptRanges": "bytes",
             "ResponseMetadata": _metadata(),
         }
@@ -599,7 +578,7 @@ class DeltagliderClient:
     ) -> tuple[list[ObjectEntry], list[CommonPrefix], bool]:
         if max_keys <= 0:
             return [], [], False
-        page = self.engine.logical_page(
+        page = self.engine.listing_page(
             bucket, prefix, delimiter=delimiter, start_after=after, max_keys=max_keys
         )
         contents = [self._entry(bucket, e) for e in page.entries if not e.is_prefix]
@@ -643,7 +622,8 @@ class DeltagliderClient:
             with _as_client_errors("GetObject"):
                 located = self._locate(params["Bucket"], params["Key"])
             if located.kind is ObjectKind.DELTA:
-                params["Key"] = self._rehydrate(params["Bucket"], params["Key"], located, ExpiresIn)
+                with _as_client_errors("GetObject"):
+                    params["Key"] = self.engine.rehydrate(params["Bucket"], located, ExpiresIn)
             else:
                 params["Key"] = located.stored_key
         extra = {"HttpMethod": HttpMethod} if HttpMethod else {}
@@ -653,32 +633,10 @@ class DeltagliderClient:
             )
         )
 
-    def _rehydrate(self, bucket: str, key: str, located: Located, expires_in: int) -> str:
-        sha256 = located.sha256 or "unknown"
-        name = base_name(key)
-        temp_key = f"{TMP_PREFIX}{sha256}/{name}"
-        until = now() + timedelta(seconds=expires_in)
-        existing = self.engine.store.head(bucket, temp_key)
-        if existing is not None:
-            expires = existing.metadata.get("dg-expires-at")
-            if expires and parse_time(expires) >= until:
-                return temp_key
-        with self.engine.cache.work_directory() as scratch:
-            path = Path(scratch) / "object"
-            with _as_client_errors("GetObject"), path.open("wb") as out:
-                self.engine.reconstruct(bucket, located, out)
-            headers = {
-                "ContentDisposition": _content_disposition(name),
-                "ContentType": located.head.content_type or _DEFAULT_CONTENT_TYPE,
-            }
-            meta = {"dg-expires-at": format_time(until), "dg-source-key": encode_name(key)}
-            self.engine.store.put_file(bucket, temp_key, path, meta, sha256=None, headers=headers)
-        return temp_key
-
     def purge_temp_files(self, Bucket: str) -> PurgeResponse:
         """Delete rehydrated files whose presigned URLs have expired."""
         with _as_client_errors("ListObjectsV2"):
-            deleted, kept = purge_rehydrations(self.engine, Bucket)
+            deleted, kept = self.engine.purge_rehydrations(Bucket)
         return {"Deleted": len(deleted), "Kept": kept, "ResponseMetadata": _metadata()}
 
     # -------------------------------------------------------------- extras
@@ -695,14 +653,8 @@ class DeltagliderClient:
         """Store a file (a trailing `/` in the URL keeps its name) and say how it was stored."""
         local = Path(path)
         url = S3Url.parse(s3_url)
-        return self.engine.upload(
-            local,
-            url.bucket,
-            destination_key(url, local.name),
-            policy=policy,
-            max_ratio=max_ratio,
-            metadata=metadata,
-        )
+        options = UploadOptions(policy, max_ratio, metadata)
+        return self.engine.upload(local, url.bucket, destination_key(url, local.name), options)
 
     def download(self, s3_url: str, path: str | os.PathLike[str]) -> DownloadResult:
         url = S3Url.parse(s3_url)
@@ -722,16 +674,16 @@ class DeltagliderClient:
         *,
         max_ratio: float | None = None,
         policy: DeltaPolicy = DeltaPolicy.AUTO,
+        metadata: dict[str, str] | None = None,
     ) -> UploadResult:
-        """What `upload` would store, computed without writing to the bucket."""
+        """What `upload` would store: the same decision and encoding, nothing written."""
         local = Path(path)
         url = S3Url.parse(s3_url)
-        return self.engine.estimate(
-            local, url.bucket, destination_key(url, local.name), policy=policy, max_ratio=max_ratio
-        )
+        options = UploadOptions(policy, max_ratio, metadata)
+        return self.engine.estimate(local, url.bucket, destination_key(url, local.name), options)
 
     def close(self) -> None:
-        self.engine.cache.close()
+        self.engine.close()
 
 
 def _add_entries(

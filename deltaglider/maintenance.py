@@ -1,32 +1,40 @@
-"""Bucket repair after crashes: `deltaglider cleanup`.
+"""Bucket repair after crashes (`deltaglider cleanup`) and presigned-URL rehydrations.
 
 Owns: aborting multipart uploads a killed process left unfinished, putting back a reference
 from `.deltaglider/trash/` when a delta still needs it (a crash inside the reference-removal
-protocol), emptying the trash, deleting expired presigned-URL rehydrations, removing
-references no delta needs, and naming every delta that still cannot be read. Must not touch
-a delta or direct object: it only ever removes what no user file depends on.
+protocol), emptying the trash, writing and purging presigned-URL rehydrations under
+`.deltaglider/tmp/` (FORMAT "Objects"), removing references no delta needs, and naming every
+delta that still cannot be read. Must not touch a delta or direct object: it only ever removes
+what no user file depends on. Called by the engine, which hands it its store and references.
 """
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
+from typing import BinaryIO
 
-from deltaglider.engine import TRASH_PREFIX, Engine
 from deltaglider.errors import DeltagliderError
+from deltaglider.listing import stored_objects
 from deltaglider.metadata import (
     DELTA_SUFFIX,
     INTERNAL_PREFIX,
     REFERENCE_NAME,
     TMP_PREFIX,
+    TRASH_PREFIX,
     DeltaMeta,
+    RehydrationMeta,
     lookup,
     now,
-    parse_time,
 )
-from deltaglider.s3 import ObjectHead
+from deltaglider.references import References
+from deltaglider.s3 import ObjectHead, Store
 from deltaglider.urls import base_name, parent_prefix
+
+DEFAULT_CONTENT_TYPE = "binary/octet-stream"  # what S3 reports for an object stored without one
 
 
 @dataclass
@@ -38,7 +46,8 @@ class CleanupReport:
 
 
 def cleanup(
-    engine: Engine,
+    store: Store,
+    references: References,
     bucket: str,
     prefix: str,
     *,
@@ -51,7 +60,6 @@ def cleanup(
     Multipart uploads and trash younger than `older_than` seconds are left alone: they may
     belong to an operation still running."""
     report = CleanupReport()
-    store = engine.store
     cutoff = now() - timedelta(seconds=older_than)
 
     def act(line: str) -> None:
@@ -67,20 +75,19 @@ def cleanup(
 
     spaces: set[str] = set()
     deltas: list[str] = []
-    for page in store.iter_listing(bucket, prefix):
-        for item in page:
-            if isinstance(item, ObjectHead) and not item.key.startswith(INTERNAL_PREFIX):
-                if item.key.endswith(DELTA_SUFFIX):
-                    deltas.append(item.key)
-                    spaces.add(parent_prefix(item.key))
-                elif base_name(item.key) == REFERENCE_NAME:
-                    spaces.add(parent_prefix(item.key))
+    for item in stored_objects(store, bucket, prefix):
+        if item.key.startswith(INTERNAL_PREFIX):
+            continue
+        if item.key.endswith(DELTA_SUFFIX):
+            deltas.append(item.key)
+            spaces.add(parent_prefix(item.key))
+        elif base_name(item.key) == REFERENCE_NAME:
+            spaces.add(parent_prefix(item.key))
 
     trash: dict[str, ObjectHead] = {}
-    for page in store.iter_listing(bucket, TRASH_PREFIX):
-        for item in page:
-            if isinstance(item, ObjectHead) and (saved := store.head(bucket, item.key)):
-                trash[item.key] = saved
+    for item in stored_objects(store, bucket, TRASH_PREFIX):
+        if saved := store.head(bucket, item.key):
+            trash[item.key] = saved
     for delta in deltas:
         head = store.head(bucket, delta)
         if head is None:
@@ -113,34 +120,75 @@ def cleanup(
             if not dryrun:
                 store.delete(bucket, key)
 
-    for key in purge_rehydrations(engine, bucket, dryrun=dryrun)[0]:
+    for key in purge_rehydrations(store, bucket, dryrun=dryrun)[0]:
         act(f"delete: s3://{bucket}/{key} (expired rehydration)")
 
     for space in sorted(spaces):
         if not dryrun:
-            for removed in engine.drop_unused_reference(bucket, space):
+            for removed in references.drop_unused(bucket, space):
                 act(f"delete: s3://{bucket}/{removed} (no delta needs it)")
     return report
 
 
-def purge_rehydrations(
-    engine: Engine, bucket: str, *, dryrun: bool = False
-) -> tuple[list[str], int]:
+def rehydration_key(sha256: str, name: str) -> str:
+    """Where the presigned-URL copy of a file with this SHA-256 and name lives."""
+    return f"{TMP_PREFIX}{sha256}/{name}"
+
+
+def rehydrate(
+    store: Store,
+    bucket: str,
+    key: str,
+    sha256: str,
+    content_type: str | None,
+    expires_in: int,
+    scratch: Path,
+    reconstruct: Callable[[BinaryIO], object],
+) -> str:
+    """The key of a whole copy of logical `key` (a delta) under `.deltaglider/tmp/`, kept at
+    least `expires_in` seconds and served with its original name; reused while it lasts.
+    `reconstruct` writes the verified logical bytes."""
+    name = base_name(key)
+    temp_key = rehydration_key(sha256, name)
+    until = now() + timedelta(seconds=expires_in)
+    existing = store.head(bucket, temp_key)
+    if existing is not None:
+        meta = RehydrationMeta.from_dict(existing.metadata)
+        if meta is not None and meta.expires_at >= until:
+            return temp_key
+    path = scratch / "rehydrated"
+    with path.open("wb") as out:
+        reconstruct(out)
+    headers = {
+        "ContentDisposition": _content_disposition(name),
+        "ContentType": content_type or DEFAULT_CONTENT_TYPE,
+    }
+    meta_dict = RehydrationMeta(until, key).to_dict()
+    store.put_file(bucket, temp_key, path, meta_dict, sha256=None, headers=headers)
+    return temp_key
+
+
+def _content_disposition(name: str) -> str:
+    ascii_name = name.encode("ascii", "replace").decode("ascii").replace('"', "'")
+    quoted = urllib.parse.quote(name, safe="")
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}"
+
+
+def purge_rehydrations(store: Store, bucket: str, *, dryrun: bool = False) -> tuple[list[str], int]:
     """Delete presigned-URL rehydrations under `.deltaglider/tmp/` whose `dg-expires-at` has
-    passed (compared as aware UTC times). Returns the deleted keys and how many were kept."""
+    passed (or is unreadable). Returns the deleted keys and how many were kept."""
     deleted: list[str] = []
     kept = 0
     moment = now()
-    for page in engine.store.iter_listing(bucket, TMP_PREFIX):
-        for item in page:
-            head = engine.store.head(bucket, item.key) if isinstance(item, ObjectHead) else None
-            if head is None:
-                continue
-            expires = head.metadata.get("dg-expires-at")
-            if expires is None or parse_time(expires) <= moment:
-                if not dryrun:
-                    engine.store.delete(bucket, head.key)
-                deleted.append(head.key)
-            else:
-                kept += 1
+    for item in stored_objects(store, bucket, TMP_PREFIX):
+        head = store.head(bucket, item.key)
+        if head is None:
+            continue
+        meta = RehydrationMeta.from_dict(head.metadata)
+        if meta is None or meta.expires_at <= moment:
+            if not dryrun:
+                store.delete(bucket, head.key)
+            deleted.append(head.key)
+        else:
+            kept += 1
     return deleted, kept

@@ -19,7 +19,10 @@ from deltaglider.urls import base_name, join_key, parent_prefix
 REFERENCE_NAME = "reference.bin"
 DELTA_SUFFIX = ".delta"
 INTERNAL_PREFIX = ".deltaglider/"
-TMP_PREFIX = f"{INTERNAL_PREFIX}tmp/"  # presigned-URL rehydrations
+# Internal objects (FORMAT "Objects"): every key deltaglider writes outside the user's own.
+TMP_PREFIX = f"{INTERNAL_PREFIX}tmp/"  # presigned-URL rehydrations: tmp/<sha256>/<name>
+TRASH_PREFIX = f"{INTERNAL_PREFIX}trash/"  # a reference while it is being removed
+PROBE_PREFIX = f"{INTERNAL_PREFIX}probe/"  # the conditional-write probe, deleted at once
 TOOL = f"deltaglider/{__version__}"
 REFERENCE_NOTE = "reference"
 ZERO_DIFF_NOTE = "zero-diff (reference identical)"
@@ -325,6 +328,33 @@ class DirectMeta:
         )
 
 
+@dataclass(frozen=True)
+class RehydrationMeta:
+    """Metadata of a presigned-URL rehydration `.deltaglider/tmp/<sha256>/<name>`
+    (FORMAT "Metadata"): when it may be purged, and which logical key it is a copy of."""
+
+    expires_at: datetime
+    source_key: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "dg-expires-at": format_time(self.expires_at),
+            "dg-source-key": encode_name(self.source_key),
+        }
+
+    @classmethod
+    def from_dict(cls, meta: dict[str, str]) -> RehydrationMeta | None:
+        """None when the metadata does not say when it expires (then it is purged)."""
+        raw = lookup(meta, "expires_at")
+        if raw is None:
+            return None
+        try:
+            expires_at = parse_time(raw)
+        except ValueError:
+            return None
+        return cls(expires_at, decode_name(lookup(meta, "source_key") or ""))
+
+
 def classify(key: str, meta: dict[str, str]) -> ObjectKind:
     """FORMAT "How a read decides what an object is", plus: a `reference.bin` carrying a
     SHA-256 (or the note `reference`) is a reference, never a delta."""
@@ -351,4 +381,13 @@ def delta_key(logical_key: str) -> str:
 
 
 def logical_key_of(stored_key: str) -> str:
-    return stored_key.removesuffix(DELTA_SUFFIX)
+    """The logical key a stored key shows as: `.delta` stripped, unless nothing of the name
+    would be left (FORMAT "The logical view")."""
+    logical = stored_key.removesuffix(DELTA_SUFFIX)
+    return logical if base_name(logical) else stored_key
+
+
+def recorded_size(meta: dict[str, str]) -> int | None:
+    """The logical file size our metadata records (`file-size`), when it is a number."""
+    size = lookup(meta, "file_size")
+    return int(size) if size and size.isdigit() else None

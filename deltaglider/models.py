@@ -32,6 +32,18 @@ class DeltaPolicy(Enum):
 
 
 @dataclass(frozen=True)
+class UploadOptions:
+    """How one upload (or copy) is stored. None means: the engine's setting, or for a copy
+    the source's own metadata and content type."""
+
+    policy: DeltaPolicy = DeltaPolicy.AUTO
+    max_ratio: float | None = None
+    metadata: dict[str, str] | None = None  # the user's own; None: not part of "unchanged"
+    content_type: str | None = None
+    tagging: str | None = None
+
+
+@dataclass(frozen=True)
 class UploadResult:
     bucket: str
     key: str  # logical key
@@ -88,6 +100,7 @@ class ListEntry:
     stored_size: int = 0
     head: ObjectHead | None = None  # the delta's HEAD when one was made (for ETag, metadata)
     etag: str = ""  # the stored object's ETag, as listed
+    stored_key: str = ""  # `key` or `key.delta`; empty for a folder
 
 
 @dataclass(frozen=True)

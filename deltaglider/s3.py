@@ -159,6 +159,15 @@ def _translate(error: Exception, what: str) -> Exception:
     return StorageError(f"{what}: {type(error).__name__}: {error}", error)
 
 
+@contextlib.contextmanager
+def _s3_errors(what: str) -> Iterator[None]:
+    """botocore's exceptions inside the block become deltaglider errors naming `what`."""
+    try:
+        yield
+    except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
+        raise _translate(error, what) from None
+
+
 class Store:
     """Thin, typed operations over one boto3 client."""
 
@@ -173,14 +182,13 @@ class Store:
 
     def head(self, bucket: str, key: str) -> ObjectHead | None:
         """Metadata of one object, or None when it does not exist."""
-        try:
-            response = self.client.head_object(Bucket=bucket, Key=key)
-        except botocore.exceptions.ClientError as error:
-            if _status(error) == 404 and error_code(error) != "NoSuchBucket":
-                return None
-            raise _translate(error, f"s3://{bucket}/{key}") from None
-        except botocore.exceptions.BotoCoreError as error:
-            raise _translate(error, f"s3://{bucket}/{key}") from None
+        with _s3_errors(f"s3://{bucket}/{key}"):
+            try:
+                response = self.client.head_object(Bucket=bucket, Key=key)
+            except botocore.exceptions.ClientError as error:
+                if _status(error) == 404 and error_code(error) != "NoSuchBucket":
+                    return None
+                raise
         return ObjectHead(
             key=key,
             size=int(response["ContentLength"]),
@@ -228,7 +236,7 @@ class Store:
                 )
                 _backoff(attempt)
             except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-                raise _translate(error, where) from None
+                raise _translate(error, where) from None  # not a cut-off stream: no retry
         raise StorageError(f"{where}: download kept failing after {DOWNLOAD_ATTEMPTS} tries")
 
     def put_file(
@@ -254,23 +262,22 @@ class Store:
         where = f"s3://{bucket}/{key}"
         extra: dict[str, Any] = {"Metadata": metadata, **(headers or {})}
         condition: dict[str, Any] = {"IfNoneMatch": "*"} if exclusive else {}
-        try:
-            if path.stat().st_size <= min(SINGLE_PUT_LIMIT, self.transfer.multipart_threshold):
-                data = path.read_bytes()
-                if sha256 is not None:
-                    _check_unchanged(data_sha256(data), sha256, path)
-                self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra, **condition)
-            else:
-                self._put_multipart(bucket, key, path, extra, condition, sha256)
-        except botocore.exceptions.ClientError as error:
-            if exclusive and (
-                _status(error) == 412
-                or error_code(error) in ("PreconditionFailed", "ConditionalRequestConflict")
-            ):
-                raise AlreadyExists(where) from None
-            raise _translate(error, where) from None
-        except botocore.exceptions.BotoCoreError as error:
-            raise _translate(error, where) from None
+        with _s3_errors(where):
+            try:
+                if path.stat().st_size <= min(SINGLE_PUT_LIMIT, self.transfer.multipart_threshold):
+                    data = path.read_bytes()
+                    if sha256 is not None:
+                        _check_unchanged(data_sha256(data), sha256, path)
+                    self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra, **condition)
+                else:
+                    self._put_multipart(bucket, key, path, extra, condition, sha256)
+            except botocore.exceptions.ClientError as error:
+                if exclusive and (
+                    _status(error) == 412
+                    or error_code(error) in ("PreconditionFailed", "ConditionalRequestConflict")
+                ):
+                    raise AlreadyExists(where) from None
+                raise
 
     def _put_multipart(
         self,
@@ -334,23 +341,22 @@ class Store:
         """Whether the server honours `If-None-Match: *` (a second create gets 412)."""
         key = f"{prefix}{uuid.uuid4().hex}"
         try:
-            self.client.put_object(Bucket=bucket, Key=key, Body=b"probe", IfNoneMatch="*")
-            try:
+            with _s3_errors(f"s3://{bucket}/{key}"):
                 self.client.put_object(Bucket=bucket, Key=key, Body=b"probe", IfNoneMatch="*")
-            except botocore.exceptions.ClientError as error:
-                if _status(error) == 412 or error_code(error) == "PreconditionFailed":
-                    return True
-                raise
-            return False
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise _translate(error, f"s3://{bucket}/{key}") from None
+                try:
+                    self.client.put_object(Bucket=bucket, Key=key, Body=b"probe", IfNoneMatch="*")
+                except botocore.exceptions.ClientError as error:
+                    if _status(error) == 412 or error_code(error) == "PreconditionFailed":
+                        return True
+                    raise
+                return False
         finally:
             with contextlib.suppress(Exception):
                 self.client.delete_object(Bucket=bucket, Key=key)
 
     def copy_within(self, bucket: str, source: str, target: str) -> None:
         """Server-side copy of one object (metadata included) inside a bucket."""
-        try:
+        with _s3_errors(f"s3://{bucket}/{source}"):
             head = self.head(bucket, source)
             if head is not None and head.size > SINGLE_PUT_LIMIT * 512:
                 self.client.copy(  # managed multipart copy for objects over 4 GiB
@@ -360,27 +366,21 @@ class Store:
                 self.client.copy_object(
                     Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": source}
                 )
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise _translate(error, f"s3://{bucket}/{source}") from None
 
     def delete(self, bucket: str, key: str) -> None:
-        try:
+        with _s3_errors(f"s3://{bucket}/{key}"):
             self.client.delete_object(Bucket=bucket, Key=key)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise _translate(error, f"s3://{bucket}/{key}") from None
 
     def delete_many(self, bucket: str, keys: list[str]) -> list[str]:
         """Delete keys in batches of 1000; return the keys that failed."""
         failed: list[str] = []
         for start in range(0, len(keys), 1000):
             batch = keys[start : start + 1000]
-            try:
+            with _s3_errors(f"s3://{bucket}/"):
                 response = self.client.delete_objects(
                     Bucket=bucket,
                     Delete={"Objects": [{"Key": k} for k in batch], "Quiet": True},
                 )
-            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-                raise _translate(error, f"s3://{bucket}/") from None
             failed.extend(str(e.get("Key", "")) for e in response.get("Errors", []))
         return failed
 
@@ -394,7 +394,7 @@ class Store:
             kwargs["Delimiter"] = delimiter
         if start_after:
             kwargs["StartAfter"] = start_after
-        try:
+        with _s3_errors(f"s3://{bucket}/{prefix}"):
             for page in paginator.paginate(**kwargs):
                 entries: list[ObjectHead | ListedPrefix] = [
                     ListedPrefix(p["Prefix"]) for p in page.get("CommonPrefixes", [])
@@ -409,57 +409,44 @@ class Store:
                     for o in page.get("Contents", [])
                 )
                 yield entries
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise _translate(error, f"s3://{bucket}/{prefix}") from None
 
     def incomplete_uploads(self, bucket: str, prefix: str) -> list[tuple[str, str, datetime]]:
         """(key, upload id, initiated) of every unfinished multipart upload under `prefix`."""
         found: list[tuple[str, str, datetime]] = []
-        try:
+        with _s3_errors(f"s3://{bucket}/{prefix}"):
             paginator = self.client.get_paginator("list_multipart_uploads")
             for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
                 found.extend(
                     (u["Key"], u["UploadId"], u["Initiated"]) for u in page.get("Uploads", [])
                 )
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise _translate(error, f"s3://{bucket}/{prefix}") from None
         return found
 
     def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
-        try:
+        with _s3_errors(f"s3://{bucket}/{key}"):
             self.client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise _translate(error, f"s3://{bucket}/{key}") from None
 
     def bucket_exists(self, bucket: str) -> bool:
-        try:
-            self.client.head_bucket(Bucket=bucket)
-        except botocore.exceptions.ClientError as error:
-            if _status(error) == 404:
-                return False
-            raise _translate(error, f"s3://{bucket}") from None
-        except botocore.exceptions.BotoCoreError as error:
-            raise _translate(error, f"s3://{bucket}") from None
+        with _s3_errors(f"s3://{bucket}"):
+            try:
+                self.client.head_bucket(Bucket=bucket)
+            except botocore.exceptions.ClientError as error:
+                if _status(error) == 404:
+                    return False
+                raise
         return True
 
     def list_buckets(self) -> list[Bucket]:
-        try:
+        with _s3_errors("s3://"):
             response = self.client.list_buckets()
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise _translate(error, "s3://") from None
         return [Bucket(b["Name"], b["CreationDate"]) for b in response.get("Buckets", [])]
 
     def create_bucket(self, bucket: str, region: str | None = None) -> None:
         kwargs: dict[str, Any] = {"Bucket": bucket}
         if region and region != "us-east-1":
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
-        try:
+        with _s3_errors(f"s3://{bucket}"):
             self.client.create_bucket(**kwargs)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise _translate(error, f"s3://{bucket}") from None
 
     def delete_bucket(self, bucket: str) -> None:
-        try:
+        with _s3_errors(f"s3://{bucket}"):
             self.client.delete_bucket(Bucket=bucket)
-        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as error:
-            raise _translate(error, f"s3://{bucket}") from None

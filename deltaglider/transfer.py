@@ -19,7 +19,7 @@ from pathlib import Path
 
 from deltaglider.engine import Engine, wants_delta
 from deltaglider.errors import DeltagliderError, UsageError
-from deltaglider.models import DeleteResult, DeltaPolicy, DownloadResult, UploadResult
+from deltaglider.models import DeleteResult, DownloadResult, UploadOptions, UploadResult
 from deltaglider.urls import S3Url, parent_prefix
 
 
@@ -62,10 +62,7 @@ class Outcome:
 class Options:
     """How each transfer is done."""
 
-    policy: DeltaPolicy = DeltaPolicy.AUTO
-    max_ratio: float | None = None
-    metadata: dict[str, str] | None = None
-    content_type: str | None = None
+    upload: UploadOptions = field(default_factory=UploadOptions)  # uploads and S3 copies
     move: bool = False  # delete each source after its transfer succeeds (mv)
     dryrun: bool = False
 
@@ -131,9 +128,7 @@ def local_entries(root: Path, *, follow_symlinks: bool) -> Iterator[Entry]:
 
 def s3_entries(engine: Engine, url: S3Url, *, logical_sizes: bool) -> Iterator[Entry]:
     prefix = folder_prefix(url)
-    for item in engine.logical_listing(
-        url.bucket, prefix, recursive=True, logical_sizes=logical_sizes
-    ):
+    for item in engine.listing(url.bucket, prefix, recursive=True, logical_sizes=logical_sizes):
         if item.is_prefix:
             continue
         mtime = item.last_modified.timestamp() if item.last_modified else 0.0
@@ -306,29 +301,14 @@ def _execute(engine: Engine, task: Task, options: Options) -> Result:
         return None
     result: Result
     if isinstance(source, Path) and isinstance(destination, S3Url):
-        result = engine.upload(
-            source,
-            destination.bucket,
-            destination.key,
-            policy=options.policy,
-            max_ratio=options.max_ratio,
-            metadata=options.metadata,
-            content_type=options.content_type,
-        )
+        result = engine.upload(source, destination.bucket, destination.key, options.upload)
         if options.move:
             source.unlink()
         return result
     assert isinstance(source, S3Url)
     if isinstance(destination, S3Url):
         result = engine.copy(
-            source.bucket,
-            source.key,
-            destination.bucket,
-            destination.key,
-            policy=options.policy,
-            max_ratio=options.max_ratio,
-            metadata=options.metadata,
-            content_type=options.content_type,
+            source.bucket, source.key, destination.bucket, destination.key, options.upload
         )
     else:
         assert destination is not None
@@ -347,7 +327,7 @@ def _space_of(task: Task, options: Options) -> tuple[str, str] | None:
     destination = task.destination
     if task.action not in (Action.UPLOAD, Action.COPY) or not isinstance(destination, S3Url):
         return None
-    if not wants_delta(destination.key, options.policy):
+    if not wants_delta(destination.key, options.upload.policy):
         return None
     return destination.bucket, parent_prefix(destination.key)
 

@@ -99,7 +99,7 @@ def settings(s3_server: local_s3.LocalS3) -> Settings:
 def engine(settings: Settings) -> Iterator[Engine]:
     built = Engine(settings)
     yield built
-    built.cache.close()
+    built.close()
 
 
 @pytest.fixture

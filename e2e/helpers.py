@@ -38,7 +38,7 @@ def assert_bucket_consistent(engine: Any, raw: Any, bucket: str, prefix: str = "
             reference = metadata(raw, bucket, meta.ref_key)  # raises if missing
             assert reference.get("dg-file-sha256") == meta.ref_sha256, key
     count = 0
-    for entry in engine.logical_listing(bucket, prefix, recursive=True):
+    for entry in engine.listing(bucket, prefix, recursive=True):
         assert engine.verify(bucket, entry.key).ok, entry.key
         count += 1
     return count

@@ -120,7 +120,7 @@ def test_same_commands_same_results_as_aws_s3(
     }
     ours = {}
     scratch = tmp_path / "scratch"
-    for entry in engine.logical_listing(buckets["deltaglider"], "", recursive=True):
+    for entry in engine.listing(buckets["deltaglider"], "", recursive=True):
         engine.download(buckets["deltaglider"], entry.key, scratch)
         ours[entry.key] = sha256(scratch)
     assert ours == theirs

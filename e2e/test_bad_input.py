@@ -23,7 +23,7 @@ from deltaglider import engine as engine_module
 from deltaglider.engine import Engine
 from deltaglider.errors import IntegrityError
 from deltaglider.files import Digest, digest_file
-from deltaglider.models import DeltaPolicy
+from deltaglider.models import DeltaPolicy, UploadOptions
 
 
 @dataclass(frozen=True)
@@ -359,6 +359,6 @@ def test_a_file_changing_during_upload_is_never_stored_with_a_wrong_checksum(
     before = snapshot(raw, bucket)
     policy = DeltaPolicy.NEVER if "direct" in kind else DeltaPolicy.AUTO
     with pytest.raises(IntegrityError, match="change"):
-        engine.upload(path, bucket, f"c/{path.name}", policy=policy)
+        engine.upload(path, bucket, f"c/{path.name}", UploadOptions(policy))
     assert snapshot(raw, bucket) == before
-    assert engine.store.incomplete_uploads(bucket, "") == []
+    assert engine.incomplete_uploads(bucket, "") == []

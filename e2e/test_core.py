@@ -19,7 +19,7 @@ from local_s3 import LocalS3
 
 from deltaglider.engine import Engine
 from deltaglider.errors import IntegrityError, NotFoundError, UsageError
-from deltaglider.models import DeltaPolicy, StoredAs
+from deltaglider.models import DeltaPolicy, StoredAs, UploadOptions
 
 SHA_FIELDS_DELTA = {
     "dg-tool",
@@ -302,10 +302,7 @@ def test_reads_every_kind_and_spelling_older_writers_left(
         assert out.read_bytes() == body, key
         assert result.verified is (key != "plain/readme.md")
 
-    listed = {
-        e.key: e.size
-        for e in engine.logical_listing(bucket, "", recursive=True, logical_sizes=True)
-    }
+    listed = {e.key: e.size for e in engine.listing(bucket, "", recursive=True, logical_sizes=True)}
     assert listed == {key: len(body) for key, body in expected.items()}
 
 
@@ -392,7 +389,7 @@ def test_corruption_is_an_error_and_leaves_no_file(
 ) -> None:
     engine.upload(wheel_series[0], bucket, "c/a.whl")
     engine.upload(wheel_series[1], bucket, "c/b.whl")
-    engine.upload(wheel_series[2], bucket, "c/plain.bin", policy=DeltaPolicy.NEVER)
+    engine.upload(wheel_series[2], bucket, "c/plain.bin", UploadOptions(DeltaPolicy.NEVER))
     key, logical = {
         "delta": ("c/b.whl.delta", "c/b.whl"),
         "reference": ("c/reference.bin", "c/b.whl"),
@@ -508,7 +505,7 @@ def test_non_ascii_names_roundtrip(
 ) -> None:
     engine.upload(wheel_series[0], bucket, f"names/{name}")
     engine.upload(wheel_series[1], bucket, f"names/v2-{name}")
-    listed = [e.key for e in engine.logical_listing(bucket, "names/")]
+    listed = [e.key for e in engine.listing(bucket, "names/")]
     assert listed == sorted([f"names/{name}", f"names/v2-{name}"])
     out = tmp_path / name
     engine.download(bucket, f"names/v2-{name}", out)
@@ -606,7 +603,7 @@ def test_multipart_reference_and_direct_uploads(
         out = tmp_path / f"out-{name}"
         engine.download(bucket, f"mp/{name}", out)
         assert sha256(out) == sha256(source)
-    engine.cache.close()
+    engine.close()
 
 
 def test_missing_things_are_one_line_errors(

@@ -160,6 +160,6 @@ def test_without_retries_failures_are_named_and_a_rerun_finishes(
     assert_bucket_consistent(engine, raw, bucket)
     restored = tmp_path / "restored"
     restored.mkdir()
-    for entry in engine.logical_listing(bucket, "rel/", recursive=True):
+    for entry in engine.listing(bucket, "rel/", recursive=True):
         engine.download(bucket, entry.key, restored / entry.key[len("rel/") :])
     assert tree_digest(restored) == tree_digest(src)

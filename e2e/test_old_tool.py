@@ -63,7 +63,7 @@ def test_old_tool_cannot_read_zstd_deltas_as_documented(
 ) -> None:
     """`--codec zstd` objects need this deltaglider: 6.2.0 fails on them (and writes no file
     claiming to be the artifact), as README and `--help` say."""
-    zstd_engine = Engine(replace(engine.settings, codec="zstd"), store=engine.store)
+    zstd_engine = Engine(replace(engine.settings, codec="zstd"))
     for wheel in wheel_series[:2]:
         zstd_engine.upload(wheel, bucket, f"z/{wheel.name}")
     out = tmp_path / wheel_series[1].name

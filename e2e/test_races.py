@@ -75,10 +75,10 @@ def test_two_writers_of_one_key_leave_one_complete_write(
             assert writer.returncode == 0
         result = engine.verify(bucket, "w/app.whl")
         assert result.actual_sha256 in {sha256(p) for p in contenders}
-        listed = [e.key for e in engine.logical_listing(bucket, "w/", recursive=True)]
+        listed = [e.key for e in engine.listing(bucket, "w/", recursive=True)]
         assert listed == ["w/app.whl", "w/base.whl"]
         assert_bucket_consistent(engine, raw, bucket, "w/")
     # once the race is over, deleting the key removes it for good (no older form resurfaces)
     engine.upload(wheel_series[2], bucket, "w/app.whl")
     engine.delete(bucket, "w/app.whl")
-    assert [e.key for e in engine.logical_listing(bucket, "w/", recursive=True)] == ["w/base.whl"]
+    assert [e.key for e in engine.listing(bucket, "w/", recursive=True)] == ["w/base.whl"]

@@ -413,7 +413,7 @@ def in_process(corpus: Corpus, server: local_s3.LocalS3, raw: Any, codec: str) -
             engine.download(bucket, f"s/{path.name}", Path(scratch) / path.name)
             if index:
                 downs.append(time.perf_counter() - started)
-    engine.cache.close()
+    engine.close()
     return {
         "upload_s": statistics.median(ups) if ups else 0.0,
         "download_s": statistics.median(downs) if downs else 0.0,

@@ -178,14 +178,36 @@ def test_zstd_falls_back_to_xdelta3_for_a_reference_beyond_the_memory_budget(
     assert delta.read_bytes()[:4] == xdelta.ZSTD_MAGIC
 
 
-def test_environment_cannot_inject_xdelta_arguments(
+def test_environment_cannot_inject_codec_arguments(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("XDELTA", "-S djw -9 -n")
-    monkeypatch.setenv("ZSTD_CLEVEL", "19")
+    """XDELTA / ZSTD_* in the caller's environment would change what the codecs write (xdelta3
+    reads extra flags from XDELTA): the deltas must be byte-identical with and without them."""
+    rng = random.Random(5)
+    reference = rng.randbytes(256 * 1024)
+    target = bytearray(reference)
+    for _ in range(40):
+        position = rng.randrange(len(target))
+        target[position : position + 64] = rng.randbytes(64)
+    ref, new = tmp_path / "ref", tmp_path / "new"
+    ref.write_bytes(reference)
+    new.write_bytes(bytes(target))
+
+    def deltas() -> dict[str, bytes]:
+        made = {}
+        for codec in xdelta.CODECS:
+            out = tmp_path / f"{codec}.delta"
+            xdelta.encode(ref, new, out, codec=codec, budget=1024 * MIB)
+            made[codec] = out.read_bytes()
+        return made
+
+    clean = deltas()
+    monkeypatch.setenv("XDELTA", "-S djw -n")
+    monkeypatch.setenv("ZSTD_CLEVEL", "1")
     monkeypatch.setenv("ZSTD_NBTHREADS", "4")
+    assert deltas() == clean
     for codec in xdelta.CODECS:
-        assert roundtrip(tmp_path, b"abc" * 1000, b"abd" * 1000, codec) == b"abd" * 1000
+        assert roundtrip(tmp_path, reference, bytes(target), codec) == bytes(target)
 
 
 @pytest.mark.slow

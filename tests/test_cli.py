@@ -1,0 +1,130 @@
+"""CLI output lines and exit statuses with click's CliRunner, on an in-memory store: the
+`aws s3`-shaped lines, `--json`, per-command options reaching the engine, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from memory_store import MemoryStore
+
+from deltaglider.cli import AppContext, main
+from deltaglider.config import Settings
+from deltaglider.engine import Engine
+
+LS_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d +\d+ \S+$")
+
+
+@pytest.fixture
+def memory() -> MemoryStore:
+    return MemoryStore(page_size=2)
+
+
+@pytest.fixture
+def run(memory: MemoryStore, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    for name in ("DG_MAX_RATIO", "DG_CODEC", "DG_MAX_CONCURRENCY"):
+        monkeypatch.delenv(name, raising=False)
+    engines: list[Engine] = []
+
+    def make_engine(settings: Settings) -> Engine:
+        engines.append(Engine(settings, store=memory.as_store()))
+        return engines[-1]
+
+    def invoke(*args: str) -> Result:
+        app = AppContext(Settings(cache_backend="memory"), make_engine)
+        return CliRunner().invoke(main, list(args), obj=app, catch_exceptions=False)
+
+    yield invoke
+    for engine in engines:
+        engine.close()
+
+
+def builds(tmp_path: Path, count: int) -> list[Path]:
+    rng = random.Random(3)
+    data = bytearray(rng.randbytes(32 * 1024))
+    paths = []
+    for number in range(count):
+        data[rng.randrange(len(data))] ^= 0xFF
+        path = tmp_path / f"app-{number}.zip"
+        path.write_bytes(bytes(data))
+        paths.append(path)
+    return paths
+
+
+def test_upload_download_ls_rm_lines(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first, second = builds(tmp_path, 2)
+    result = run("cp", str(first), "s3://b/r/")
+    assert result.exit_code == 0
+    assert result.stdout.startswith(f"upload: {first} to s3://b/r/app-0.zip (reference: ")
+    assert result.stdout.rstrip().endswith(", new reference for its folder)")
+    result = run("cp", str(second), "s3://b/r/")
+    assert re.fullmatch(
+        rf"upload: {second} to s3://b/r/app-1.zip \(delta: \d+ Bytes stored for 32\.0 KiB\)\n",
+        result.stdout,
+    )
+    assert run("cp", str(second), "s3://b/r/").stdout.endswith(
+        "(unchanged: identical file already stored)\n"
+    )
+
+    listed = run("ls", "s3://b/r/", "--logical-sizes").stdout.splitlines()
+    assert all(LS_LINE.match(line) for line in listed), listed
+    assert [line.split()[-2:] for line in listed] == [
+        ["32768", "app-0.zip"],
+        ["32768", "app-1.zip"],
+    ]
+    assert run("ls", "s3://b/").stdout.split() == ["PRE", "r/"]
+
+    out = tmp_path / "down"
+    out.mkdir()
+    result = run("cp", "s3://b/r/app-1.zip", f"{out}/")
+    assert result.stdout == f"download: s3://b/r/app-1.zip to {out / 'app-1.zip'}\n"
+    assert (out / "app-1.zip").read_bytes() == second.read_bytes()
+
+    assert run("rm", "s3://b/r/app-1.zip").stdout == "delete: s3://b/r/app-1.zip\n"
+    assert run("rm", "s3://b/r/", "--recursive").stdout == "delete: s3://b/r/app-0.zip\n"
+    assert run("ls", "s3://b/", "--recursive").stdout == ""
+
+
+def test_json_lines_describe_each_transfer(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    paths = builds(tmp_path, 3)
+    result = run("cp", str(tmp_path), "s3://b/j/", "--recursive", "--json")
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["stored_as"] for r in records] == ["reference", "delta", "delta"]
+    assert [r["file_size"] for r in records] == [p.stat().st_size for p in paths]
+    assert all(r["ok"] and r["action"] == "upload" for r in records)
+
+
+def test_command_options_reach_the_engine(run, memory: MemoryStore, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first, second, third = builds(tmp_path, 3)
+    run("cp", str(first), "s3://b/o/")
+    result = run("cp", str(second), "s3://b/o/", "--max-ratio", "0.0001")
+    assert "(direct: " in result.stdout and "delta over max ratio 0.0001" in result.stdout
+    result = run("cp", str(third), "s3://b/o/", "--no-delta", "--metadata", "build=7")
+    assert "(direct: " in result.stdout
+    assert memory.buckets["b"]["o/app-2.zip"].metadata["build"] == "7"
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["cp", "x.zip", "y.zip"], 2, "one of SOURCE and DESTINATION must be an s3:// URL"),
+        (["cp", "{file}", "s3://b/m/", "--metadata", "novalue"], 2, "--metadata expects"),
+        (["cp", "{file}", "s3://b/m/", "--max-ratio", "2"], 2, "--max-ratio must be"),
+        (["cp", "{file}", "s3://b/m/", "--no-delta", "--force-delta"], 2, "cannot be combined"),
+        (["cp", "s3://b/m/none.zip", "{dir}/"], 1, "no such object"),
+        (["verify", "s3://nobucket/a.zip"], 1, "bucket does not exist"),
+    ],
+)
+def test_bad_input_is_one_line_and_a_status(  # type: ignore[no-untyped-def]
+    run, tmp_path: Path, args: list[str], status: int, message: str
+) -> None:
+    (file,) = builds(tmp_path, 1)
+    filled = [a.format(file=file, dir=tmp_path) for a in args]
+    result = run(*filled)
+    assert result.exit_code == status
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert message in result.stderr
