@@ -23,10 +23,11 @@ from typing import Any, TypeVar, cast
 import click
 
 from deltaglider import __version__, transfer
-from deltaglider.config import CODECS, Settings
+from deltaglider.config import CODECS, REFERENCE_MODES, Settings
 from deltaglider.engine import Engine, check_user_key
 from deltaglider.errors import DeltagliderError, FatalError, UsageError
 from deltaglider.log import configure_cli_logging
+from deltaglider.metadata import BucketSettings
 from deltaglider.models import (
     DeleteResult,
     DeltaPolicy,
@@ -70,9 +71,18 @@ class AppContext:
         self.make_engine = make_engine
         self._engines: dict[Settings, Engine] = {}
 
-    def engine(self, *, max_ratio: float | None = None, codec: str | None = None) -> Engine:
-        """The engine for the global settings with a command's own `--max-ratio`/`--codec`."""
-        settings = self.settings.with_overrides(max_ratio=max_ratio, codec=codec)
+    def engine(
+        self,
+        *,
+        max_ratio: float | None = None,
+        codec: str | None = None,
+        references: str | None = None,
+    ) -> Engine:
+        """The engine for the global settings with a command's own `--max-ratio`, `--codec`
+        and `--references`."""
+        settings = self.settings.with_overrides(
+            max_ratio=max_ratio, codec=codec, references=references
+        )
         if settings not in self._engines:
             self._engines[settings] = self.make_engine(settings)
         return self._engines[settings]
@@ -158,6 +168,7 @@ class TransferFlags:
     upload: UploadOptions  # max_ratio stays None: the engine's settings carry it
     max_ratio: float | None
     codec: str | None
+    references: str | None
 
     @classmethod
     def take(cls, options: dict[str, Any]) -> TransferFlags:
@@ -183,10 +194,11 @@ class TransferFlags:
             upload,
             options.pop("max_ratio"),
             options.pop("codec"),
+            options.pop("references"),
         )
 
     def engine(self, app: AppContext) -> Engine:
-        return app.engine(max_ratio=self.max_ratio, codec=self.codec)
+        return app.engine(max_ratio=self.max_ratio, codec=self.codec, references=self.references)
 
 
 def transfer_options(command: F) -> F:
@@ -248,6 +260,16 @@ def transfer_options(command: F) -> F:
             help=(
                 "Delta codec (DG_CODEC; default xdelta3). zstd encodes several times faster for "
                 "slightly larger deltas, but deltaglider 6.x and older cannot read its deltas."
+            ),
+        ),
+        click.option(
+            "--references",
+            type=click.Choice(REFERENCE_MODES),
+            help=(
+                "Where new references go (DG_REFERENCES; default: the bucket's setting, else "
+                "shared). shared: one per file series under .deltaglider/refs/, used across "
+                "folders; folder: each folder's own reference.bin, as deltaglider 6.x and the "
+                "Rust proxy expect."
             ),
         ),
         click.option(
@@ -870,6 +892,52 @@ def cleanup(app: AppContext, path: str, older_than: float, dryrun: bool) -> None
         click.echo(f"unreadable: {line}", err=True)
     if report.unreadable:
         sys.exit(EXIT_FAILED)
+
+
+@main.command()
+@click.argument("path")
+@click.option(
+    "--set",
+    "changes",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Change a setting (references=shared|folder); may be repeated.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
+@click.pass_obj
+@reports_errors
+def config(app: AppContext, path: str, changes: tuple[str, ...], as_json: bool) -> None:
+    """Show or change the bucket's deltaglider settings (.deltaglider/config.json).
+
+    references: where new references go. shared (the default) keeps one reference per file
+    series under .deltaglider/refs/ and encodes across folders, so one folder per version
+    saves as much as one folder for all; folder keeps each folder's own reference.bin, which
+    deltaglider 6.x and the Rust proxy also read. Existing objects are never rewritten.
+
+    \b
+      deltaglider config s3://releases
+      deltaglider config s3://releases --set references=folder
+    """
+    url = S3Url.parse(path)
+    engine = app.engine()
+    current = engine.bucket_settings(url.bucket)
+    if changes:
+        values = {"references": current.references}
+        for change in changes:
+            key, sep, value = change.partition("=")
+            if not sep or key not in values:
+                raise UsageError(f"--set expects references=shared|folder, not {change!r}")
+            if value not in REFERENCE_MODES:
+                raise UsageError(
+                    f"references must be one of {', '.join(REFERENCE_MODES)}, not {value!r}"
+                )
+            values[key] = value
+        current = BucketSettings(references=values["references"])
+        engine.set_bucket_settings(url.bucket, current)
+    if as_json:
+        click.echo(json.dumps({"bucket": url.bucket, "references": current.references}))
+    else:
+        click.echo(f"references = {current.references}")
 
 
 @main.command()

@@ -22,6 +22,8 @@ class Settings:
     region: str | None = None
     profile: str | None = None
     max_ratio: float = 0.5
+    references: str | None = None  # "shared" or "folder"; None: the bucket's setting
+    renew_ratio: float = 0.25  # shared references: a delta over this ratio starts a new one
     cache_backend: str = "filesystem"  # or "memory"
     cache_memory_bytes: int = 100 * MIB
     cache_encryption_key: str | None = None
@@ -30,7 +32,6 @@ class Settings:
     multipart_threshold: int = 64 * MIB
     multipart_chunksize: int = 16 * MIB
     max_concurrency: int = 4
-    settle_seconds: float = 2.0  # only where the server ignores If-None-Match
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 5  # per request, botocore's standard retry mode
@@ -48,6 +49,10 @@ class Settings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             profile=env.get("AWS_PROFILE") or None,
             max_ratio=check_ratio(env.get("DG_MAX_RATIO"), defaults.max_ratio, "DG_MAX_RATIO"),
+            references=check_references(env.get("DG_REFERENCES") or None, "DG_REFERENCES"),
+            renew_ratio=check_ratio(
+                env.get("DG_RENEW_RATIO"), defaults.renew_ratio, "DG_RENEW_RATIO"
+            ),
             cache_backend=backend,
             cache_memory_bytes=_mib(env, "DG_CACHE_MEMORY_SIZE_MB", defaults.cache_memory_bytes),
             cache_encryption_key=env.get("DG_CACHE_ENCRYPTION_KEY") or None,
@@ -59,7 +64,6 @@ class Settings:
                 env, "DG_MULTIPART_CHUNKSIZE_MB", defaults.multipart_chunksize
             ),
             max_concurrency=_int(env, "DG_MAX_CONCURRENCY", defaults.max_concurrency),
-            settle_seconds=_seconds(env, "DG_SETTLE_SECONDS", defaults.settle_seconds),
             connect_timeout=_seconds(env, "DG_CONNECT_TIMEOUT", defaults.connect_timeout),
             read_timeout=_seconds(env, "DG_READ_TIMEOUT", defaults.read_timeout),
             max_attempts=_int(env, "DG_MAX_ATTEMPTS", defaults.max_attempts),
@@ -70,12 +74,22 @@ class Settings:
         given = {k: v for k, v in changes.items() if v is not None}
         if "codec" in given:
             given["codec"] = check_codec(str(given["codec"]), "--codec")
+        if "references" in given:
+            given["references"] = check_references(str(given["references"]), "--references")
         if "max_ratio" in given:
             given["max_ratio"] = check_ratio(str(given["max_ratio"]), self.max_ratio, "--max-ratio")
         return replace(self, **given)  # type: ignore[arg-type]
 
 
 CODECS = ("xdelta3", "zstd")
+REFERENCE_MODES = ("shared", "folder")
+
+
+def check_references(raw: str | None, name: str) -> str | None:
+    """Where new references go (`--references`, DG_REFERENCES): shared or folder."""
+    if raw is not None and raw not in REFERENCE_MODES:
+        raise UsageError(f"{name} must be one of {', '.join(REFERENCE_MODES)}, not {raw!r}")
+    return raw
 
 
 def check_codec(raw: str, name: str) -> str:

@@ -12,7 +12,9 @@ subprocesses (xdelta does).
 from __future__ import annotations
 
 import contextlib
+import io
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -36,7 +38,9 @@ from deltaglider.metadata import (
     DELTA_SUFFIX,
     INTERNAL_PREFIX,
     REFERENCE_NAME,
+    SETTINGS_KEY,
     ZERO_DIFF_NOTE,
+    BucketSettings,
     DeltaMeta,
     DirectMeta,
     ObjectKind,
@@ -50,6 +54,7 @@ from deltaglider.metadata import (
     now,
     parse_time,
     recorded_size,
+    reference_key,
     user_metadata,
 )
 from deltaglider.models import (
@@ -65,6 +70,7 @@ from deltaglider.models import (
 )
 from deltaglider.references import Reference, References
 from deltaglider.s3 import AlreadyExists, Bucket, ObjectHead, Store, make_client
+from deltaglider.series import series_of
 from deltaglider.urls import base_name, parent_prefix
 
 if TYPE_CHECKING:
@@ -199,14 +205,19 @@ class Decision:
 
 
 def decide_upload(
-    item: Artifact, existing: Located | None, max_ratio: float, trial: DeltaTrial | None = None
+    item: Artifact,
+    existing: Located | None,
+    max_ratio: float,
+    trial: DeltaTrial | None = None,
+    renew_ratio: float | None = None,
 ) -> Decision:
     """The upload decision (FORMAT "Writing"), the same for upload, estimate and sync.
 
     Unchanged when the key already holds these bytes (and, when given, this user metadata and
     content type); direct when the name is not delta-eligible under the policy or the file is
-    empty; otherwise a delta: the space's new reference, a delta, or direct when the delta is
-    over `max_ratio` of the file."""
+    empty; otherwise a delta against the best reference: a new reference when there is none,
+    or with shared references (`renew_ratio` given) when the best delta is over `renew_ratio`
+    of the file (renewal); direct when the delta is over `max_ratio`."""
     digest, options = item.digest, item.options
     if (
         existing is not None
@@ -217,15 +228,20 @@ def decide_upload(
         and options.content_type in (None, existing.head.content_type)
     ):
         return Decision(StoredAs.UNCHANGED, "identical file already stored")
-    eligible = wants_delta(item.key, options.policy)
-    if not eligible:
+    if not wants_delta(item.key, options.policy):
         return Decision(StoredAs.DIRECT)
     if digest.size == 0:
         return Decision(StoredAs.DIRECT, "empty file")
     if trial is None:
         return Decision(None)
+    whose = "folder" if renew_ratio is None else "series"
     if trial.new_reference:
-        return Decision(StoredAs.REFERENCE, "new reference for its folder")
+        return Decision(StoredAs.REFERENCE, f"new reference for its {whose}")
+    if renew_ratio is not None and trial.size > renew_ratio * digest.size:
+        return Decision(
+            StoredAs.REFERENCE,
+            f"new reference for its series (best delta {trial.size / digest.size:.0%} of the file)",
+        )
     if trial.size > max_ratio * digest.size:
         return Decision(StoredAs.DIRECT, f"delta over max ratio {max_ratio:g}")
     return Decision(StoredAs.DELTA)
@@ -266,6 +282,8 @@ class Engine:
             settings.cache_backend, settings.cache_memory_bytes, settings.cache_encryption_key
         )
         self.references = References(self._store, self._cache, settings)
+        self._bucket_settings: dict[str, BucketSettings] = {}
+        self._settings_lock = threading.Lock()
 
     # ------------------------------------------------------------------ process
 
@@ -322,7 +340,8 @@ class Engine:
         ratio = (
             self.settings.max_ratio if item.options.max_ratio is None else item.options.max_ratio
         )
-        decision = decide_upload(item, self.find(item.bucket, item.key), ratio)
+        existing = self.find(item.bucket, item.key)
+        decision = decide_upload(item, existing, ratio)
         stored_size = 0
         if decision.stored_as is None:
             decision, stored_size = self._store_via_delta(item, ratio, write)
@@ -330,9 +349,8 @@ class Engine:
             stored_size = self._put_direct(item) if write else item.digest.size
         if write and decision.stored_as is not StoredAs.UNCHANGED:
             direct = decision.stored_as is StoredAs.DIRECT
-            self._drop_other_form(
-                item.bucket, item.key, item.key if direct else delta_key(item.key)
-            )
+            written = item.key if direct else delta_key(item.key)
+            self._settle_forms(item.bucket, item.key, written, existing)
             log.info(
                 "uploaded",
                 bucket=item.bucket,
@@ -361,52 +379,96 @@ class Engine:
         return decision, self._put_direct(item) if write else item.digest.size
 
     def _try_delta(self, item: Artifact, ratio: float, write: bool) -> tuple[Decision, int] | None:
-        """One attempt; None when the reference was lost to a race (start again)."""
-        bucket, digest = item.bucket, item.digest
-        space = parent_prefix(item.key)
-        reference = self.references.find(bucket, space)
-        if reference is None:
-            reference = Reference.new(space, base_name(item.key), digest.sha256, digest.size)
+        """One attempt; None when a reference was lost to a race (start again).
+
+        Candidates (`References.candidates`) are tried best guess first; with shared
+        references a second one only when the first gives a delta over the renewal ratio."""
+        bucket = item.bucket
+        series: str | None = series_of(item.key)
+        if self.reference_mode(bucket) == "folder" and (
+            not write or self.references.conditional_writes(bucket)
+        ):
+            # Folder references, unless the server ignores If-None-Match: then a racing
+            # writer could replace one after our delta was checked against it, while a shared
+            # reference's key is ours alone (FORMAT "Writing").
+            series = None
+        renew = self.settings.renew_ratio if series is not None else None
+        candidates = self.references.candidates(bucket, parent_prefix(item.key), series)
+        if not candidates:
+            return self._new_reference(item, ratio, write, series)
+        with self.work_directory() as scratch:
+            trials: list[tuple[Reference, EncodedDelta]] = []
+            for number, candidate in enumerate(candidates[:2]):
+                if trials and (renew is None or trials[0][1].size <= renew * item.digest.size):
+                    break
+                try:
+                    with self.references.fetch(bucket, candidate.key, candidate.sha256) as ref:
+                        out = Path(scratch) / f"{number}.delta"
+                        trials.append((candidate, self._encode(ref, item, out, check=False)))
+                except (NotFoundError, ReferenceMismatch):
+                    if not trials:
+                        return None  # removed or replaced between our HEAD and GET: again
+            reference, delta = min(trials, key=lambda trial: trial[1].size)
+            decision = decide_upload(item, None, ratio, DeltaTrial(delta.size), renew)
+            if decision.stored_as is StoredAs.REFERENCE:
+                return self._new_reference(item, ratio, write, series, decision)
+            if decision.stored_as is StoredAs.DIRECT:
+                log.info(
+                    "delta_over_ratio",
+                    key=item.key,
+                    delta_size=delta.size,
+                    file_size=item.digest.size,
+                    max_ratio=ratio,
+                )
+                return decision, self._put_direct(item) if write else item.digest.size
             if write:
                 try:
-                    self.references.create(bucket, reference, item.path)
-                except AlreadyExists:
-                    log.info("reference_race_lost", bucket=bucket, ref_key=reference.key)
+                    with self.references.fetch(bucket, reference.key, reference.sha256) as ref:
+                        self._check_delta(ref, item, delta)
+                        self.references.add_user(bucket, reference, delta_key(item.key))
+                        self._put_delta(item, delta, reference, zero_diff=False)
+                        if not self.references.in_place(bucket, reference, ref):
+                            return None
+                except (NotFoundError, ReferenceMismatch):
                     return None
-                self.references.remember(reference, item.path)
-            with self.work_directory() as scratch:
-                delta = self._encode(item.path, item, Path(scratch) / "out.delta", check=write)
-                decision = decide_upload(item, None, ratio, DeltaTrial(delta.size, True))
-                if write:
-                    self._put_delta(item, delta, reference, zero_diff=True)
-            if write and not self.references.in_place(bucket, reference, item.path):
-                return None
-            return decision, digest.size + delta.size
-        try:
-            with (
-                self.references.fetch(bucket, reference.key, reference.sha256) as ref_path,
-                self.work_directory() as scratch,
-            ):
-                delta = self._encode(ref_path, item, Path(scratch) / "out.delta", check=False)
-                decision = decide_upload(item, None, ratio, DeltaTrial(delta.size))
-                if decision.stored_as is StoredAs.DIRECT:
-                    log.info(
-                        "delta_over_ratio",
-                        key=item.key,
-                        delta_size=delta.size,
-                        file_size=digest.size,
-                        max_ratio=ratio,
-                    )
-                elif write:
-                    self._check_delta(ref_path, item, delta)
-                    self._put_delta(item, delta, reference, zero_diff=False)
-                    if not self.references.in_place(bucket, reference, ref_path):
-                        return None
-        except (NotFoundError, ReferenceMismatch):
-            return None  # removed or replaced between our HEAD and GET: start again
-        if decision.stored_as is StoredAs.DIRECT:
-            return decision, self._put_direct(item) if write else digest.size
         return decision, delta.size
+
+    def _new_reference(
+        self,
+        item: Artifact,
+        ratio: float,
+        write: bool,
+        series: str | None,
+        decision: Decision | None = None,
+    ) -> tuple[Decision, int] | None:
+        """Make the file a new reference (shared when `series` is given, else its folder's)
+        and store its self-delta at its own key; None when another writer's folder reference
+        won the race (encode against it instead)."""
+        digest = item.digest
+        name = base_name(item.key)
+        if series is not None:
+            reference = Reference.new_shared(series, name, digest.sha256, digest.size)
+        else:
+            reference = Reference.new(parent_prefix(item.key), name, digest.sha256, digest.size)
+        if write:
+            try:
+                self.references.create(item.bucket, reference, item.path)
+            except AlreadyExists:
+                log.info("reference_race_lost", bucket=item.bucket, ref_key=reference.key)
+                return None
+            self.references.remember(reference, item.path)
+        renew = self.settings.renew_ratio if series is not None else None
+        with self.work_directory() as scratch:
+            delta = self._encode(item.path, item, Path(scratch) / "self.delta", check=write)
+            decision = decision or decide_upload(
+                item, None, ratio, DeltaTrial(delta.size, True), renew
+            )
+            if write:
+                self.references.add_user(item.bucket, reference, delta_key(item.key))
+                self._put_delta(item, delta, reference, zero_diff=True)
+        if write and not self.references.in_place(item.bucket, reference, item.path):
+            return None
+        return decision, digest.size + delta.size
 
     def _encode(self, ref_path: Path, item: Artifact, out: Path, *, check: bool) -> EncodedDelta:
         encoding = xdelta.encode(
@@ -476,22 +538,33 @@ class Engine:
             headers={k: v for k, v in headers.items() if v},
         )
 
-    def _drop_other_form(self, bucket: str, key: str, stored_key: str) -> None:
-        """After writing `stored_key`, remove the logical key's other form (`k` vs `k.delta`)
-        if it is older than what was just written; a newer one is a concurrent writer's."""
+    def _settle_forms(
+        self, bucket: str, key: str, stored_key: str, replaced: Located | None
+    ) -> None:
+        """After writing `stored_key`: release the reference a replaced delta at the same key
+        used (if ours uses another), and remove the logical key's other form (`k` vs
+        `k.delta`) if it is older than what was just written; a newer one is a concurrent
+        writer's."""
+        ours = self._store.head(bucket, stored_key)
+        if ours is None:
+            return
+        if (
+            replaced is not None
+            and replaced.stored_key == stored_key
+            and replaced.kind is ObjectKind.DELTA
+            and _ref_key(replaced.head) != _ref_key(ours)
+        ):
+            self.references.release(bucket, _ref_key(replaced.head), stored_key)
         other = delta_key(key) if stored_key == key else key
         other_head = self._store.head(bucket, other)
         if other_head is None:
-            return
-        ours = self._store.head(bucket, stored_key)
-        if ours is None:
             return
         theirs_at, ours_at = written_at(other_head), written_at(ours)
         if theirs_at > ours_at or (theirs_at == ours_at and other == key):
             return
         self._store.delete(bucket, other)
         if other.endswith(DELTA_SUFFIX):
-            self.references.drop_unused(bucket, parent_prefix(key))
+            self.references.release(bucket, _ref_key(other_head), other)
 
     def copy(
         self,
@@ -686,7 +759,7 @@ class Engine:
         self._store.delete(bucket, located.stored_key)
         removed = [located.stored_key]
         if located.kind is ObjectKind.DELTA:
-            removed += self.references.drop_unused(bucket, parent_prefix(key))
+            removed += self.references.release(bucket, _ref_key(located.head), located.stored_key)
         return DeleteResult(bucket, key, tuple(removed))
 
     def delete_recursive(
@@ -733,6 +806,35 @@ class Engine:
         return results
 
     # ---------------------------------------------------------------- buckets
+
+    def reference_mode(self, bucket: str) -> str:
+        """Where new references go in `bucket`: `shared` or `folder` (FORMAT "Bucket
+        settings"): `--references`/DG_REFERENCES, else the bucket's setting, else shared."""
+        return self.settings.references or self.bucket_settings(bucket).references
+
+    def bucket_settings(self, bucket: str) -> BucketSettings:
+        """The bucket's `.deltaglider/config.json`, read once per process (defaults when
+        there is none)."""
+        with self._settings_lock:
+            known = self._bucket_settings.get(bucket)
+            if known is None:
+                out = io.BytesIO()
+                try:
+                    self._store.download(bucket, SETTINGS_KEY, out)
+                    known = BucketSettings.from_json(
+                        out.getvalue(), f"s3://{bucket}/{SETTINGS_KEY}"
+                    )
+                except NotFoundError as error:
+                    if error.code == "NoSuchBucket":
+                        raise
+                    known = BucketSettings()
+                self._bucket_settings[bucket] = known
+            return known
+
+    def set_bucket_settings(self, bucket: str, settings: BucketSettings) -> None:
+        self._store.put_bytes(bucket, SETTINGS_KEY, settings.to_json(), {})
+        with self._settings_lock:
+            self._bucket_settings[bucket] = settings
 
     def list_buckets(self) -> list[Bucket]:
         return self._store.list_buckets()
@@ -789,6 +891,15 @@ class Engine:
     def purge_rehydrations(self, bucket: str) -> tuple[list[str], int]:
         """Delete expired presigned-URL copies: (deleted keys, how many were kept)."""
         return maintenance.purge_rehydrations(self._store, bucket)
+
+
+def _ref_key(head: ObjectHead) -> str:
+    """The reference a delta names; its folder's `reference.bin` when its metadata is
+    unreadable (what the old tool would assume)."""
+    try:
+        return DeltaMeta.from_dict(head.metadata, head.key).ref_key
+    except IntegrityError:
+        return reference_key(parent_prefix(head.key))
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -23,12 +23,18 @@ from deltaglider.metadata import (
     DELTA_SUFFIX,
     INTERNAL_PREFIX,
     REFERENCE_NAME,
+    REFS_PREFIX,
     TMP_PREFIX,
     TRASH_PREFIX,
     DeltaMeta,
     RehydrationMeta,
+    is_shared_reference,
     lookup,
+    marker_delta_key,
     now,
+    user_marker_key,
+    user_marker_meta,
+    users_prefix,
 )
 from deltaglider.references import References
 from deltaglider.s3 import ObjectHead, Store
@@ -99,6 +105,7 @@ def cleanup(
             continue
         reference = store.head(bucket, meta.ref_key)
         if reference is not None and lookup(reference.metadata, "file_sha256") == meta.ref_sha256:
+            _keep_marker(store, bucket, meta.ref_key, delta, act, dryrun)
             continue
         copy = next(
             (k for k, h in trash.items() if lookup(h.metadata, "file_sha256") == meta.ref_sha256),
@@ -108,11 +115,14 @@ def cleanup(
             act(f"restore: s3://{bucket}/{meta.ref_key} (needed by {base_name(delta)})")
             if not dryrun:
                 store.copy_within(bucket, copy, meta.ref_key)
+            _keep_marker(store, bucket, meta.ref_key, delta, act, dryrun)
             continue
         report.unreadable.append(
             f"s3://{bucket}/{delta}: its reference s3://{bucket}/{meta.ref_key} is "
             + ("missing" if reference is None else "different from the one it was made with")
         )
+
+    _sweep_shared_references(store, references, bucket, prefix, cutoff, act, dryrun)
 
     for key, head in trash.items():
         if head.last_modified <= cutoff:
@@ -128,6 +138,55 @@ def cleanup(
             for removed in references.drop_unused(bucket, space):
                 act(f"delete: s3://{bucket}/{removed} (no delta needs it)")
     return report
+
+
+def _keep_marker(
+    store: Store, bucket: str, ref_key: str, delta: str, act: Callable[[str], None], dryrun: bool
+) -> None:
+    """A delta against a shared reference must have its user marker (FORMAT "Deleting and
+    references"): put back one that is missing."""
+    if not is_shared_reference(ref_key):
+        return
+    marker = user_marker_key(ref_key, delta)
+    if store.head(bucket, marker) is None:
+        act(f"restore: s3://{bucket}/{marker} (marks {base_name(delta)} as a user)")
+        if not dryrun:
+            store.put_bytes(bucket, marker, b"", user_marker_meta(delta))
+
+
+def _sweep_shared_references(
+    store: Store,
+    references: References,
+    bucket: str,
+    prefix: str,
+    cutoff: datetime,
+    act: Callable[[str], None],
+    dryrun: bool,
+) -> None:
+    """Drop user markers whose delta (under `prefix`) is gone or made against another
+    reference, then shared references older than `cutoff` that no marker is left for."""
+    shared = [o for o in stored_objects(store, bucket, REFS_PREFIX) if is_shared_reference(o.key)]
+    for reference in shared:
+        for marker in stored_objects(store, bucket, users_prefix(reference.key)):
+            head = store.head(bucket, marker.key)
+            delta = marker_delta_key(head.metadata) if head is not None else None
+            if delta is not None and not delta.startswith(prefix):
+                continue
+            delta_head = store.head(bucket, delta) if delta is not None else None
+            try:
+                used = delta_head is not None and (
+                    DeltaMeta.from_dict(delta_head.metadata, delta_head.key).ref_key
+                    == reference.key
+                )
+            except DeltagliderError:
+                used = True  # unreadable metadata: keep what it might need
+            if not used:
+                act(f"delete: s3://{bucket}/{marker.key} (its delta is gone)")
+                if not dryrun:
+                    store.delete(bucket, marker.key)
+        if reference.last_modified <= cutoff and not dryrun:
+            for removed in references.drop_unused_shared(bucket, reference.key):
+                act(f"delete: s3://{bucket}/{removed} (no delta needs it)")
 
 
 def rehydration_key(sha256: str, name: str) -> str:

@@ -8,6 +8,8 @@ key plus its metadata is (FORMAT "How a read decides"). Must not perform I/O.
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -23,6 +25,11 @@ INTERNAL_PREFIX = ".deltaglider/"
 TMP_PREFIX = f"{INTERNAL_PREFIX}tmp/"  # presigned-URL rehydrations: tmp/<sha256>/<name>
 TRASH_PREFIX = f"{INTERNAL_PREFIX}trash/"  # a reference while it is being removed
 PROBE_PREFIX = f"{INTERNAL_PREFIX}probe/"  # the conditional-write probe, deleted at once
+REFS_PREFIX = f"{INTERNAL_PREFIX}refs/"  # shared references: refs/<series id>/<slot>/reference.bin
+USERS_FOLDER = "users/"  # beside a shared reference: one marker per delta made against it
+SETTINGS_KEY = f"{INTERNAL_PREFIX}config.json"  # the bucket's deltaglider settings
+SETTINGS_VERSION = 1
+_NEWEST_FIRST = 10**16 - 1  # shared reference slots sort newest first: this minus microseconds
 TOOL = f"deltaglider/{__version__}"
 REFERENCE_NOTE = "reference"
 ZERO_DIFF_NOTE = "zero-diff (reference identical)"
@@ -114,6 +121,7 @@ _FORMAT_FIELDS = frozenset(
         "source_name",
         "codec",
         "md5",
+        "series",
     }
 )
 
@@ -205,23 +213,29 @@ class ReferenceMeta:
     file_sha256: str
     created_at: datetime
     tool: str = TOOL
+    series: str | None = None  # shared references: the series they serve
 
     def to_dict(self) -> dict[str, str]:
-        return {
+        meta = {
             "dg-tool": self.tool,
             "dg-source-name": encode_name(self.source_name),
             "dg-file-sha256": self.file_sha256,
             "dg-created-at": format_time(self.created_at),
             "dg-note": REFERENCE_NOTE,
         }
+        if self.series is not None:
+            meta["dg-series"] = encode_name(self.series)
+        return meta
 
     @classmethod
     def from_dict(cls, meta: dict[str, str], key: str) -> ReferenceMeta:
+        series = lookup(meta, "series")
         return cls(
             source_name=decode_name(lookup(meta, "source_name") or ""),
             file_sha256=_sha(meta, "file_sha256", key),
             created_at=_time(meta, key),
             tool=lookup(meta, "tool") or "",
+            series=decode_name(series) if series is not None else None,
         )
 
 
@@ -326,6 +340,74 @@ class DirectMeta:
             md5=lookup(meta, "md5"),
             tool=lookup(meta, "tool") or "",
         )
+
+
+def shared_reference_key(series_id: str, created_at: datetime, sha256: str) -> str:
+    """A new shared reference's key (FORMAT "Objects"): unique per file and moment, never
+    overwritten, ending in `/reference.bin` so 6.x finds it by `dg-ref-key`; its slot name
+    sorts newest first, so the newest references of a series are one short listing away."""
+    micros = int(created_at.timestamp() * 1_000_000)
+    return f"{REFS_PREFIX}{series_id}/{_NEWEST_FIRST - micros:016d}-{sha256}/{REFERENCE_NAME}"
+
+
+def is_shared_reference(key: str) -> bool:
+    return key.startswith(REFS_PREFIX) and base_name(key) == REFERENCE_NAME
+
+
+def series_refs_prefix(series_id: str) -> str:
+    """Where the shared references of one series live."""
+    return f"{REFS_PREFIX}{series_id}/"
+
+
+def users_prefix(ref_key: str) -> str:
+    """The folder of user markers beside a shared reference."""
+    return join_key(parent_prefix(ref_key), USERS_FOLDER)
+
+
+def user_marker_key(ref_key: str, delta_key: str) -> str:
+    """The marker saying that the delta at `delta_key` was made against `ref_key`."""
+    name = hashlib.sha256(delta_key.encode("utf-8")).hexdigest()[:32]
+    return users_prefix(ref_key) + name
+
+
+def user_marker_meta(delta_key: str) -> dict[str, str]:
+    return {"dg-delta-key": encode_name(delta_key)}
+
+
+def marker_delta_key(meta: dict[str, str]) -> str | None:
+    """The delta a user marker names (None when unreadable)."""
+    raw = lookup(meta, "delta_key")
+    return decode_name(raw) if raw else None
+
+
+@dataclass(frozen=True)
+class BucketSettings:
+    """`.deltaglider/config.json` (FORMAT "Bucket settings"): JSON, versioned."""
+
+    references: str = "shared"  # where new references go: "shared" or "folder"
+    version: int = SETTINGS_VERSION
+
+    def to_json(self) -> bytes:
+        return json.dumps({"version": self.version, "references": self.references}).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, key: str) -> BucketSettings:
+        try:
+            loaded = json.loads(data.decode("utf-8"))
+        except (ValueError, UnicodeError):
+            raise IntegrityError(f"{key}: not valid JSON") from None
+        if not isinstance(loaded, dict):
+            raise IntegrityError(f"{key}: not a JSON object")
+        version = loaded.get("version", SETTINGS_VERSION)
+        if not isinstance(version, int) or version > SETTINGS_VERSION:
+            raise IntegrityError(
+                f"{key}: settings version {version!r} is newer than this deltaglider reads "
+                f"({SETTINGS_VERSION}); upgrade deltaglider"
+            )
+        references = loaded.get("references", "shared")
+        if references not in ("shared", "folder"):
+            raise IntegrityError(f"{key}: references must be shared or folder, not {references!r}")
+        return cls(references, version)
 
 
 @dataclass(frozen=True)

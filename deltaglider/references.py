@@ -1,19 +1,22 @@
 """The reference protocol: finding, fetching, creating, protecting and removing references.
 
-Owns: where a space's reference lives (FORMAT "Objects"), fetching it through the cache with
-its SHA-256 checked, creating it exactly once (conditional write, or write-settle-read-back on
-servers that ignore `If-None-Match`, probed once per bucket), putting it back when a concurrent
-delete took it after a delta was written, and removing it only when no delta in its space needs
-it (the trash protocol, FORMAT "Deleting and references"). Must not encode or decode (the
-engine does), call boto3 (it goes through `s3.Store`) or list the logical view.
+Owns: where references live (FORMAT "Objects": a folder's own `reference.bin`, and shared
+references of a series under `.deltaglider/refs/`), finding an upload's candidates with a
+bounded number of requests, fetching through the cache with the SHA-256 checked, creating a
+folder reference exactly once (a conditional write) and a shared one race-free by
+construction (a unique key, never overwritten), the user markers that say which deltas need a
+shared reference, putting a reference back when a concurrent delete took it after a delta
+was written, and removing one only when no delta needs it (the trash protocol, FORMAT
+"Deleting and references"). Must not encode or decode (the engine does), call boto3 (it goes
+through `s3.Store`) or list the logical view.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,18 +24,28 @@ from deltaglider.cache import ReferenceCache
 from deltaglider.config import Settings
 from deltaglider.errors import NotFoundError
 from deltaglider.files import Sink
-from deltaglider.listing import space_has_deltas
+from deltaglider.listing import space_has_deltas, stored_objects
 from deltaglider.log import get_logger
 from deltaglider.metadata import (
     PROBE_PREFIX,
     TRASH_PREFIX,
     ReferenceMeta,
     check_metadata,
+    is_shared_reference,
     lookup,
     now,
     reference_key,
+    series_refs_prefix,
+    shared_reference_key,
+    user_marker_key,
+    user_marker_meta,
+    users_prefix,
 )
-from deltaglider.s3 import AlreadyExists, Store
+from deltaglider.s3 import AlreadyExists, ListedPrefix, Store
+from deltaglider.series import series_id
+from deltaglider.urls import parent_prefix
+
+SERIES_CANDIDATES = 2  # newest shared references of a series an upload considers
 
 log = get_logger(__name__)
 
@@ -46,11 +59,23 @@ class Reference:
     size: int
     metadata: dict[str, str]
 
+    @property
+    def shared(self) -> bool:
+        return is_shared_reference(self.key)
+
     @classmethod
     def new(cls, space: str, source_name: str, sha256: str, size: int) -> Reference:
-        """The reference a space's first delta-eligible file becomes."""
+        """The reference a space's first delta-eligible file becomes (folder mode)."""
         key = reference_key(space)
         meta = ReferenceMeta(source_name, sha256, now()).to_dict()
+        return cls(key, sha256, size, check_metadata(meta, key))
+
+    @classmethod
+    def new_shared(cls, series: str, source_name: str, sha256: str, size: int) -> Reference:
+        """A new shared reference of `series` made from a file (shared mode)."""
+        created = now()
+        key = shared_reference_key(series_id(series), created, sha256)
+        meta = ReferenceMeta(source_name, sha256, created, series=series).to_dict()
         return cls(key, sha256, size, check_metadata(meta, key))
 
 
@@ -60,18 +85,41 @@ class References:
     def __init__(self, store: Store, cache: ReferenceCache, settings: Settings) -> None:
         self._store = store
         self._cache = cache
-        self._settle_seconds = settings.settle_seconds
         self._conditional: dict[str, bool] = {}
         self._probe_lock = threading.Lock()
 
     def find(self, bucket: str, space: str) -> Reference | None:
         """The space's `reference.bin` as it is now, or None when there is none."""
-        key = reference_key(space)
+        return self.head(bucket, reference_key(space))
+
+    def head(self, bucket: str, key: str) -> Reference | None:
         head = self._store.head(bucket, key)
         if head is None:
             return None
         sha256 = ReferenceMeta.from_dict(head.metadata, key).file_sha256
         return Reference(key, sha256, head.size, head.metadata)
+
+    def candidates(self, bucket: str, space: str, series: str | None) -> list[Reference]:
+        """What an upload into `space` may encode against, best guess first: the newest
+        shared references of its series (when `series` is given), then the folder's own.
+        Costs one HEAD, one listing page and a HEAD per series candidate, whatever the
+        bucket holds."""
+        found: list[Reference] = []
+        if series is not None:
+            slots: list[str] = []
+            for page in self._store.iter_listing(
+                bucket, series_refs_prefix(series_id(series)), "/"
+            ):
+                slots = sorted(e.prefix for e in page if isinstance(e, ListedPrefix))
+                break  # newest first: the first page holds them
+            for slot in slots[:SERIES_CANDIDATES]:
+                shared = self.head(bucket, slot + reference_key(""))
+                if shared is not None:
+                    found.append(shared)
+        folder = self.find(bucket, space)
+        if folder is not None:
+            found.append(folder)
+        return found
 
     def fetch(
         self, bucket: str, ref_key: str, ref_sha256: str
@@ -84,36 +132,58 @@ class References:
 
         return self._cache.reference(ref_sha256, download, f"s3://{bucket}/{ref_key}")
 
+    def create_shared(self, bucket: str, reference: Reference, source: Path) -> None:
+        """Write a new shared reference: its key is unique to this file and moment, so no
+        other writer can replace it and no conditional write is needed."""
+        self._store.put_file(
+            bucket, reference.key, source, reference.metadata, sha256=reference.sha256
+        )
+
+    def add_user(self, bucket: str, reference: Reference, delta_key: str) -> None:
+        """Record, before the delta is written, that `delta_key` needs this shared reference."""
+        if reference.shared:
+            marker = user_marker_key(reference.key, delta_key)
+            self._store.put_bytes(bucket, marker, b"", user_marker_meta(delta_key))
+
+    def release(self, bucket: str, ref_key: str, delta_key: str) -> list[str]:
+        """A delta made against `ref_key` is gone: drop its marker, and the reference itself
+        if no delta needs it any more. Returns the references removed."""
+        if not is_shared_reference(ref_key):
+            return self.drop_unused(bucket, parent_prefix(delta_key))
+        self._store.delete(bucket, user_marker_key(ref_key, delta_key))
+        return self.drop_unused_shared(bucket, ref_key)
+
+    def has_users(self, bucket: str, ref_key: str) -> bool:
+        return any(True for _ in stored_objects(self._store, bucket, users_prefix(ref_key)))
+
     def remember(self, reference: Reference, source: Path) -> None:
         """Keep the bytes of a reference this process just created: no download to reuse it."""
         self._cache.store(reference.sha256, source)
 
     def create(self, bucket: str, reference: Reference, source: Path) -> None:
-        """Create `reference.key` from `source` unless it exists (AlreadyExists then).
+        """Create `reference.key` from `source`; AlreadyExists when a folder reference is
+        already there.
 
-        With conditional writes this is one `If-None-Match: *` request. On a server that
-        ignores the condition (detected once per bucket) the reference is written, left to
-        settle for `settle_seconds`, and read back: a writer whose bytes did not win raises
-        AlreadyExists and encodes against the winner, as on 412."""
-        conditional = self._supports_conditional_writes(bucket)
-        if not conditional and self._store.head(bucket, reference.key) is not None:
-            raise AlreadyExists(reference.key)
+        A shared reference's key is unique, so a plain PUT is safe. A folder reference is
+        created with `If-None-Match: *`: on 412 another writer won and the caller encodes
+        against its reference. The engine creates folder references only where the server
+        honours the condition (`conditional_writes`); elsewhere this writes without one, which
+        only ever happens to put back the same bytes (`in_place`)."""
+        if reference.shared:
+            self.create_shared(bucket, reference, source)
+            return
         self._store.put_file(
             bucket,
             reference.key,
             source,
             reference.metadata,
             sha256=reference.sha256,
-            exclusive=conditional,
+            exclusive=self.conditional_writes(bucket),
         )
-        if not conditional:
-            time.sleep(self._settle_seconds)
-            head = self._store.head(bucket, reference.key)
-            if head is None or lookup(head.metadata, "file_sha256") != reference.sha256:
-                raise AlreadyExists(reference.key)
 
-    def _supports_conditional_writes(self, bucket: str) -> bool:
-        """Probe once per bucket: does a second `If-None-Match: *` PUT get 412?"""
+    def conditional_writes(self, bucket: str) -> bool:
+        """Whether the server honours `If-None-Match: *` (a second create gets 412), probed
+        once per bucket and process."""
         with self._probe_lock:
             known = self._conditional.get(bucket)
             if known is None:
@@ -122,7 +192,7 @@ class References:
                     log.warning(
                         "conditional_writes_unsupported",
                         bucket=bucket,
-                        fallback="write, settle, read back",
+                        fallback="new references are shared ones (unique keys, no race)",
                     )
                 self._conditional[bucket] = known
             return known
@@ -141,16 +211,27 @@ class References:
         return head is not None and lookup(head.metadata, "file_sha256") == reference.sha256
 
     def drop_unused(self, bucket: str, space: str) -> list[str]:
-        """Delete `<space>/reference.bin` when no `.delta` is left directly in the space.
+        """Delete `<space>/reference.bin` when no `.delta` is left directly in the space."""
+        return self._remove_unless_needed(
+            bucket, reference_key(space), lambda: space_has_deltas(self._store, bucket, space)
+        )
 
-        An upload may write a delta between our listing and our delete, so the reference is
-        first copied to `.deltaglider/trash/`, then deleted, then the space is listed again:
+    def drop_unused_shared(self, bucket: str, ref_key: str) -> list[str]:
+        """Delete a shared reference when no user marker is left beside it."""
+        return self._remove_unless_needed(bucket, ref_key, lambda: self.has_users(bucket, ref_key))
+
+    def _remove_unless_needed(
+        self, bucket: str, ref_key: str, needed: Callable[[], bool]
+    ) -> list[str]:
+        """Remove a reference unless `needed()`.
+
+        An upload may write a delta between our check and our delete, so the reference is
+        first copied to `.deltaglider/trash/`, then deleted, then `needed()` is asked again:
         if a delta appeared, the reference is put back from the trash. (The uploader also
         checks after writing its delta and restores the reference itself if it is gone.)
         `deltaglider cleanup` finishes what a crash between these steps left behind."""
-        if space_has_deltas(self._store, bucket, space):
+        if needed():
             return []
-        ref_key = reference_key(space)
         if self._store.head(bucket, ref_key) is None:
             return []
         trash_key = f"{TRASH_PREFIX}{uuid.uuid4().hex}"
@@ -159,7 +240,7 @@ class References:
         except NotFoundError:
             return []  # another deleter got there first
         self._store.delete(bucket, ref_key)
-        if space_has_deltas(self._store, bucket, space):
+        if needed():
             log.warning(
                 "reference_kept",
                 bucket=bucket,

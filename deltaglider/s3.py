@@ -337,6 +337,11 @@ class Store:
         )["ETag"]
         return {"PartNumber": number, "ETag": etag}
 
+    def put_bytes(self, bucket: str, key: str, data: bytes, metadata: dict[str, str]) -> None:
+        """A small object of ours (a user marker, the bucket's settings) in one PUT."""
+        with _s3_errors(f"s3://{bucket}/{key}"):
+            self.client.put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata)
+
     def conditional_writes_work(self, bucket: str, prefix: str) -> bool:
         """Whether the server honours `If-None-Match: *` (a second create gets 412)."""
         key = f"{prefix}{uuid.uuid4().hex}"

@@ -99,20 +99,24 @@ def test_recursive_upload_and_download_survive_twenty_percent_faults(
     assert leftovers == []
 
 
+@pytest.mark.parametrize("references", ["shared", "folder"])
 def test_first_uploads_race_safely_without_conditional_writes(
     s3_server: LocalS3,
     engine: Engine,
     raw: Any,
     bucket: str,
     wheel_series: list[Path],
-    tmp_path: Path,
+    references: str,
 ) -> None:
-    """A server that ignores If-None-Match (played by the proxy dropping the header) is
-    detected and the write-settle-read-back protocol still gives one reference."""
+    """Eight concurrent first uploads into one folder on a server that ignores If-None-Match
+    (played by the proxy dropping the header): every one reads back, whatever the timing,
+    because each new reference gets a key no other writer uses. In folder mode the server is
+    detected (probe) and new references are shared ones rather than a `reference.bin` that a
+    racing writer could replace."""
     if s3_server.kind != "moto":
         pytest.skip("dropping a signed header is only possible where signatures are not checked")
     with FaultProxy(s3_server.endpoint, rate=0.0, strip_conditional=True) as proxy:
-        env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint, "DG_SETTLE_SECONDS": "1"}
+        env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint, "DG_REFERENCES": references}
         processes = [
             subprocess.Popen(
                 [sys.executable, "-m", "deltaglider", "cp", str(w), f"s3://{bucket}/race/"],
@@ -125,9 +129,10 @@ def test_first_uploads_race_safely_without_conditional_writes(
         ]
         outputs = [p.communicate(timeout=300) for p in processes]
     assert [p.returncode for p in processes] == [0] * 8, outputs
-    assert any("conditional_writes_unsupported" in err for _, err in outputs)
-    references = [k for k in stored_keys(raw, bucket) if k.endswith("reference.bin")]
-    assert references == ["race/reference.bin"]
+    probed = any("conditional_writes_unsupported" in err for _, err in outputs)
+    assert probed == (references == "folder")
+    found = [k for k in stored_keys(raw, bucket) if k.endswith("reference.bin")]
+    assert found and all(k.startswith(".deltaglider/refs/") for k in found), found
     assert assert_bucket_consistent(engine, raw, bucket) == 8
 
 

@@ -28,6 +28,7 @@ def old_deltaglider() -> Path:
 
 def run_old(binary: Path, server: LocalS3, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "AWS_ENDPOINT_URL": server.endpoint, "DG_SUPPRESS_DEPRECATION": "1"}
+    env.pop("PYTHONPATH", None)  # the old tool runs from its own virtualenv, nothing of ours
     return subprocess.run(
         [str(binary), *args], env=env, capture_output=True, text=True, timeout=120
     )
@@ -38,17 +39,24 @@ def test_old_tool_reads_what_we_write(
     s3_server: LocalS3,
     engine: Engine,
     bucket: str,
+    raw: Any,
     wheel_series: list[Path],
     tmp_path: Path,
 ) -> None:
+    """Both layouts: one folder for the series, and one folder per version, where every delta
+    is made against a shared reference under `.deltaglider/refs/` (6.2.0 finds it by
+    `dg-ref-key`)."""
     series = wheel_series[:4]
-    for wheel in series:
-        engine.upload(wheel, bucket, f"ours/{wheel.name}")
-    for wheel in series:
-        out = tmp_path / wheel.name
-        result = run_old(
-            old_deltaglider, s3_server, "cp", f"s3://{bucket}/ours/{wheel.name}", str(out)
-        )
+    keys = [f"ours/{wheel.name}" for wheel in series]
+    keys += [f"per-version/{wheel.name.split('-')[1]}/{wheel.name}" for wheel in series]
+    results = [
+        engine.upload(wheel, bucket, key) for wheel, key in zip(series * 2, keys, strict=True)
+    ]
+    assert [r.stored_as for r in results[4:]] == [StoredAs.REFERENCE] + [StoredAs.DELTA] * 3
+    assert any(k.startswith(".deltaglider/refs/") for k in stored_keys(raw, bucket))
+    for wheel, key in zip(series * 2, keys, strict=True):
+        out = tmp_path / key
+        result = run_old(old_deltaglider, s3_server, "cp", f"s3://{bucket}/{key}", str(out))
         assert result.returncode == 0, result.stderr[-2000:]
         assert sha256(out) == sha256(wheel)
 

@@ -94,6 +94,10 @@ class MemoryStore:
         content_type = (headers or {}).get("ContentType")
         objects[key] = StoredObject(data, dict(metadata), content_type, datetime.now(UTC))
 
+    def put_bytes(self, bucket: str, key: str, data: bytes, metadata: dict[str, str]) -> None:
+        self.requests.append("PutObject")
+        self._bucket(bucket)[key] = StoredObject(data, dict(metadata), None, datetime.now(UTC))
+
     def conditional_writes_work(self, bucket: str, prefix: str) -> bool:
         self._bucket(bucket)
         return True

@@ -60,7 +60,7 @@ def test_upload_download_ls_rm_lines(run, tmp_path: Path) -> None:  # type: igno
     result = run("cp", str(first), "s3://b/r/")
     assert result.exit_code == 0
     assert result.stdout.startswith(f"upload: {first} to s3://b/r/app-0.zip (reference: ")
-    assert result.stdout.rstrip().endswith(", new reference for its folder)")
+    assert result.stdout.rstrip().endswith(", new reference for its series)")
     result = run("cp", str(second), "s3://b/r/")
     assert re.fullmatch(
         rf"upload: {second} to s3://b/r/app-1.zip \(delta: \d+ Bytes stored for 32\.0 KiB\)\n",

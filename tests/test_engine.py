@@ -107,7 +107,7 @@ def versions(tmp_path: Path, count: int, seed: int = 1) -> list[Path]:
     for number in range(count):
         data[rng.randrange(len(data))] = rng.randrange(256)
         path = tmp_path / f"v{number}" / f"app-{number}.zip"
-        path.parent.mkdir()
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(bytes(data))
         paths.append(path)
     return paths
@@ -171,8 +171,9 @@ def test_uploads_read_back_exactly_whatever_the_order(
 
 
 def test_reference_goes_with_the_last_delta_of_its_space(
-    engine: Engine, memory: MemoryStore, tmp_path: Path
+    memory: MemoryStore, tmp_path: Path
 ) -> None:
+    engine = Engine(Settings(cache_backend="memory", references="folder"), store=memory.as_store())
     first, second = versions(tmp_path, 2)
     assert engine.upload(first, "b", "r/a.zip").stored_as is StoredAs.REFERENCE
     assert engine.upload(second, "b", "r/b.zip").stored_as is StoredAs.DELTA
@@ -203,3 +204,149 @@ def test_locate_names_what_is_missing(engine: Engine) -> None:
     assert missing.value.code == "NoSuchBucket"
     with pytest.raises(UsageError, match="names a folder"):
         engine.locate("b", "r/")
+
+
+# ------------------------------------------------------------------ shared references
+
+
+def shared_engine(memory: MemoryStore, **settings: object) -> Engine:
+    return Engine(Settings(cache_backend="memory", **settings), store=memory.as_store())  # type: ignore[arg-type]
+
+
+def keys_of(memory: MemoryStore) -> list[str]:
+    return sorted(memory.buckets["b"])
+
+
+def per_version(tmp_path: Path, count: int, name: str = "app-linux") -> list[tuple[Path, str]]:
+    """Builds laid out one folder per version: `rel/1.0.N/<name>-1.0.N.zip`."""
+    return [
+        (path, f"rel/1.0.{n}/{name}-1.0.{n}.zip")
+        for n, path in enumerate(versions(tmp_path / name, count, seed=len(name)))
+    ]
+
+
+def test_one_folder_per_version_shares_one_reference(memory: MemoryStore, tmp_path: Path) -> None:
+    engine = shared_engine(memory)
+    results = [engine.upload(path, "b", key) for path, key in per_version(tmp_path, 5)]
+    assert [r.stored_as for r in results] == [StoredAs.REFERENCE] + [StoredAs.DELTA] * 4
+    assert results[0].note == "new reference for its series"
+    references = [k for k in keys_of(memory) if k.endswith("reference.bin")]
+    assert len(references) == 1 and references[0].startswith(".deltaglider/refs/")
+    markers = [k for k in keys_of(memory) if "/users/" in k]
+    assert len(markers) == 5  # one per delta that needs it
+    for n, (path, key) in enumerate(per_version(tmp_path, 5)):
+        out = tmp_path / f"out{n}"
+        engine.download("b", key, out)
+        assert out.read_bytes() == path.read_bytes()
+
+
+def test_two_series_in_the_same_folders_get_their_own_references(
+    memory: MemoryStore, tmp_path: Path
+) -> None:
+    engine = shared_engine(memory)
+    linux, win = per_version(tmp_path, 3, "app-linux"), per_version(tmp_path, 3, "app-win")
+    for (lpath, lkey), (wpath, wkey) in zip(linux, win, strict=True):
+        engine.upload(lpath, "b", lkey)
+        assert engine.upload(wpath, "b", wkey).stored_as is not StoredAs.DIRECT
+    references = [k for k in keys_of(memory) if k.endswith("reference.bin")]
+    assert len(references) == 2
+    assert len({k.split("/")[2] for k in references}) == 2  # two series ids
+
+
+def test_deleting_a_version_folder_keeps_references_others_use(
+    memory: MemoryStore, tmp_path: Path
+) -> None:
+    engine = shared_engine(memory)
+    builds = per_version(tmp_path, 3)
+    for path, key in builds:
+        engine.upload(path, "b", key)
+    reference = next(k for k in keys_of(memory) if k.endswith("reference.bin"))
+    assert engine.delete("b", builds[0][1]).removed == (builds[0][1] + ".delta",)
+    assert reference in keys_of(memory)
+    engine.delete("b", builds[1][1])
+    out = tmp_path / "last"
+    engine.download("b", builds[2][1], out)
+    assert out.read_bytes() == builds[2][0].read_bytes()
+    assert engine.delete("b", builds[2][1]).removed == (builds[2][1] + ".delta", reference)
+    assert keys_of(memory) == []  # markers went with their deltas
+
+
+def test_renewal_starts_a_new_reference_when_deltas_grow(
+    memory: MemoryStore, tmp_path: Path
+) -> None:
+    engine = shared_engine(memory, renew_ratio=0.000001)
+    results = [engine.upload(path, "b", key) for path, key in per_version(tmp_path, 3)]
+    assert [r.stored_as for r in results] == [StoredAs.REFERENCE] * 3
+    assert "best delta" in results[1].note
+    assert len([k for k in keys_of(memory) if k.endswith("reference.bin")]) == 3
+
+
+def test_replacing_a_key_releases_the_reference_it_used(
+    memory: MemoryStore, tmp_path: Path
+) -> None:
+    engine = shared_engine(memory)
+    (old, _), _ = per_version(tmp_path, 2)
+    engine.upload(old, "b", "latest/app-linux.zip")
+    unrelated = tmp_path / "other.zip"
+    unrelated.write_bytes(random.Random(4).randbytes(64 * 1024))
+    engine.upload(unrelated, "b", "latest/app-linux.zip")  # renews: a new reference
+    references = [k for k in keys_of(memory) if k.endswith("reference.bin")]
+    assert len(references) == 1  # the first one lost its only user and went
+    out = tmp_path / "out"
+    engine.download("b", "latest/app-linux.zip", out)
+    assert out.read_bytes() == unrelated.read_bytes()
+
+
+def test_bucket_setting_and_override_choose_folder_references(
+    memory: MemoryStore, tmp_path: Path
+) -> None:
+    from deltaglider.metadata import BucketSettings
+
+    engine = shared_engine(memory)
+    assert engine.reference_mode("b") == "shared"
+    engine.set_bucket_settings("b", BucketSettings(references="folder"))
+    fresh = shared_engine(memory)
+    assert fresh.reference_mode("b") == "folder"
+    (path, key), *_ = per_version(tmp_path, 1)
+    fresh.upload(path, "b", key)
+    assert "rel/1.0.0/reference.bin" in keys_of(memory)
+    assert shared_engine(memory, references="shared").reference_mode("b") == "shared"
+
+
+def test_concurrent_first_uploads_of_a_series_all_read_back(
+    memory: MemoryStore, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    builds = per_version(tmp_path, 8)
+    engines = [shared_engine(memory) for _ in builds]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda e, b: e.upload(b[0], "b", b[1]), engines, builds))
+    reader = shared_engine(memory)
+    for n, (path, key) in enumerate(builds):
+        out = tmp_path / f"r{n}"
+        reader.download("b", key, out)
+        assert out.read_bytes() == path.read_bytes()
+
+
+def test_cleanup_repairs_markers_and_drops_unused_shared_references(
+    memory: MemoryStore, tmp_path: Path
+) -> None:
+    engine = shared_engine(memory)
+    builds = per_version(tmp_path, 2)
+    for path, key in builds:
+        engine.upload(path, "b", key)
+    markers = sorted(k for k in keys_of(memory) if "/users/" in k)
+    # a crash left a delta without its marker, and a marker without its delta
+    del memory.buckets["b"][markers[0]]
+    first_delta = builds[0][1] + ".delta"
+    second_delta = builds[1][1] + ".delta"
+    report = engine.cleanup("b", "", older_than=0)
+    assert any(line.startswith("restore: ") and "/users/" in line for line in report.actions)
+    assert sorted(k for k in keys_of(memory) if "/users/" in k) == markers
+    del memory.buckets["b"][first_delta]
+    del memory.buckets["b"][second_delta]
+    report = engine.cleanup("b", "", older_than=0)
+    assert sum("its delta is gone" in line for line in report.actions) == 2
+    assert any("(no delta needs it)" in line for line in report.actions)
+    assert keys_of(memory) == []
