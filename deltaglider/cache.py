@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from deltaglider.errors import CacheError, ReferenceMismatch
-from deltaglider.files import CHUNK_SIZE, HashingWriter, Sink
+from deltaglider.files import CHUNK_SIZE, HashingWriter, Sink, temp_root
 from deltaglider.log import get_logger
 
 log = get_logger(__name__)
@@ -113,7 +113,7 @@ class FileCache(ReferenceCache):
 
     def __init__(self, key: bytes | None = None) -> None:
         remove_stale_directories()
-        root = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-"))
+        root = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=temp_root()))
         root.chmod(0o700)
         super().__init__(root)
         self.directory = root
@@ -189,7 +189,9 @@ class MemoryCache(ReferenceCache):
 
     def __init__(self, max_bytes: int) -> None:
         remove_stale_directories()
-        super().__init__(Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-")))
+        super().__init__(
+            Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=temp_root()))
+        )
         self.max_bytes = max_bytes
         self._entries: OrderedDict[str, bytes] = OrderedDict()
         atexit.register(self.close)
@@ -222,7 +224,7 @@ class MemoryCache(ReferenceCache):
 def remove_stale_directories() -> None:
     """Remove cache directories of this user's processes that no longer exist (a SIGKILL
     skips the removal at exit); the directory name carries the owner's PID."""
-    for directory in Path(tempfile.gettempdir()).glob(f"{_DIR_PREFIX}*-*"):
+    for directory in temp_root().glob(f"{_DIR_PREFIX}*-*"):
         pid_text = directory.name[len(_DIR_PREFIX) :].split("-", 1)[0]
         if not pid_text.isdigit() or int(pid_text) == os.getpid():
             continue

@@ -26,7 +26,7 @@ import botocore.exceptions
 from deltaglider.config import Settings
 from deltaglider.engine import Engine, Located
 from deltaglider.errors import NotFoundError, StorageError, UsageError
-from deltaglider.files import CHUNK_SIZE
+from deltaglider.files import CHUNK_SIZE, temp_root
 from deltaglider.maintenance import DEFAULT_CONTENT_TYPE
 from deltaglider.metadata import (
     ObjectKind,
@@ -460,7 +460,7 @@ class DeltagliderClient:
     ) -> GetObjectResponse:
         """The logical file, reconstructed and verified, as a streaming `Body`."""
         _refuse(unsupported, "GetObject")
-        handle = tempfile.TemporaryFile()  # noqa: SIM115 - owned by the returned body
+        handle = tempfile.TemporaryFile(dir=temp_root())  # noqa: SIM115 - the body owns it
         try:
             with _as_client_errors("GetObject"):
                 located = self._locate(Bucket, Key)

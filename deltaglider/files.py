@@ -34,6 +34,18 @@ class Digest:
     md5: str = ""
 
 
+def temp_root() -> Path:
+    """The temporary directory, chosen as `tempfile` would (TMPDIR, TEMP, TMP, /tmp, …) but
+    without `tempfile.gettempdir()`'s probe file: a process killed while that probe exists
+    leaves a stray file behind that nothing can attribute to it."""
+    names = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")]
+    names += ["/tmp", "/var/tmp", "/usr/tmp"]  # noqa: S108 - the same list as tempfile's
+    for candidate in [*(Path(n) for n in names if n), Path.cwd()]:
+        if candidate.is_dir() and os.access(candidate, os.W_OK | os.X_OK):
+            return candidate
+    raise OSError("no writable temporary directory (set TMPDIR)")
+
+
 def digest_file(path: Path) -> Digest:
     """Hash a file in bounded memory."""
     with path.open("rb") as handle:

@@ -20,6 +20,7 @@ from pathlib import Path
 from deltaglider.engine import Engine, wants_delta
 from deltaglider.errors import DeltagliderError, UsageError
 from deltaglider.models import DeleteResult, DownloadResult, UploadOptions, UploadResult
+from deltaglider.series import series_of
 from deltaglider.urls import S3Url, parent_prefix
 
 
@@ -322,13 +323,16 @@ def _execute(engine: Engine, task: Task, options: Options) -> Result:
     return result
 
 
-def _space_of(task: Task, options: Options) -> tuple[str, str] | None:
-    """The (bucket, space) whose reference this upload or copy may create."""
+def _reference_group(engine: Engine, task: Task, options: Options) -> tuple[str, str] | None:
+    """What a new reference made by this upload or copy would serve: its series (shared
+    references) or its folder (folder references); None when it makes no reference."""
     destination = task.destination
     if task.action not in (Action.UPLOAD, Action.COPY) or not isinstance(destination, S3Url):
         return None
     if not wants_delta(destination.key, options.upload.policy):
         return None
+    if engine.reference_mode(destination.bucket) == "shared":
+        return destination.bucket, series_of(destination.key)
     return destination.bucket, parent_prefix(destination.key)
 
 
@@ -342,8 +346,9 @@ def run(
 ) -> list[Outcome]:
     """Run tasks on `jobs` threads and report outcomes in task order.
 
-    The first delta-eligible upload into each space runs before the others of that space, so
-    a new space's reference is created once and every other file is encoded against it."""
+    The first delta-eligible upload of each series (shared references) or folder (folder
+    references) runs before the others, so its new reference is created once and every other
+    file is encoded against it."""
 
     def work(task: Task) -> Outcome:
         if started is not None:
@@ -352,9 +357,9 @@ def run(
 
     firsts: dict[tuple[str, str], int] = {}
     for index, task in enumerate(tasks):
-        space = _space_of(task, options)
-        if space is not None:
-            firsts.setdefault(space, index)
+        group = _reference_group(engine, task, options)
+        if group is not None:
+            firsts.setdefault(group, index)
     outcomes: list[Outcome] = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures: dict[int, Future[Outcome]] = {

@@ -90,9 +90,19 @@ def s3_server(
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def references(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Where new references go for this test: a parametrized value (indirect), else a
+    module's `REFERENCES` ("folder" where its tests pin the folder layout), else shared. The CLI in-process and in
+    subprocesses sees it as DG_REFERENCES."""
+    mode = str(getattr(request, "param", None) or getattr(request.module, "REFERENCES", "shared"))
+    monkeypatch.setenv("DG_REFERENCES", mode)
+    return mode
+
+
 @pytest.fixture
-def settings(s3_server: local_s3.LocalS3) -> Settings:
-    return Settings(endpoint_url=s3_server.endpoint, region=local_s3.REGION)
+def settings(s3_server: local_s3.LocalS3, references: str) -> Settings:
+    return Settings(endpoint_url=s3_server.endpoint, region=local_s3.REGION, references=references)
 
 
 @pytest.fixture
@@ -127,7 +137,7 @@ CliRun = Callable[..., Result]
 
 
 @pytest.fixture
-def cli(s3_server: local_s3.LocalS3) -> CliRun:
+def cli(s3_server: local_s3.LocalS3, references: str) -> CliRun:
     """Run `deltaglider ARGS…` in-process against the server; returns click's Result."""
 
     def run(*args: str, env: dict[str, str] | None = None, input: bytes | None = None) -> Result:

@@ -28,15 +28,18 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def assert_bucket_consistent(engine: Any, raw: Any, bucket: str, prefix: str = "") -> int:
-    """Every logical object (under `prefix`) reads back and verifies, and no `.delta` lacks its
-    reference or points at one with other bytes. Returns how many logical objects there are."""
-    from deltaglider.metadata import DeltaMeta
+    """Every logical object (under `prefix`) reads back and verifies, no `.delta` lacks its
+    reference or points at one with other bytes, and every delta made against a shared
+    reference has the user marker that keeps it. Returns how many logical objects there are."""
+    from deltaglider.metadata import DeltaMeta, is_shared_reference, user_marker_key
 
     for key in stored_keys(raw, bucket, prefix):
         if key.endswith(".delta") and not key.startswith(".deltaglider/"):
             meta = DeltaMeta.from_dict(metadata(raw, bucket, key), key)
             reference = metadata(raw, bucket, meta.ref_key)  # raises if missing
             assert reference.get("dg-file-sha256") == meta.ref_sha256, key
+            if is_shared_reference(meta.ref_key):
+                metadata(raw, bucket, user_marker_key(meta.ref_key, key))  # raises if missing
     count = 0
     for entry in engine.listing(bucket, prefix, recursive=True):
         assert engine.verify(bucket, entry.key).ok, entry.key

@@ -20,6 +20,10 @@ from local_s3 import LocalS3
 
 from deltaglider.engine import Engine
 
+# These tests pin the folder layout of FORMAT "Objects"; e2e/test_layouts.py runs the same
+# operations with shared references.
+REFERENCES = "folder"
+
 
 def make_tree(root: Path, wheels: list[Path]) -> Path:
     """dist/ with wheels, logs, a nested folder: what a release job uploads."""

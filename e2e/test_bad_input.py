@@ -25,6 +25,9 @@ from deltaglider.errors import IntegrityError
 from deltaglider.files import Digest, digest_file
 from deltaglider.models import DeltaPolicy, UploadOptions
 
+# These tests pin the folder layout of FORMAT "Objects" (each folder's own reference.bin).
+REFERENCES = "folder"
+
 
 @dataclass(frozen=True)
 class Case:

@@ -33,6 +33,10 @@ from local_s3 import REGION, LocalS3
 import deltaglider
 from deltaglider.models import StoredAs
 
+# These tests pin the folder layout of FORMAT "Objects"; e2e/test_layouts.py runs the same
+# operations with shared references.
+REFERENCES = "folder"
+
 # Names chosen to hit the hard cases: `a.zip` is stored as `a.zip.delta`, which sorts after
 # `a.zip-2` although `a.zip` sorts before it; nested folders; non-ASCII; direct and delta kinds.
 KEYS = ["a.zip", "a.zip-2", "a.zip.bak", "b/c.whl", "b/d.txt", "b/e/f.jar", "é/ü.zip", "top.jar"]

@@ -21,6 +21,9 @@ from deltaglider.engine import Engine
 from deltaglider.errors import IntegrityError, NotFoundError, UsageError
 from deltaglider.models import DeltaPolicy, StoredAs, UploadOptions
 
+# These tests pin the folder layout of FORMAT "Objects" (each folder's own reference.bin).
+REFERENCES = "folder"
+
 SHA_FIELDS_DELTA = {
     "dg-tool",
     "dg-original-name",

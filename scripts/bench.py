@@ -3,6 +3,7 @@
     python scripts/bench.py            # every corpus (downloads ~200 MB once, builds ~1.5 GB)
     python scripts/bench.py --quick    # a small subset, under two minutes
     python scripts/bench.py --corpus botocore --runs 5
+    python scripts/bench.py --layouts  # stored bytes by bucket layout, renewal thresholds
 
 Contenders, all against one SeaweedFS started on 127.0.0.1 for the run:
   boto3        plain upload_file / download_file (what `aws s3 cp` costs)
@@ -420,6 +421,91 @@ def in_process(corpus: Corpus, server: local_s3.LocalS3, raw: Any, codec: str) -
     }
 
 
+# ------------------------------------------------------------------------------ layouts
+
+
+def layouts(server: local_s3.LocalS3, raw: Any, long_count: int) -> str:
+    """Stored bytes by bucket layout (issue: savings must not depend on it), and on a long
+    series which renewal threshold stores least. Our engine in-process, one upload per file
+    in version order, every file verified after."""
+    from deltaglider.config import Settings
+    from deltaglider.engine import Engine
+
+    os.environ.update(server.env())
+    versions = [f"1.35.{n}" for n in range(8)]
+    botocore, boto3_wheels = pypi_series("botocore", versions), pypi_series("boto3", versions)
+    long_series = pypi_series("botocore", [f"1.35.{n}" for n in range(long_count)])
+
+    def store(name: str, files: list[tuple[Path, str]], **settings: Any) -> dict[str, Any]:
+        bucket = f"layout-{name}".lower().replace("_", "-")
+        raw.create_bucket(Bucket=bucket)
+        engine = Engine(Settings(endpoint_url=server.endpoint, region=local_s3.REGION, **settings))
+        ups: list[float] = []
+        delta_ups: list[float] = []
+        for path, key in files:
+            started = time.perf_counter()
+            result = engine.upload(path, bucket, key)
+            ups.append(time.perf_counter() - started)
+            if result.stored_as.value == "delta":
+                delta_ups.append(ups[-1])
+        exact = all(engine.verify(bucket, key).ok for _, key in files)
+        engine.close()
+        pages = raw.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        stored = sum(o["Size"] for page in pages for o in page.get("Contents", []))
+        logical = sum(path.stat().st_size for path, _ in files)
+        return {
+            "layout": name,
+            "files": len(files),
+            "logical": logical,
+            "stored": stored,
+            "exact": exact,
+            "delta_upload_s": med(delta_ups),
+        }
+
+    def per_version(paths: list[Path]) -> list[tuple[Path, str]]:
+        return [(p, f"releases/{p.name.split('-')[1]}/{p.name}") for p in paths]
+
+    rows = [
+        store("one-folder", [(p, f"releases/botocore/{p.name}") for p in botocore]),
+        store("per-version-folder-mode", per_version(botocore), references="folder"),
+        store("per-version-shared", per_version(botocore)),
+        store("two-series-per-version", per_version(botocore) + per_version(boto3_wheels)),
+        store("boto3-alone-per-version", per_version(boto3_wheels)),
+    ]
+    renewal = [
+        store(f"long-renew-{threshold}", per_version(long_series), renew_ratio=threshold)
+        for threshold in (1.0, 0.5, 0.25, 0.1)
+    ]
+    lines = [
+        "| layout | files | logical | stored | stored/logical | delta upload median s | "
+        "round-trip |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows + renewal:
+        lines.append(
+            f"| {row['layout']} | {row['files']} | {mb(row['logical'])} | {mb(row['stored'])} | "
+            f"{row['stored'] / row['logical']:.1%} | {row['delta_upload_s']:.2f} | "
+            f"{'exact' if row['exact'] else 'WRONG BYTES'} |"
+        )
+    by = {row["layout"]: row for row in rows}
+    two = by["two-series-per-version"]
+    boto3_logical = sum(p.stat().st_size for p in boto3_wheels)
+    second = two["stored"] - by["per-version-shared"]["stored"]
+    lines += [
+        "",
+        f"- per-version folders / one folder: "
+        f"{by['per-version-shared']['stored'] / by['one-folder']['stored']:.2f}x "
+        f"(folder mode: {by['per-version-folder-mode']['stored'] / by['one-folder']['stored']:.2f}x)",
+        f"- second series (boto3) in the same version folders: {second / boto3_logical:.1%} "
+        "of its size",
+        f"- delta upload, shared vs folder-mode single folder baseline: "
+        f"{by['per-version-shared']['delta_upload_s'] / max(by['one-folder']['delta_upload_s'], 1e-9):.2f}x",
+        f"- long series ({long_count} botocore wheels, per-version folders), renew_ratio 1.0 is "
+        "one fixed reference (deltas over 0.5 go direct)",
+    ]
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------- reporting
 
 
@@ -489,7 +575,22 @@ def main() -> None:
     parser.add_argument("--corpus", help="only this corpus")
     parser.add_argument("--runs", type=int, default=None, help="repetitions per file")
     parser.add_argument("--contenders", default="boto3,dg-6.2.0,ours,ours-zstd,ours-ratio1")
+    parser.add_argument(
+        "--layouts", action="store_true", help="stored bytes by bucket layout and renewal"
+    )
+    parser.add_argument("--long", type=int, default=30, help="--layouts: long series length")
     options = parser.parse_args()
+    if options.layouts:
+        with local_s3.running("seaweedfs") as server:
+            raw = boto3.client(
+                "s3",
+                endpoint_url=server.endpoint,
+                region_name=local_s3.REGION,
+                aws_access_key_id=local_s3.ACCESS_KEY,
+                aws_secret_access_key=local_s3.SECRET_KEY,
+            )
+            print(layouts(server, raw, options.long))
+        return
     runs = options.runs or (1 if options.quick else 3)
     contenders = options.contenders.split(",")
     CACHE.mkdir(parents=True, exist_ok=True)

