@@ -38,6 +38,8 @@ def temp_root() -> Path:
     """The temporary directory, chosen as `tempfile` would (TMPDIR, TEMP, TMP, /tmp, …) but
     without `tempfile.gettempdir()`'s probe file: a process killed while that probe exists
     leaves a stray file behind that nothing can attribute to it."""
+    if tempfile.tempdir:  # set by the program (or a test), as tempfile itself honours it
+        return Path(tempfile.tempdir)
     names = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")]
     names += ["/tmp", "/var/tmp", "/usr/tmp"]  # noqa: S108 - the same list as tempfile's
     for candidate in [*(Path(n) for n in names if n), Path.cwd()]:
