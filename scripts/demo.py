@@ -1,4 +1,5 @@
-"""`make demo`: store eight real releases of a PyPI wheel on a local S3 server with the real
+"""`make demo`: store eight real releases of a PyPI wheel, one folder per version as release
+buckets are laid out, on a local S3 server with the real
 `deltaglider` CLI, read them all back, check SHA-256, and print what was saved.
 
     python scripts/demo.py [--server seaweedfs|moto] [--package boto3 --versions 1.35.0,...]
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -70,43 +72,45 @@ def main() -> None:
         raw.create_bucket(Bucket="releases")
         print(f"S3 endpoint {server.endpoint}, bucket s3://releases\n")
 
+        # one folder per version, as release buckets are laid out
         rows = []
         for version, path in zip(versions, files, strict=True):
-            line = deltaglider(env, "cp", str(path), f"s3://releases/{options.package}/")
-            print("  " + line.strip())
-            stored_as = line.rsplit("(", 1)[1].split(":", 1)[0]
-            rows.append((version, path, stored_as))
+            folder = f"s3://releases/{version}/"
+            print(f"  deltaglider cp {path.name} {folder}")
+            record = json.loads(deltaglider(env, "cp", str(path), folder, "--json"))
+            rows.append((version, path, record["stored_as"], record["stored_size"]))
 
-        stored = {o["Key"]: o["Size"] for o in raw.list_objects_v2(Bucket="releases")["Contents"]}
+        pages = raw.get_paginator("list_objects_v2").paginate(Bucket="releases")
+        stored = {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
         print(
             "\n"
             + deltaglider(
-                env, "ls", "--human-readable", "--summarize", f"s3://releases/{options.package}/"
+                env,
+                "ls",
+                "--recursive",
+                "--human-readable",
+                "--summarize",
+                "--logical-sizes",
+                "s3://releases/",
             )
         )
 
         print("Downloading everything back and checking SHA-256 ...")
         with tempfile.TemporaryDirectory(prefix="dg-demo-") as scratch:
-            for _, path, _ in rows:
-                deltaglider(
-                    env, "cp", f"s3://releases/{options.package}/{path.name}", f"{scratch}/"
-                )
+            for version, path, _, _ in rows:
+                deltaglider(env, "cp", f"s3://releases/{version}/{path.name}", f"{scratch}/")
                 if sha256(Path(scratch) / path.name) != sha256(path):
                     sys.exit(f"demo failed: {path.name} did not come back byte-identical")
         print(f"  all {len(rows)} files byte-identical\n")
 
-        prefix = f"{options.package}/"
         print(f"{'version':<12}{'stored as':<12}{'file':>12}{'stored':>12}{'ratio':>9}")
-        for version, path, stored_as in rows:
+        for version, path, stored_as, written in rows:
             size = path.stat().st_size
-            written = stored.get(prefix + path.name + ".delta", stored.get(prefix + path.name, 0))
-            if stored_as == "reference":
-                written += stored[prefix + "reference.bin"]
             print(
                 f"{version:<12}{stored_as:<12}{human(size):>12}{human(written):>12}"
                 f"{written / size:>8.1%}"
             )
-        logical = sum(p.stat().st_size for _, p, _ in rows)
+        logical = sum(p.stat().st_size for _, p, _, _ in rows)
         total = sum(stored.values())
         print(
             f"\nlogical {human(logical)}, stored {human(total)} "
