@@ -32,7 +32,7 @@ from deltaglider.errors import (
     ReferenceMismatch,
     UsageError,
 )
-from deltaglider.files import Digest, HashingWriter, atomic_output, digest_file
+from deltaglider.files import CHUNK_SIZE, Digest, HashingWriter, atomic_output, digest_file
 from deltaglider.log import get_logger
 from deltaglider.metadata import (
     DELTA_SUFFIX,
@@ -674,6 +674,14 @@ class Engine:
             self.references.fetch(bucket, meta.ref_key, meta.ref_sha256) as ref_path,
             self.work_directory() as scratch,
         ):
+            if meta.file_sha256 == meta.ref_sha256:
+                # the file is its reference (a first upload's self-delta): serve the checked
+                # reference bytes; 6.2.0's self-deltas of .tar.gz files do not decode to them
+                writer = HashingWriter(out)
+                with ref_path.open("rb") as source:
+                    while chunk := source.read(CHUNK_SIZE):
+                        writer.write(chunk)
+                return writer.digest
             delta_path = Path(scratch) / "in.delta"
             with delta_path.open("wb") as handle:
                 self._store.download(bucket, located.stored_key, handle)

@@ -5,8 +5,9 @@ from `.deltaglider/trash/` when a delta still needs it (a crash inside the refer
 protocol), keeping the user markers of shared references true (restoring a missing one,
 deleting one whose delta is gone), emptying the trash, writing and purging presigned-URL
 rehydrations under `.deltaglider/tmp/` (FORMAT "Objects"), removing references no delta
-needs, and naming every delta that still cannot be read. Must not touch a delta or direct object: it only ever removes
-what no user file depends on. Called by the engine, which hands it its store and references.
+needs, and naming every delta that still cannot be read. Must not touch a delta or direct
+object: it only ever removes what no user file depends on. Called by the engine, which hands
+it its store and references.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ _NEWEST_FIRST = 10**16 - 1  # shared reference slots sort newest first: this min
 TOOL = f"deltaglider/{__version__}"
 REFERENCE_NOTE = "reference"
 ZERO_DIFF_NOTE = "zero-diff (reference identical)"
+PASSTHROUGH_NOTE = "passthrough"  # the Rust proxy's note on a file stored whole
 # Our extra key: which codec and flags made a delta. Old readers ignore unknown keys; when it is
 # absent the delta came from an older writer whose xdelta3 flags are unknown.
 CODEC_XDELTA3_NODECOMP = "xdelta3-D"
@@ -442,8 +443,8 @@ def classify(key: str, meta: dict[str, str]) -> ObjectKind:
     SHA-256 (or the note `reference`) is a reference, never a delta."""
     if lookup(meta, "file_sha256") is None:
         return ObjectKind.PLAIN
-    if lookup(meta, "compression") == "none":
-        return ObjectKind.DIRECT
+    if lookup(meta, "compression") == "none" or lookup(meta, "note") == PASSTHROUGH_NOTE:
+        return ObjectKind.DIRECT  # the Rust proxy marks its whole files `passthrough`
     if base_name(key) == REFERENCE_NAME or lookup(meta, "note") == REFERENCE_NOTE:
         return ObjectKind.REFERENCE
     return ObjectKind.DELTA

@@ -5,6 +5,7 @@ Each test runs once per server (SeaweedFS, moto; MinIO and LocalStack when Docke
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import subprocess
@@ -350,6 +351,27 @@ def test_tar_gz_series_roundtrips_exactly_and_old_gz_deltas_are_named(
         engine.download(bucket, f"old/{second.name}", target)
     assert list(target.parent.iterdir()) == []
 
+    # 6.2.0's first file of a folder: reference.bin plus a self-delta that does not decode to
+    # it; the file's SHA-256 is the reference's, so the reference itself is served
+    self_delta = tmp_path / "self.delta"
+    _old_encode(first, first, self_delta)
+    raw.put_object(
+        Bucket=bucket,
+        Key=f"old/{first.name}.delta",
+        Body=self_delta.read_bytes(),
+        Metadata={
+            "dg-tool": "deltaglider/6.2.0",
+            "dg-original-name": first.name,
+            "dg-file-sha256": sha256(first),
+            "dg-file-size": str(first.stat().st_size),
+            "dg-ref-key": "old/reference.bin",
+            "dg-ref-sha256": sha256(first),
+            "dg-note": "zero-diff (reference identical)",
+        },
+    )
+    engine.download(bucket, f"old/{first.name}", target)
+    assert sha256(target) == sha256(first)
+
 
 def test_eight_concurrent_first_uploads_share_one_reference(
     s3_server: LocalS3,
@@ -630,3 +652,37 @@ def test_missing_things_are_one_line_errors(
         engine.download(bucket, "absent.zip", tmp_path / "x")
     with pytest.raises(UsageError):
         engine.upload(wheel_series[0], bucket, "x/reference.bin")
+
+
+def test_rust_proxy_passthrough_objects_read_as_direct(
+    cli: CliRun, engine: Engine, raw: Any, bucket: str, wheel_series: list[Path], tmp_path: Path
+) -> None:
+    """The Rust proxy stores non-delta files with `dg-note=passthrough` and no
+    `dg-compression` (its metadata_to_headers): a whole file, read and verified as direct."""
+    wheel = wheel_series[0]
+    raw.put_object(
+        Bucket=bucket,
+        Key=f"proxy/{wheel.name}",
+        Body=wheel.read_bytes(),
+        Metadata={
+            "dg-tool": "deltaglider-proxy/0.4.0",
+            "dg-original-name": wheel.name,
+            "dg-file-sha256": sha256(wheel),
+            "dg-file-size": str(wheel.stat().st_size),
+            "dg-md5": hashlib.md5(wheel.read_bytes()).hexdigest(),
+            "dg-created-at": "2026-01-02T03:04:05.123456Z",
+            "dg-note": "passthrough",
+        },
+    )
+    assert engine.verify(bucket, f"proxy/{wheel.name}").stored_as == "direct"
+    result = cli("sync", f"s3://{bucket}/proxy/", str(tmp_path / "mirror"))
+    assert result.exit_code == 0, result.output
+    assert sha256(tmp_path / "mirror" / wheel.name) == sha256(wheel)
+    raw.put_object(  # a passthrough whose bytes are not what it records is refused
+        Bucket=bucket,
+        Key="proxy/bad.whl",
+        Body=b"other bytes",
+        Metadata={"dg-file-sha256": sha256(wheel), "dg-note": "passthrough"},
+    )
+    with pytest.raises(IntegrityError, match="does not match its recorded SHA-256"):
+        engine.verify(bucket, "proxy/bad.whl")

@@ -1,5 +1,6 @@
 """SIGKILL the CLI at random moments of reference creation, delta upload, multipart upload,
-recursive delete and sync (20 trials per server). After every kill: each object in the bucket
+recursive delete, deleting the version folder that made a shared reference while others use it,
+and sync (24 trials per server). After every kill: each object in the bucket
 reads back and verifies, `deltaglider cleanup` aborts the unfinished multipart upload, and the
 interrupted command, run again, succeeds."""
 
@@ -62,6 +63,14 @@ def test_sigkill_at_random_moments_never_leaves_anything_unreadable(
         for wheel in wheel_series:
             engine.upload(wheel, bucket, f"{prefix}{wheel.name}")
 
+    def version_folders(prefix: str) -> dict[str, Path]:
+        """One folder per version; the first made the series' shared reference."""
+        return {f"{prefix}{w.name.split('-')[1]}/{w.name}": w for w in wheel_series[:4]}
+
+    def upload_versions(prefix: str) -> None:
+        for key, wheel in version_folders(prefix).items():
+            engine.upload(wheel, bucket, key)
+
     operations: dict[
         str, tuple[Callable[[str], None], Callable[[str], list[str]], Callable[[str], None]]
     ] = {
@@ -85,6 +94,13 @@ def test_sigkill_at_random_moments_never_leaves_anything_unreadable(
             lambda p: cli("rm", "--recursive", f"s3://{bucket}/{p}"),
             lambda p: expect(engine, bucket, {}, prefix=p, raw=raw),
         ),
+        "retention delete": (
+            upload_versions,
+            lambda p: cli(
+                "rm", "--recursive", f"s3://{bucket}/{p}{wheel_series[0].name.split('-')[1]}/"
+            ),
+            lambda p: expect(engine, bucket, dict(list(version_folders(p).items())[1:])),
+        ),
         "sync": (
             lambda p: None,
             lambda p: cli("sync", str(dist), f"s3://{bucket}/{p}"),
@@ -99,7 +115,8 @@ def test_sigkill_at_random_moments_never_leaves_anything_unreadable(
         subprocess.run(command(probe), env=env, check=True, capture_output=True, timeout=300)
         duration = time.monotonic() - started
         for trial in range(TRIALS_PER_OPERATION):
-            prefix = f"{name.replace(' ', '-')}-{trial}/"
+            # letters, not digits: each trial is its own series, so it really creates references
+            prefix = f"{name.replace(' ', '-')}-{'abcdefgh'[trial]}/"
             setup(prefix)
             # A run can finish sooner than the probe did (a warm machine); then the same trial
             # is run again on a fresh prefix with the kill moved earlier, so every trial ends
@@ -107,7 +124,7 @@ def test_sigkill_at_random_moments_never_leaves_anything_unreadable(
             moment = rng.uniform(0.15, 0.9)
             for attempt in range(KILL_ATTEMPTS):
                 if attempt:
-                    prefix = f"{name.replace(' ', '-')}-{trial}-{attempt}/"
+                    prefix = f"{name.replace(' ', '-')}-{'abcdefgh'[trial]}{'pqrs'[attempt]}/"
                     setup(prefix)
                     moment /= 2
                 process = subprocess.Popen(

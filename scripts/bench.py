@@ -38,7 +38,6 @@ from pathlib import Path
 from typing import Any
 
 import artifacts
-import boto3
 import local_s3
 from faultproxy import FaultProxy
 
@@ -582,13 +581,7 @@ def main() -> None:
     options = parser.parse_args()
     if options.layouts:
         with local_s3.running("seaweedfs") as server:
-            raw = boto3.client(
-                "s3",
-                endpoint_url=server.endpoint,
-                region_name=local_s3.REGION,
-                aws_access_key_id=local_s3.ACCESS_KEY,
-                aws_secret_access_key=local_s3.SECRET_KEY,
-            )
+            raw = server.client()
             print(layouts(server, raw, options.long))
         return
     runs = options.runs or (1 if options.quick else 3)
@@ -604,13 +597,7 @@ def main() -> None:
         local_s3.running("seaweedfs") as server,
         tempfile.TemporaryDirectory(prefix="dg-bench-", dir=CACHE) as scratch_dir,
     ):
-        raw = boto3.client(
-            "s3",
-            endpoint_url=server.endpoint,
-            region_name=local_s3.REGION,
-            aws_access_key_id=local_s3.ACCESS_KEY,
-            aws_secret_access_key=local_s3.SECRET_KEY,
-        )
+        raw = server.client()
         for corpus in chosen:
             print(
                 f"# {corpus.name}: {len(corpus.files)} files, "

@@ -19,7 +19,6 @@ import tempfile
 from pathlib import Path
 
 import artifacts
-import boto3
 import local_s3
 
 
@@ -62,13 +61,7 @@ def main() -> None:
     print(f"Starting {options.server} on 127.0.0.1 ...")
     with local_s3.running(options.server) as server:
         env = {**os.environ, **server.env()}
-        raw = boto3.client(
-            "s3",
-            endpoint_url=server.endpoint,
-            region_name=local_s3.REGION,
-            aws_access_key_id=local_s3.ACCESS_KEY,
-            aws_secret_access_key=local_s3.SECRET_KEY,
-        )
+        raw = server.client()
         raw.create_bucket(Bucket="releases")
         print(f"S3 endpoint {server.endpoint}, bucket s3://releases\n")
 

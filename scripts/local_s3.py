@@ -24,6 +24,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ACCESS_KEY = "deltaglider-test"
 SECRET_KEY = "deltaglider-test-secret"
@@ -45,6 +46,18 @@ class LocalS3:
             "AWS_REGION": REGION,
             "AWS_EC2_METADATA_DISABLED": "true",
         }
+
+    def client(self) -> Any:
+        """A plain boto3 client of this server, to set up buckets and look at what is stored."""
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
 
 
 def free_ports(count: int) -> list[int]:
