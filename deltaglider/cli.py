@@ -505,6 +505,9 @@ def _run_transfers(
     )
     for outcome in plan.skipped:
         reporter(outcome)
+    if not output.dryrun:
+        for folder in plan.folders:  # what S3 folder markers stand for, as aws creates them
+            folder.mkdir(parents=True, exist_ok=True)
     transfer.run(
         engine,
         plan.tasks,
@@ -582,7 +585,7 @@ def _upload_stdin(engine: Engine, dst: S3Url, flags: TransferFlags) -> None:
     if dst.is_prefix:
         raise UsageError("uploading from stdin (-) needs a full destination key, not a folder")
     with engine.work_directory() as scratch:
-        local = Path(scratch) / base_name(dst.key)
+        local = Path(scratch) / "stdin"  # never named after the key: names have length limits
         with local.open("wb") as handle:
             shutil.copyfileobj(sys.stdin.buffer, handle, 1024 * 1024)
         plan = transfer.Plan([Task(Action.UPLOAD, local, dst, local.stat().st_size)])

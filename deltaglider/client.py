@@ -293,12 +293,12 @@ class DeltagliderClient:
 
     @contextlib.contextmanager
     def _spooled(self, key: str, body: Any) -> Iterator[Path]:
-        """The body as a local file named like the key (the name decides delta eligibility)."""
+        """The body as a local file (the key, not the file's name, decides delta eligibility)."""
         if isinstance(body, Path):
             yield body
             return
         with self.engine.work_directory() as scratch:
-            path = Path(scratch) / (base_name(key) or "object")
+            path = Path(scratch) / "body"  # never named after the key: names have length limits
             with path.open("wb") as out:
                 if isinstance(body, str):
                     out.write(body.encode("utf-8"))

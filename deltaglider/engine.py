@@ -71,7 +71,7 @@ from deltaglider.models import (
 from deltaglider.references import Reference, References
 from deltaglider.s3 import AlreadyExists, Bucket, ObjectHead, Store, make_client
 from deltaglider.series import series_of
-from deltaglider.urls import base_name, parent_prefix
+from deltaglider.urls import MAX_KEY_BYTES, base_name, parent_prefix, validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -137,6 +137,7 @@ def check_user_key(key: str) -> None:
         raise UsageError(f"{key!r}: names ending in {DELTA_SUFFIX!r} are reserved for deltas")
     if key.startswith(INTERNAL_PREFIX):
         raise UsageError(f"{key!r}: keys under {INTERNAL_PREFIX!r} are reserved")
+    validate_key(key, key)
 
 
 def written_at(head: ObjectHead) -> datetime:
@@ -147,6 +148,16 @@ def written_at(head: ObjectHead) -> datetime:
         with contextlib.suppress(ValueError):
             return parse_time(raw)
     return head.last_modified
+
+
+def newest_first_key(candidate: Located, key: str, found: list[Located]) -> tuple[datetime, bool]:
+    """How a read orders a key's two forms (FORMAT "How a read decides"): by when each was
+    written, `key` itself winning a tie. When either lacks `dg-created-at` (another tool wrote
+    it), both are compared at S3's one-second resolution."""
+    moment = written_at(candidate.head)
+    if any(lookup(f.head.metadata, "created_at") is None for f in found):
+        moment = moment.replace(microsecond=0)
+    return moment, candidate.stored_key == key
 
 
 @dataclass(frozen=True)
@@ -230,6 +241,8 @@ def decide_upload(
         return Decision(StoredAs.UNCHANGED, "identical file already stored")
     if not wants_delta(item.key, options.policy):
         return Decision(StoredAs.DIRECT)
+    if len(delta_key(item.key).encode("utf-8")) > MAX_KEY_BYTES:
+        return Decision(StoredAs.DIRECT, f"key too long for its {DELTA_SUFFIX} form")
     if digest.size == 0:
         return Decision(StoredAs.DIRECT, "empty file")
     if trial is None:
@@ -559,9 +572,12 @@ class Engine:
         other_head = self._store.head(bucket, other)
         if other_head is None:
             return
-        theirs_at, ours_at = written_at(other_head), written_at(ours)
-        if theirs_at > ours_at or (theirs_at == ours_at and other == key):
-            return
+        pair = [
+            Located(k, h, classify(k, h.metadata))
+            for k, h in ((stored_key, ours), (other, other_head))
+        ]
+        if max(pair, key=lambda f: newest_first_key(f, key, pair)).stored_key == other:
+            return  # theirs is newer by the read rule: a concurrent writer's, and it wins
         self._store.delete(bucket, other)
         if other.endswith(DELTA_SUFFIX):
             self.references.release(bucket, _ref_key(other_head), other)
@@ -605,7 +621,7 @@ class Engine:
         ]
         if not found:
             return None
-        return max(found, key=lambda f: (written_at(f.head), f.stored_key == key))
+        return max(found, key=lambda f: newest_first_key(f, key, found))
 
     def locate(self, bucket: str, key: str) -> Located:
         """As `find`, but NotFoundError (naming a missing bucket as such) when neither exists
@@ -761,13 +777,27 @@ class Engine:
     # ---------------------------------------------------------------- deletes
 
     def delete(self, bucket: str, key: str) -> DeleteResult:
-        """Delete a logical object; its space's reference goes too once no delta needs it."""
+        """Delete a logical object, both its forms (`k` and `k.delta`) if two writers left
+        both; a reference goes too once no delta needs it. A folder marker (`name/`, zero
+        bytes, as S3 consoles make folders) is deleted as it is."""
+        if key.endswith("/") and not key.startswith(INTERNAL_PREFIX):
+            marker = self._store.head(bucket, key)
+            if marker is None or marker.size:
+                raise NotFoundError(f"s3://{bucket}/{key}: no such folder marker")
+            self._store.delete(bucket, key)
+            return DeleteResult(bucket, key, (key,))
         check_user_key(key)
         located = self.locate(bucket, key)
-        self._store.delete(bucket, located.stored_key)
-        removed = [located.stored_key]
-        if located.kind is ObjectKind.DELTA:
-            removed += self.references.release(bucket, _ref_key(located.head), located.stored_key)
+        removed: list[str] = []
+        for stored_key in (key, delta_key(key)):  # every form: an older one must not resurface
+            head = located.head if stored_key == located.stored_key else None
+            head = head or self._store.head(bucket, stored_key)
+            if head is None:
+                continue
+            self._store.delete(bucket, stored_key)
+            removed.append(stored_key)
+            if classify(stored_key, head.metadata) is ObjectKind.DELTA:
+                removed += self.references.release(bucket, _ref_key(head), stored_key)
         return DeleteResult(bucket, key, tuple(removed))
 
     def delete_recursive(

@@ -86,6 +86,15 @@ class HashingWriter:
         return Digest(self._hasher.hexdigest(), self.size, md5)
 
 
+PARTIAL_SUFFIX = ".dgtmp"
+
+
+def is_partial_download(name: str) -> bool:
+    """Whether a file name is one of `atomic_output`'s temp files (`.NAME.*.dgtmp`): a
+    download a killed process left half written, never to be uploaded as a file."""
+    return name.startswith(".") and name.endswith(PARTIAL_SUFFIX)
+
+
 @contextlib.contextmanager
 def atomic_output(destination: Path) -> Iterator[tuple[BinaryIO, Path]]:
     """Yield a temp file beside `destination`; rename it into place only if the block returns.
@@ -95,7 +104,7 @@ def atomic_output(destination: Path) -> Iterator[tuple[BinaryIO, Path]]:
     """
     directory = destination.parent
     fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{destination.name[:64]}.", suffix=".dgtmp", dir=directory
+        prefix=f".{destination.name[:64]}.", suffix=PARTIAL_SUFFIX, dir=directory
     )
     tmp_path = Path(tmp_name)
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import stat
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from deltaglider.engine import Engine, wants_delta
 from deltaglider.errors import DeltagliderError, UsageError
+from deltaglider.files import is_partial_download
 from deltaglider.models import DeleteResult, DownloadResult, UploadOptions, UploadResult
 from deltaglider.series import series_of
 from deltaglider.urls import S3Url, parent_prefix
@@ -90,13 +92,19 @@ class Entry:
     location: Location
     size: int
     mtime: float
-    readable: bool = True
+    skip: str = ""  # why it cannot be transferred (`aws s3`'s warning), or "" when it can
+    folder_marker: bool = False  # a zero-byte `name/` object as S3 consoles make folders
+
+
+NOT_READABLE = "File/Directory is not readable."
+SPECIAL_FILE = "File is character special device, block special device, FIFO, or socket."
 
 
 @dataclass
 class Plan:
     tasks: list[Task] = field(default_factory=list)
     skipped: list[Outcome] = field(default_factory=list)
+    folders: list[Path] = field(default_factory=list)  # local folders S3 folder markers stand for
 
 
 # ------------------------------------------------------------------ listing both sides
@@ -108,23 +116,26 @@ def folder_prefix(url: S3Url) -> str:
 
 
 def local_entries(root: Path, *, follow_symlinks: bool) -> Iterator[Entry]:
-    """Files under `root` (sorted), relative paths with `/`; unreadable ones flagged."""
+    """Files under `root` (sorted), relative paths with `/`; unreadable ones and FIFOs,
+    sockets and devices flagged to be skipped (never opened: a FIFO would block), and our own
+    partial downloads (`.NAME.*.dgtmp`) left out."""
     for directory, folders, files in os.walk(root, followlinks=follow_symlinks):
         folders.sort()
         base = Path(directory)
         for name in sorted(files):
             path = base / name
-            if path.is_symlink() and not follow_symlinks:
+            if (path.is_symlink() and not follow_symlinks) or is_partial_download(name):
                 continue
             relative = path.relative_to(root).as_posix()
             try:
-                stat = path.stat()
+                info = path.stat()
             except OSError:
-                yield Entry(relative, path, 0, 0.0, readable=False)
+                yield Entry(relative, path, 0, 0.0, skip=NOT_READABLE)
                 continue
-            yield Entry(
-                relative, path, stat.st_size, stat.st_mtime, readable=os.access(path, os.R_OK)
-            )
+            skip = "" if os.access(path, os.R_OK) else NOT_READABLE
+            if not stat.S_ISREG(info.st_mode):
+                skip = SPECIAL_FILE
+            yield Entry(relative, path, info.st_size, info.st_mtime, skip=skip)
 
 
 def s3_entries(engine: Engine, url: S3Url, *, logical_sizes: bool) -> Iterator[Entry]:
@@ -133,7 +144,10 @@ def s3_entries(engine: Engine, url: S3Url, *, logical_sizes: bool) -> Iterator[E
         if item.is_prefix:
             continue
         mtime = item.last_modified.timestamp() if item.last_modified else 0.0
-        yield Entry(item.key[len(prefix) :], url.child(item.key), item.size, mtime)
+        marker = item.key.endswith("/") and item.size == 0
+        yield Entry(
+            item.key[len(prefix) :], url.child(item.key), item.size, mtime, folder_marker=marker
+        )
 
 
 def entries(
@@ -182,11 +196,11 @@ def _transfer_action(source: Location, destination: Location) -> Action:
 def _transfer_task(entry: Entry, destination_root: Location) -> Task | Outcome:
     """The task copying `entry` under `destination_root`, or a failed/skipped outcome."""
     action = _transfer_action(entry.location, destination_root)
-    if not entry.readable:
+    if entry.skip:
         return Outcome(
             Task(action, entry.location),
             skipped=True,
-            error=f"Skipping file {entry.location}. File/Directory is not readable.",
+            error=f"Skipping file {entry.location}. {entry.skip}",
         )
     try:
         if isinstance(destination_root, Path) and isinstance(entry.location, S3Url):
@@ -210,8 +224,23 @@ def plan_copy(
     plan = Plan()
     for entry in entries(engine, source, follow_symlinks=follow_symlinks):
         if filters.included(entry.relative):
-            _add(plan, _transfer_task(entry, destination))
+            _add_entry(plan, entry, destination)
     return plan
+
+
+def _add_entry(plan: Plan, entry: Entry, destination: Location) -> None:
+    """The transfer of one entry; a folder marker becomes a local folder (as `aws s3` does)
+    or nothing when copied to S3."""
+    if entry.folder_marker:
+        if isinstance(destination, Path) and entry.relative.strip("/"):
+            try:
+                plan.folders.append(safe_local_path(destination, entry.relative.rstrip("/")))
+            except UsageError as error:
+                plan.skipped.append(
+                    Outcome(Task(Action.DOWNLOAD, entry.location), error=str(error))
+                )
+        return
+    _add(plan, _transfer_task(entry, destination))
 
 
 def _add(plan: Plan, item: Task | Outcome) -> None:
@@ -247,7 +276,7 @@ def plan_sync(
         other = theirs.get(entry.relative)
         action = _transfer_action(entry.location, destination)
         if other is None or _differs(entry, other, action, size_only, exact_timestamps):
-            _add(plan, _transfer_task(entry, destination))
+            _add_entry(plan, entry, destination)
     if delete:
         for relative, other in sorted(theirs.items()):
             if relative not in seen and filters.included(relative):

@@ -354,3 +354,27 @@ def test_progress_line_only_on_a_terminal(
         [*command, f"s3://{bucket}/piped/"], env=env, capture_output=True, timeout=120
     )
     assert quiet.returncode == 0 and b"Completed" not in quiet.stderr
+
+
+def test_long_names_never_crash_and_never_send_an_over_long_key(
+    s3_server: LocalS3, bucket: str, wheel_series: list[Path], raw: Any
+) -> None:
+    """A 300-byte file name through stdin (the spool is never named after the key) gives one
+    line whatever the server says; a key whose `.delta` form would pass S3's 1024 bytes is
+    stored direct; a key over 1024 bytes is refused before any request."""
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
+    data = wheel_series[0].read_bytes()
+
+    def cp_stdin(key: str) -> subprocess.CompletedProcess[bytes]:
+        command = [sys.executable, "-m", "deltaglider", "cp", "-", f"s3://{bucket}/{key}"]
+        return subprocess.run(command, input=data, env=env, capture_output=True)
+
+    long_name = cp_stdin("n/" + "a" * 300 + ".whl")
+    assert b"Traceback" not in long_name.stderr
+    assert long_name.returncode in (0, 1) and len(long_name.stderr.splitlines()) <= 1
+    near_limit = "n/" + "b" * 200 + "/" + "/".join(["b" * 200] * 3) + "/" + "b" * 209 + ".whl"
+    assert len(near_limit) == 1019  # its .delta form would be 1025 bytes (segments ≤ 255)
+    assert cp_stdin(near_limit).returncode == 0
+    assert near_limit in stored_keys(raw, bucket)  # stored direct, at its own key
+    too_long = cp_stdin("n/" + "c" * 1030 + ".whl")
+    assert too_long.returncode == 2 and b"longer than 1024" in too_long.stderr

@@ -686,3 +686,19 @@ def test_rust_proxy_passthrough_objects_read_as_direct(
     )
     with pytest.raises(IntegrityError, match="does not match its recorded SHA-256"):
         engine.verify(bucket, "proxy/bad.whl")
+
+
+def test_rm_removes_every_form_two_tools_left(
+    cli: CliRun, engine: Engine, raw: Any, bucket: str, wheel_series: list[Path]
+) -> None:
+    """`deltaglider cp v9.jar` (a delta), then `aws s3 cp v7.jar` to the same key (a plain
+    object): reads see the newer, and `rm` removes both forms, so no older one resurfaces."""
+    v9, v7 = wheel_series[3], wheel_series[1]
+    engine.upload(v9, bucket, "p/app.jar")
+    raw.put_object(Bucket=bucket, Key="p/app.jar", Body=v7.read_bytes())
+    assert engine.verify(bucket, "p/app.jar").actual_sha256 == sha256(v7)
+    assert [e.key for e in engine.listing(bucket, "p/", recursive=True)] == ["p/app.jar"]
+    result = cli("rm", f"s3://{bucket}/p/app.jar")
+    assert result.exit_code == 0 and result.stdout == f"delete: s3://{bucket}/p/app.jar\n"
+    assert list(engine.listing(bucket, "p/", recursive=True)) == []
+    assert stored_keys(raw, bucket, "p/") == {}  # the reference went with the delta

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from faultproxy import FaultProxy
-from helpers import assert_bucket_consistent, stored_keys, tree_digest
+from helpers import assert_bucket_consistent, cpu_stress, stored_keys, tree_digest
 from local_s3 import LocalS3
 
 from deltaglider.engine import Engine
@@ -109,13 +109,17 @@ def test_first_uploads_race_safely_without_conditional_writes(
     references: str,
 ) -> None:
     """Eight concurrent first uploads into one folder on a server that ignores If-None-Match
-    (played by the proxy dropping the header): every one reads back, whatever the timing,
+    (played by the proxy dropping the header), under CPU stress: every one reads back, whatever
+    the timing,
     because each new reference gets a key no other writer uses. In folder mode the server is
     detected (probe) and new references are shared ones rather than a `reference.bin` that a
     racing writer could replace."""
     if s3_server.kind != "moto":
         pytest.skip("dropping a signed header is only possible where signatures are not checked")
-    with FaultProxy(s3_server.endpoint, rate=0.0, strip_conditional=True) as proxy:
+    with (
+        cpu_stress(4),
+        FaultProxy(s3_server.endpoint, rate=0.0, strip_conditional=True) as proxy,
+    ):
         env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint, "DG_REFERENCES": references}
         processes = [
             subprocess.Popen(

@@ -128,3 +128,40 @@ def test_bad_input_is_one_line_and_a_status(  # type: ignore[no-untyped-def]
     assert result.exit_code == status
     assert len(result.stderr.strip().splitlines()) == 1
     assert message in result.stderr
+
+
+def test_special_files_and_partial_downloads_are_skipped(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """A FIFO would block a read forever: skipped with aws's warning and exit 2, like an
+    unreadable file; a `.NAME.*.dgtmp` (a killed download's temp file) is never uploaded."""
+    import os
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "app.zip").write_bytes(b"zip bytes")
+    os.mkfifo(tree / "pipe")
+    (tree / ".app.zip.x1y2.dgtmp").write_bytes(b"half a download")
+    for command in (["cp", "--recursive"], ["sync"]):
+        result = run(*command, str(tree), "s3://b/t/")
+        assert result.exit_code == 2, result.output
+        assert f"warning: Skipping file {tree / 'pipe'}. File is character special device" in (
+            result.stderr
+        )
+    assert run("ls", "s3://b/t/", "--recursive").stdout.split()[-1] == "t/app.zip"
+
+
+def test_folder_markers_become_folders_and_go_with_rm(  # type: ignore[no-untyped-def]
+    run, memory: MemoryStore, tmp_path: Path
+) -> None:
+    """Zero-byte `name/` keys (what S3 consoles create): a recursive download or sync makes
+    the folder and exits 0, as aws does; `rm --recursive` deletes them."""
+    memory.put("b", "m/empty/")
+    memory.put("b", "m/docs/")
+    memory.put("b", "m/docs/readme.txt", b"hello")
+    out = tmp_path / "out"
+    result = run("cp", "--recursive", "s3://b/m/", str(out))
+    assert result.exit_code == 0, result.output
+    assert (out / "empty").is_dir() and (out / "docs" / "readme.txt").read_bytes() == b"hello"
+    assert run("sync", "s3://b/m/", str(tmp_path / "mirror")).exit_code == 0
+    assert (tmp_path / "mirror" / "empty").is_dir()
+    assert run("rm", "--recursive", "s3://b/m/").exit_code == 0
+    assert memory.buckets["b"] == {}

@@ -350,3 +350,21 @@ def test_cleanup_repairs_markers_and_drops_unused_shared_references(
     assert sum("its delta is gone" in line for line in report.actions) == 2
     assert any("(no delta needs it)" in line for line in report.actions)
     assert keys_of(memory) == []
+
+
+def test_a_plain_form_written_in_the_same_second_wins_the_read(
+    engine: Engine, memory: MemoryStore, tmp_path: Path
+) -> None:
+    """Another tool's object has only S3's one-second LastModified: compared at that
+    resolution, a tie goes to the key itself, so a plain upload right after ours is read."""
+    first, second = versions(tmp_path, 2)
+    engine.upload(first, "b", "r/app.zip")
+    created = memory.buckets["b"]["r/app.zip.delta"].metadata["dg-created-at"]
+    memory.put("b", "r/app.zip", second.read_bytes())
+    from deltaglider.metadata import parse_time
+
+    memory.buckets["b"]["r/app.zip"].last_modified = parse_time(created).replace(microsecond=0)
+    located = engine.locate("b", "r/app.zip")
+    assert located.stored_key == "r/app.zip"
+    engine.delete("b", "r/app.zip")
+    assert engine.find("b", "r/app.zip") is None
