@@ -22,7 +22,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from deltaglider import __version__, transfer
+from deltaglider import __version__, interrupt, transfer
 from deltaglider.config import CODECS, REFERENCE_MODES, Settings
 from deltaglider.engine import Engine, check_user_key
 from deltaglider.errors import DeltagliderError, FatalError, UsageError
@@ -518,6 +518,13 @@ def _run_transfers(
     )
     if progress:
         progress.clear()
+    if interrupt.requested():
+        done = len(plan.tasks) - reporter.failed
+        click.echo(
+            f"deltaglider: interrupted: {done} of {len(plan.tasks)} done; the rest not stored",
+            err=True,
+        )
+        sys.exit(interrupt.exit_status())
     if reporter.exit_code:
         sys.exit(reporter.exit_code)
 
@@ -961,15 +968,18 @@ def verify(app: AppContext, path: str) -> None:
 
 
 def run() -> None:
-    """Console entry point: `main` with click's usage errors as one line and exit status 2."""
+    """Console entry point: `main` with click's usage errors as one line and exit status 2;
+    SIGINT and SIGTERM stop codec children, abort multipart uploads, remove temp files and
+    exit 130 / 143."""
+    interrupt.install_handlers()
     try:
         main.main(standalone_mode=False)
     except click.exceptions.UsageError as error:
         click.echo(f"deltaglider: error: {error.format_message()}", err=True)
         sys.exit(EXIT_SKIPPED)
     except click.exceptions.Abort:
-        click.echo("deltaglider: interrupted", err=True)
-        sys.exit(130)
+        click.echo("deltaglider: interrupted; nothing more was stored", err=True)
+        sys.exit(interrupt.exit_status())
     except click.exceptions.ClickException as error:
         click.echo(f"deltaglider: error: {error.format_message()}", err=True)
         sys.exit(error.exit_code)

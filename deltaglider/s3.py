@@ -25,6 +25,7 @@ import urllib3.exceptions
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
+from deltaglider import interrupt
 from deltaglider.config import Settings
 from deltaglider.errors import IntegrityError, NotFoundError, StorageError, UsageError
 from deltaglider.files import CHUNK_SIZE, Sink
@@ -218,6 +219,7 @@ class Store:
                 if total is None:
                     total = int(response.get("ContentLength", 0))
                 for chunk in response["Body"].iter_chunks(CHUNK_SIZE):
+                    interrupt.check()
                     out.write(chunk)
                     received += len(chunk)
                 if received < total:
@@ -305,6 +307,7 @@ class Store:
                         sum(not f.done() for f in pending) >= self.transfer.max_request_concurrency
                     ):
                         wait(pending, return_when=FIRST_COMPLETED)
+                    interrupt.check()  # cancelled: the except below aborts the upload
                     chunk = source.read(part_size)
                     if not chunk:
                         break

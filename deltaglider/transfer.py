@@ -13,11 +13,12 @@ import fnmatch
 import os
 import stat
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from deltaglider import interrupt
 from deltaglider.engine import Engine, wants_delta
 from deltaglider.errors import DeltagliderError, UsageError
 from deltaglider.files import is_partial_download
@@ -380,6 +381,8 @@ def run(
     file is encoded against it."""
 
     def work(task: Task) -> Outcome:
+        if interrupt.requested():
+            return Outcome(task, error="interrupted; not started")
         if started is not None:
             started(task)
         return execute(engine, task, options)
@@ -394,12 +397,25 @@ def run(
         futures: dict[int, Future[Outcome]] = {
             index: pool.submit(work, tasks[index]) for index in sorted(firsts.values())
         }
-        wait(list(futures.values()))
+        for first in list(futures.values()):
+            _result_of(first)
         for index, task in enumerate(tasks):
             if index not in futures:
                 futures[index] = pool.submit(work, task)
         for index in range(len(tasks)):
-            outcome = futures[index].result()
+            outcome = _result_of(futures[index])
             outcomes.append(outcome)
             report(outcome)
     return outcomes
+
+
+def _result_of(future: Future[Outcome]) -> Outcome:
+    """Wait for one transfer. An interrupt (the CLI's SIGINT/SIGTERM handler raises
+    KeyboardInterrupt in this thread) does not stop the wait: the cancellation it requested
+    makes every transfer end promptly, and each still gets its line."""
+    while True:
+        try:
+            return future.result()
+        except KeyboardInterrupt:
+            if not interrupt.requested():
+                raise

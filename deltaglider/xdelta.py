@@ -14,14 +14,17 @@ old tool cannot decode it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+from deltaglider import interrupt
 from deltaglider.config import CODECS
 from deltaglider.errors import CodecError
 from deltaglider.files import CHUNK_SIZE, Digest, HashingWriter
@@ -131,12 +134,56 @@ def encode_command(
 def encode(source: Path, target: Path, out: Path, *, codec: str = XDELTA3, budget: int) -> Encoding:
     """Write a delta of `target` against `source` to `out` with `codec` (see chosen_codec)."""
     command, encoding = encode_command(source, target, out, codec=codec, budget=budget)
-    with _codec_slots, target.open("rb") as stdin:
-        result = subprocess.run(command, stdin=stdin, capture_output=True, env=_env(), check=False)
-    if result.returncode != 0:
-        name = Path(command[0]).name
-        raise CodecError(f"{name} encode failed: {_last_line(result.stderr)}")
+    with (
+        _codec_slots,
+        target.open("rb") as stdin,
+        _child(command, stdin=stdin, stdout=subprocess.DEVNULL) as process,
+    ):
+        assert process.stderr is not None
+        stderr = process.stderr.read()
+        returncode = process.wait()
+    interrupt.check()  # killed because the command was cancelled: not a codec failure
+    if returncode != 0:
+        raise CodecError(f"{Path(command[0]).name} encode failed: {_last_line(stderr)}")
     return encoding
+
+
+_children: set[subprocess.Popen[bytes]] = set()
+_children_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _child(command: list[str], **streams: Any) -> Iterator[subprocess.Popen[bytes]]:
+    """A codec process with a clean environment, killed when the block raises or the
+    command is cancelled (`interrupt`), and always reaped."""
+    interrupt.check()
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, env=_env(), **streams)
+    with _children_lock:
+        _children.add(process)
+    try:
+        yield process
+    except BaseException:
+        process.kill()
+        raise
+    finally:
+        with _children_lock:
+            _children.discard(process)
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def _kill_children() -> None:
+    with _children_lock:
+        for process in _children:
+            with contextlib.suppress(OSError):
+                process.kill()
+
+
+interrupt.on_cancel(_kill_children)
 
 
 def decoder(tag: str | None, delta: Path) -> str:
@@ -186,21 +233,13 @@ def decode(
     """
     command = decode_command(source, delta, tag=tag, legacy=legacy)
     writer = HashingWriter(out)
-    with (
-        _codec_slots,
-        subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env()
-        ) as process,
-    ):
+    with _codec_slots, _child(command, stdout=subprocess.PIPE) as process:
         assert process.stdout is not None and process.stderr is not None
-        try:
-            while chunk := process.stdout.read(CHUNK_SIZE):
-                writer.write(chunk)
-        except BaseException:
-            process.kill()
-            raise
+        while chunk := process.stdout.read(CHUNK_SIZE):
+            writer.write(chunk)
         stderr = process.stderr.read()
         returncode = process.wait()
+    interrupt.check()
     if returncode != 0:
         raise CodecError(f"{Path(command[0]).name} decode failed: {_last_line(stderr)}")
     return writer.digest

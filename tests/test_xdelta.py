@@ -2,13 +2,13 @@
 delta gets (recorded codec vs magic bytes), and compatibility with the plain
 `xdelta3 -d -f -s REF DELTA OUT` that deltaglider 6.2.0 runs (FORMAT "What the old tool got wrong")."""
 
+import contextlib
 import gzip
 import io
 import os
 import random
 import subprocess
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -237,25 +237,30 @@ def test_large_window_delta_decodes_with_plain_old_tool_command(tmp_path: Path) 
 def test_codec_processes_are_bounded_whatever_the_number_of_threads(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """--jobs 8 must not start 8 codec processes on 2 cores: at most one slot each."""
+    """--jobs 8 must not start 8 codec processes on 2 cores: at most one slot each. Every
+    codec start waits at a barrier of two, so the bound is reached without relying on timing
+    (with one slot it would never pass; with more, `most` would exceed two)."""
     monkeypatch.setattr(xdelta, "_codec_slots", threading.BoundedSemaphore(2))
     running, most = 0, 0
     lock = threading.Lock()
-    real_run = subprocess.run
+    pair = threading.Barrier(2, timeout=120)
+    real_child = xdelta._child
 
-    def counting_run(*args: Any, **kwargs: Any) -> Any:
+    @contextlib.contextmanager
+    def counting_child(*args: Any, **kwargs: Any) -> Any:
         nonlocal running, most
         with lock:
             running += 1
             most = max(most, running)
         try:
-            time.sleep(0.05)  # hold the slot long enough for the other threads to queue
-            return real_run(*args, **kwargs)
+            pair.wait()
+            with real_child(*args, **kwargs) as process:
+                yield process
         finally:
             with lock:
                 running -= 1
 
-    monkeypatch.setattr(xdelta.subprocess, "run", counting_run)
+    monkeypatch.setattr(xdelta, "_child", counting_child)
     ref = tmp_path / "ref"
     ref.write_bytes(b"abc" * 10_000)
 
