@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -27,7 +27,7 @@ from deltaglider.config import CODECS, REFERENCE_MODES, Settings
 from deltaglider.engine import Engine, check_user_key
 from deltaglider.errors import DeltagliderError, FatalError, UsageError
 from deltaglider.log import configure_cli_logging
-from deltaglider.metadata import BucketSettings
+from deltaglider.metadata import BucketSettings, check_user_metadata
 from deltaglider.models import (
     DeleteResult,
     DeltaPolicy,
@@ -181,9 +181,10 @@ class TransferFlags:
             options.pop("as_json"),
             options.pop("jobs"),
         )
+        metadata = parse_metadata(options.pop("metadata_text"))
         upload = UploadOptions(
             policy=_policy(options.pop("no_delta"), options.pop("force_delta")),
-            metadata=parse_metadata(options.pop("metadata_text")),
+            metadata=None if metadata is None else check_user_metadata(metadata),
             content_type=options.pop("content_type"),
         )
         options.pop("exclude")
@@ -315,14 +316,15 @@ class Reporter:
         elif outcome.skipped:
             self._echo(f"warning: {outcome.error}", err=True)
         elif outcome.error:
-            self._echo(f"{self._describe(outcome.task, failed=True)} {outcome.error}", err=True)
+            reason = without_locations(outcome.error, outcome.task.source, outcome.task.destination)
+            self._echo(f"{self._describe(outcome.task, failed=True)} {reason}", err=True)
         elif not (self.quiet or self.only_errors):
             self._echo(self._describe(outcome.task) + _detail(outcome.result))
 
     def _describe(self, task: Task, *, failed: bool = False) -> str:
         verb = "move" if self.move and task.action is not Action.DELETE else task.action.value
         line = f"{'(dryrun) ' if self.dryrun else ''}{verb}{' failed' if failed else ''}: "
-        line += show(task.source)
+        line += task.label or show(task.source)
         if task.destination is not None:
             line += f" to {show(task.destination)}"
         return line + (":" if failed else "")
@@ -347,6 +349,16 @@ def show(location: Location) -> str:
     return str(location)
 
 
+def without_locations(reason: str, *locations: Location | None) -> str:
+    """An error's reason without a leading URL or path the line already names (each once)."""
+    for location in locations:
+        if location is not None:
+            shown = show(location)
+            for prefix in (f"{shown}: ", f"{shown.rstrip('/')}: "):
+                reason = reason.removeprefix(prefix)
+    return reason
+
+
 def _detail(result: object) -> str:
     if not isinstance(result, UploadResult):
         return ""
@@ -363,7 +375,7 @@ def outcome_dict(outcome: Outcome, dryrun: bool) -> dict[str, Any]:
     task, result = outcome.task, outcome.result
     record: dict[str, Any] = {
         "action": task.action.value,
-        "source": show(task.source),
+        "source": task.label or show(task.source),
         "destination": show(task.destination) if task.destination is not None else None,
         "ok": outcome.ok,
         "error": outcome.error,
@@ -437,6 +449,12 @@ class Progress:
 @click.option("--region", help="AWS region (or AWS_REGION).")
 @click.option("--profile", help="Named profile from the AWS config files (or AWS_PROFILE).")
 @click.option("--debug", is_flag=True, help="Log every step (key=value lines on stderr).")
+@click.option("--no-verify-ssl", is_flag=True, help="Do not verify the endpoint's TLS certificate.")
+@click.option(
+    "--output",
+    type=click.Choice(["json", "text", "table", "yaml", "yaml-stream"]),
+    help="Accepted for `aws` compatibility; `aws s3` output does not change with it (use --json).",
+)
 @click.pass_context
 @reports_errors
 def main(
@@ -445,10 +463,14 @@ def main(
     region: str | None,
     profile: str | None,
     debug: bool,
+    no_verify_ssl: bool,
+    output: str | None,
 ) -> None:
     """Store versioned artifacts on S3 as binary deltas; get back byte-identical files.
 
-    Commands and options follow `aws s3`; swap `aws s3` for `deltaglider` in a script.
+    Commands and options follow `aws s3`; swap `aws s3` for `deltaglider` in a script. The
+    global options (--endpoint-url, --region, --profile, --debug, --no-verify-ssl, --output)
+    may also follow the command, as with aws.
 
     \b
     deltaglider cp build.zip s3://releases/1.2.3/
@@ -458,7 +480,10 @@ def main(
     """
     configure_cli_logging(debug)
     settings = Settings.from_env().with_overrides(
-        endpoint_url=endpoint_url, region=region, profile=profile
+        endpoint_url=endpoint_url,
+        region=region,
+        profile=profile,
+        verify_ssl=False if no_verify_ssl else None,
     )
     make_engine = ctx.obj.make_engine if isinstance(ctx.obj, AppContext) else Engine
     ctx.obj = AppContext(settings, make_engine)
@@ -554,6 +579,12 @@ def _copy_command(
                 f"The user-provided path {source} does not exist or is not a directory."
             )
         plan = transfer.plan_copy(engine, src, dst, filters, follow_symlinks=flags.follow_symlinks)
+    elif isinstance(src, Path) and src.is_dir():  # aws: "upload failed: … Is a directory", 1
+        failed = Outcome(
+            Task(Action.UPLOAD, src, dst),
+            error=f"{source} is a directory (use --recursive to copy a folder)",
+        )
+        plan = transfer.Plan(skipped=[failed])
     else:
         plan = transfer.Plan([_single_task(src, dst, source, destination)])
     _run_transfers(engine, plan, flags.output, flags.upload, move=move)
@@ -595,9 +626,8 @@ def _upload_stdin(engine: Engine, dst: S3Url, flags: TransferFlags) -> None:
         local = Path(scratch) / "stdin"  # never named after the key: names have length limits
         with local.open("wb") as handle:
             shutil.copyfileobj(sys.stdin.buffer, handle, 1024 * 1024)
-        plan = transfer.Plan([Task(Action.UPLOAD, local, dst, local.stat().st_size)])
-        output = flags.output if flags.output.as_json else replace(flags.output, quiet=True)
-        _run_transfers(engine, plan, output, flags.upload)
+        task = Task(Action.UPLOAD, local, dst, local.stat().st_size, label="-")
+        _run_transfers(engine, transfer.Plan([task]), flags.output, flags.upload)
 
 
 def _download_stdout(engine: Engine, src: S3Url) -> None:
@@ -698,8 +728,6 @@ def sync(
     src, dst = _location(source), _location(destination)
     if isinstance(src, Path) and not src.is_dir():
         raise FatalError(f"The user-provided path {source} does not exist or is not a directory.")
-    if isinstance(dst, Path):
-        dst.mkdir(parents=True, exist_ok=True)
     filters: Filters = click.get_current_context().meta.get("filters", Filters())
     engine = flags.engine(app)
     plan = transfer.plan_sync(
@@ -743,34 +771,38 @@ def ls(
     logical_sizes: bool,
 ) -> None:
     """List buckets, or the files under a prefix (`.delta` stripped, references hidden).
+    As with `aws s3 ls`, the `s3://` may be left out (`deltaglider ls releases/1.2.3/`).
 
     \b
       deltaglider ls
       deltaglider ls s3://releases/1.2.3/ --human-readable --logical-sizes
       deltaglider ls s3://releases/ --recursive --summarize
     """
+    url = None if path is None else S3Url.parse(path if is_s3_url(path) else f"s3://{path}")
     engine = app.engine()
+    fmt: Callable[[int], str] = human_size if human_readable else str
+    count = total = shown = 0
     try:
-        if path is None:
+        if url is None:
             for bucket in engine.list_buckets():
                 click.echo(f"{_time_str(bucket.created)} {bucket.name}")
             return
-        url = S3Url.parse(path)
-        fmt: Callable[[int], str] = human_size if human_readable else str
-        count = total = 0
         for entry in engine.listing(
             url.bucket, url.key, recursive=recursive, logical_sizes=logical_sizes
         ):
             click.echo(_ls_line(entry, recursive, fmt))
+            shown += 1
             if not entry.is_prefix:
                 count += 1
                 total += entry.size
+    except UsageError:
+        raise
     except DeltagliderError as error:
         raise FatalError(str(error)) from None
     if summarize:
         click.echo(f"\n{'Total Objects: ':>15}{count}\n{'Total Size: ':>15}{fmt(total)}")
-    if count == 0 and url.key and not summarize:
-        sys.exit(EXIT_FAILED)
+    if shown == 0 and url.key and not summarize:
+        sys.exit(EXIT_FAILED)  # as aws: only a listing that shows nothing at all
 
 
 def _ls_line(entry: ListEntry, recursive: bool, fmt: Callable[[int], str]) -> str:
@@ -822,8 +854,6 @@ def rm(
         filters: Filters = click.get_current_context().meta.get("filters", Filters())
         _run_transfers(engine, transfer.plan_delete(engine, url, filters), output)
         return
-    if dryrun:
-        engine.locate(url.bucket, url.key)  # a dry run of a missing key fails as the real one
     _run_transfers(engine, transfer.Plan([Task(Action.DELETE, url)]), output)
 
 
@@ -841,7 +871,8 @@ def mb(app: AppContext, path: str) -> None:
     try:
         app.engine().create_bucket(url.bucket)
     except DeltagliderError as error:
-        click.echo(f"make_bucket failed: s3://{url.bucket} {error}", err=True)
+        reason = without_locations(str(error), S3Url(url.bucket))
+        click.echo(f"make_bucket failed: s3://{url.bucket} {reason}", err=True)
         sys.exit(EXIT_FAILED)
     click.echo(f"make_bucket: {url.bucket}")
 
@@ -865,7 +896,8 @@ def rb(app: AppContext, path: str, force: bool) -> None:
                 click.echo(f"delete: s3://{url.bucket}/{result.key}")
         engine.delete_bucket(url.bucket)
     except DeltagliderError as error:
-        click.echo(f"remove_bucket failed: s3://{url.bucket} {error}", err=True)
+        reason = without_locations(str(error), S3Url(url.bucket))
+        click.echo(f"remove_bucket failed: s3://{url.bucket} {reason}", err=True)
         sys.exit(EXIT_FAILED)
     click.echo(f"remove_bucket: {url.bucket}")
 
@@ -967,13 +999,49 @@ def verify(app: AppContext, path: str) -> None:
     )
 
 
+GLOBAL_OPTIONS_WITH_VALUE = ("--endpoint-url", "--region", "--profile", "--output")
+GLOBAL_FLAGS = ("--debug", "--no-verify-ssl")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """Move global options that follow the command in front of it (`deltaglider ls URL
+    --endpoint-url E` = `deltaglider --endpoint-url E ls URL`), as aws accepts them anywhere."""
+    command = 0
+    while command < len(args) and args[command].startswith("-"):
+        takes_value = args[command] in GLOBAL_OPTIONS_WITH_VALUE
+        command += 2 if takes_value else 1
+    hoisted: list[str] = []
+    rest: list[str] = []
+    index = command + 1
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest += args[index:]
+            break
+        if arg in GLOBAL_FLAGS or (
+            "=" in arg and arg.split("=", 1)[0] in GLOBAL_OPTIONS_WITH_VALUE
+        ):
+            hoisted.append(arg)
+        elif arg in GLOBAL_OPTIONS_WITH_VALUE and index + 1 < len(args):
+            hoisted += args[index : index + 2]
+            index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return args[:command] + hoisted + args[command : command + 1] + rest
+
+
 def run() -> None:
     """Console entry point: `main` with click's usage errors as one line and exit status 2;
     SIGINT and SIGTERM stop codec children, abort multipart uploads, remove temp files and
     exit 130 / 143."""
     interrupt.install_handlers()
+    args = sys.argv[1:]
+    if not args:  # bare `deltaglider`: the help, not an error
+        click.echo(main.get_help(click.Context(main, info_name="deltaglider")))
+        return
     try:
-        main.main(standalone_mode=False)
+        main.main(args=hoist_global_options(args), standalone_mode=False)
     except click.exceptions.UsageError as error:
         click.echo(f"deltaglider: error: {error.format_message()}", err=True)
         sys.exit(EXIT_SKIPPED)

@@ -35,6 +35,7 @@ class Settings:
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 5  # per request, botocore's standard retry mode
+    verify_ssl: bool = True  # --no-verify-ssl
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -45,7 +46,10 @@ class Settings:
             raise UsageError(f"DG_CACHE_BACKEND must be 'filesystem' or 'memory', not {backend!r}")
         return cls(
             codec=check_codec(env.get("DG_CODEC") or defaults.codec, "DG_CODEC"),
-            endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+            endpoint_url=check_endpoint(
+                env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
+                "AWS_ENDPOINT_URL",
+            ),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             profile=env.get("AWS_PROFILE") or None,
             max_ratio=check_ratio(env.get("DG_MAX_RATIO"), defaults.max_ratio, "DG_MAX_RATIO"),
@@ -74,6 +78,8 @@ class Settings:
         given = {k: v for k, v in changes.items() if v is not None}
         if "codec" in given:
             given["codec"] = check_codec(str(given["codec"]), "--codec")
+        if "endpoint_url" in given:
+            given["endpoint_url"] = check_endpoint(str(given["endpoint_url"]), "--endpoint-url")
         if "references" in given:
             given["references"] = check_references(str(given["references"]), "--references")
         if "max_ratio" in given:
@@ -83,6 +89,15 @@ class Settings:
 
 CODECS = ("xdelta3", "zstd")
 REFERENCE_MODES = ("shared", "folder")
+
+
+def check_endpoint(raw: str | None, name: str) -> str | None:
+    """An S3 endpoint URL with its scheme (`http://host:port`), as boto3 needs it."""
+    if raw is not None and not raw.startswith(("http://", "https://")):
+        raise UsageError(
+            f"{name} must start with http:// or https:// (e.g. http://{raw}), not {raw!r}"
+        )
+    return raw
 
 
 def check_references(raw: str | None, name: str) -> str | None:

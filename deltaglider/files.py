@@ -89,6 +89,15 @@ class HashingWriter:
 PARTIAL_SUFFIX = ".dgtmp"
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _read_umask()  # read once, at import: setting it to read it is not thread-safe
+
+
 def is_partial_download(name: str) -> bool:
     """Whether a file name is one of `atomic_output`'s temp files (`.NAME.*.dgtmp`): a
     download a killed process left half written, never to be uploaded as a file."""
@@ -112,6 +121,7 @@ def atomic_output(destination: Path) -> Iterator[tuple[BinaryIO, Path]]:
             yield handle, tmp_path
             handle.flush()
             os.fsync(handle.fileno())
+        tmp_path.chmod(0o666 & ~_UMASK)  # the mode any new file gets, as aws gives it
         tmp_path.replace(destination)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

@@ -121,7 +121,9 @@ def make_client(settings: Settings, credentials: dict[str, str] | None = None) -
         max_pool_connections=max(10, settings.max_concurrency * 2),
     )
     try:
-        return session.client("s3", endpoint_url=settings.endpoint_url, config=config)
+        return session.client(
+            "s3", endpoint_url=settings.endpoint_url, config=config, verify=settings.verify_ssl
+        )
     except botocore.exceptions.BotoCoreError as error:
         raise UsageError(f"cannot create an S3 client: {error}") from None
 
@@ -139,17 +141,16 @@ def _translate(error: Exception, what: str) -> Exception:
     if isinstance(error, botocore.exceptions.ClientError):
         code = error_code(error)
         message = error.response.get("Error", {}).get("Message", "") or code
-        if code == "NoSuchBucket":
-            return NotFoundError(f"{what}: bucket does not exist", "NoSuchBucket")
+        if code == "NoSuchBucket":  # name the bucket only: never an internal key of ours
+            bucket = what.removeprefix("s3://").split("/", 1)[0]
+            return NotFoundError(f"s3://{bucket}: bucket does not exist", "NoSuchBucket")
         if code in ("NoSuchKey", "404", "NotFound"):
             return NotFoundError(f"{what}: no such key")
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
             return StorageError(f"{what}: access denied ({code}); check your credentials", error)
         return StorageError(f"{what}: S3 error {code}: {message}", error)
     if isinstance(error, botocore.exceptions.NoCredentialsError):
-        return StorageError(
-            f"{what}: no AWS credentials found (set AWS_ACCESS_KEY_ID or a profile)"
-        )
+        return StorageError("no AWS credentials found (set AWS_ACCESS_KEY_ID or a profile)")
     if isinstance(
         error,
         botocore.exceptions.EndpointConnectionError

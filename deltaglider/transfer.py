@@ -20,7 +20,7 @@ from pathlib import Path
 
 from deltaglider import interrupt
 from deltaglider.engine import Engine, wants_delta
-from deltaglider.errors import DeltagliderError, UsageError
+from deltaglider.errors import DeltagliderError, NotFoundError, UsageError
 from deltaglider.files import is_partial_download
 from deltaglider.models import DeleteResult, DownloadResult, UploadOptions, UploadResult
 from deltaglider.series import series_of
@@ -45,6 +45,7 @@ class Task:
     source: Location
     destination: Location | None = None
     size: int = 0
+    label: str = ""  # how the source is shown when not its path (`-` for stdin)
 
 
 Result = UploadResult | DownloadResult | DeleteResult | None
@@ -327,7 +328,12 @@ def _execute(engine: Engine, task: Task, options: Options) -> Result:
     source, destination = task.source, task.destination
     if task.action is Action.DELETE:
         if isinstance(source, S3Url):
-            return engine.delete(source.bucket, source.key)
+            try:
+                return engine.delete(source.bucket, source.key)
+            except NotFoundError as error:
+                if error.code != "NoSuchKey":
+                    raise
+                return DeleteResult(source.bucket, source.key, ())  # as S3 and aws: done
         source.unlink()
         return None
     result: Result
