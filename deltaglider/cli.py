@@ -354,7 +354,10 @@ def without_locations(reason: str, *locations: Location | None) -> str:
     for location in locations:
         if location is not None:
             shown = show(location)
-            for prefix in (f"{shown}: ", f"{shown.rstrip('/')}: "):
+            prefixes = [f"{shown}: ", f"{shown.rstrip('/')}: "]
+            if isinstance(location, S3Url):
+                prefixes.append(f"s3://{location.bucket}: ")  # the line names the bucket too
+            for prefix in prefixes:
                 reason = reason.removeprefix(prefix)
     return reason
 

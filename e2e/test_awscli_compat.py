@@ -47,6 +47,13 @@ COMMANDS = [
     ["ls", "s3://no-such-bucket-{B}/"],
     ["mv", "{L}/dist/README.txt", "s3://{B}/moved/"],
     ["cp", "--recursive", "s3://{B}/", "{L}/everything"],
+    # scripts' edge cases: a listing of folders only, global options after the command, a
+    # path without s3://, removing a key that is not there, a folder without --recursive
+    ["ls", "s3://{B}/"],
+    ["ls", "s3://{B}/tree/", "--region", "us-east-1"],
+    ["ls", "{B}/tree/"],
+    ["rm", "s3://{B}/never-there.zip"],
+    ["cp", "{L}/dist", "s3://{B}/dir/"],
 ]
 
 
@@ -69,9 +76,13 @@ def workspace(root: Path, wheels: list[Path]) -> Path:
     return root
 
 
-def local_tree(root: Path) -> dict[str, str]:
+def local_tree(root: Path) -> dict[str, tuple[str, int]]:
+    """Relative path -> (SHA-256, permission bits) of every file: downloads get the mode the
+    umask gives, as aws's do."""
     return {
-        p.relative_to(root).as_posix(): sha256(p) for p in sorted(root.rglob("*")) if p.is_file()
+        p.relative_to(root).as_posix(): (sha256(p), p.stat().st_mode & 0o777)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
     }
 
 

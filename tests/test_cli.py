@@ -165,3 +165,111 @@ def test_folder_markers_become_folders_and_go_with_rm(  # type: ignore[no-untype
     assert (tmp_path / "mirror" / "empty").is_dir()
     assert run("rm", "--recursive", "s3://b/m/").exit_code == 0
     assert memory.buckets["b"] == {}
+
+
+# ------------------------------------------------------------- aws s3 parity (issue 12)
+
+
+def test_ls_exit_status_and_paths_as_aws(run, memory: MemoryStore) -> None:  # type: ignore[no-untyped-def]
+    memory.put("b", "app/1.0/a.zip", b"x")
+    shown = run("ls", "s3://b/app/")
+    assert shown.exit_code == 0 and shown.stdout.split() == ["PRE", "1.0/"]  # folders only: 0
+    assert run("ls", "s3://b/nothing/").exit_code == 1  # only an empty listing is 1
+    assert run("ls", "b/app/").stdout == shown.stdout  # aws takes bucket/prefix without s3://
+    malformed = run("ls", "s3:/b")
+    assert malformed.exit_code == 2 and len(malformed.stderr.splitlines()) == 1
+
+
+def test_downloads_get_the_mode_the_umask_gives(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    (build,) = builds(tmp_path, 1)
+    run("cp", str(build), "s3://b/m/")
+    out = tmp_path / "out"
+    out.mkdir()
+    assert run("cp", "s3://b/m/app-0.zip", f"{out}/").exit_code == 0
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (out / "app-0.zip").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_global_options_may_follow_the_command() -> None:
+    from deltaglider.cli import hoist_global_options
+
+    assert hoist_global_options(["ls", "s3://b/", "--endpoint-url", "http://e", "--debug"]) == [
+        "--endpoint-url",
+        "http://e",
+        "--debug",
+        "ls",
+        "s3://b/",
+    ]
+    assert hoist_global_options(
+        ["--region", "r", "cp", "a", "b", "--profile=p", "--", "--debug"]
+    ) == [
+        "--region",
+        "r",
+        "--profile=p",
+        "cp",
+        "a",
+        "b",
+        "--",
+        "--debug",
+    ]
+
+
+def test_usage_errors_are_one_line_and_status_two(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    (build,) = builds(tmp_path, 1)
+    cases = [
+        ["--endpoint-url", "127.0.0.1:9000", "ls", "s3://b/"],
+        ["cp", "--metadata", "dg-x=1", str(build), "s3://b/m/"],
+        ["cp", "--metadata", "user-build=1", str(build), "s3://b/m/"],
+    ]
+    for args in cases:
+        result = run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert "Traceback" not in result.output
+
+
+def test_rm_of_a_missing_key_and_cp_of_a_folder_as_aws(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    gone = run("rm", "s3://b/none.zip")
+    assert gone.exit_code == 0 and gone.stdout == "delete: s3://b/none.zip\n"
+    folder = run("cp", str(tmp_path), "s3://b/d/")
+    assert folder.exit_code == 1
+    assert folder.stderr == (
+        f"upload failed: {tmp_path} to s3://b/d/: {tmp_path} is a directory "
+        "(use --recursive to copy a folder)\n"
+    )
+
+
+def test_errors_name_each_url_once(run) -> None:  # type: ignore[no-untyped-def]
+    missing = run("rm", "s3://nobucket/a.zip")
+    assert missing.exit_code == 1
+    assert missing.stderr == "delete failed: s3://nobucket/a.zip: bucket does not exist\n"
+    assert run("mb", "s3://b").exit_code == 0  # the memory store accepts an existing bucket
+
+
+def test_stdin_upload_is_reported_as_dash(run, memory: MemoryStore) -> None:  # type: ignore[no-untyped-def]
+    app = AppContext(Settings(cache_backend="memory"), lambda s: Engine(s, store=memory.as_store()))
+    result = CliRunner().invoke(main, ["cp", "-", "s3://b/s/x.zip"], input=b"zip bytes", obj=app)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("upload: - to s3://b/s/x.zip (")
+    as_json = CliRunner().invoke(
+        main, ["cp", "-", "s3://b/s/y.zip", "--json"], input=b"zip", obj=app
+    )
+    assert json.loads(as_json.stdout)["source"] == "-"
+
+
+def test_a_failed_sync_creates_no_destination(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    result = run("sync", "s3://nobucket/x/", str(tmp_path / "nb"))
+    assert result.exit_code != 0
+    assert not (tmp_path / "nb").exists()
+
+
+def test_bare_command_prints_help_not_an_error() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "deltaglider"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("Usage: deltaglider")
+    assert done.stderr == ""
