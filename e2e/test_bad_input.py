@@ -162,8 +162,14 @@ CASES = [
         "reserved --metadata key",
         ("cp", "--metadata", "dg-file-sha256=x", W, "s3://{B}/rel/"),
         "reserved",
+        code=2,
     ),
-    Case("rm of a missing key", ("rm", "s3://{B}/rel/absent.zip"), "no such object", code=1),
+    Case(  # (a missing key in an existing bucket is not bad input: rm succeeds, as aws)
+        "rm in a missing bucket",
+        ("rm", "s3://no-such-bucket-dg/absent.zip"),
+        "bucket does not exist",
+        code=1,
+    ),
     Case("verify of a missing key", ("verify", "s3://{B}/rel/absent.zip"), "no such object"),
     Case(
         "ls of a missing bucket",
