@@ -756,13 +756,19 @@ def _time_str(moment: datetime | None) -> str:
 @click.argument("path", required=False)
 @click.option("--recursive", is_flag=True, help="List every object under the prefix.")
 @click.option("--human-readable", is_flag=True, help="Sizes in KiB/MiB/GiB.")
-@click.option("--summarize", is_flag=True, help="Print the object count and total size.")
 @click.option(
-    "--logical-sizes",
+    "--summarize",
     is_flag=True,
-    help="Show deltas' original sizes (one HEAD request per delta); without it a "
-    "delta's size is the bytes it takes in the bucket.",
+    help="Print the object count, their total size and what they take in the bucket "
+    "(references included).",
 )
+@click.option(
+    "--stored-sizes",
+    is_flag=True,
+    help="Show the bytes each file takes in the bucket (a delta's, not its file's) and make "
+    "no request per delta.",
+)
+@click.option("--logical-sizes", is_flag=True, hidden=True)  # the default since 7.0; accepted
 @click.pass_obj
 @reports_errors
 def ls(
@@ -771,48 +777,64 @@ def ls(
     recursive: bool,
     human_readable: bool,
     summarize: bool,
+    stored_sizes: bool,
     logical_sizes: bool,
 ) -> None:
-    """List buckets, or the files under a prefix (`.delta` stripped, references hidden).
-    As with `aws s3 ls`, the `s3://` may be left out (`deltaglider ls releases/1.2.3/`).
+    """List buckets, or the files under a prefix (`.delta` stripped, references hidden),
+    with each file's own size as `aws s3 ls` prints it (deltas are HEADed, concurrently). As
+    with `aws s3 ls`, the `s3://` may be left out (`deltaglider ls releases/1.2.3/`).
 
     \b
       deltaglider ls
-      deltaglider ls s3://releases/1.2.3/ --human-readable --logical-sizes
+      deltaglider ls s3://releases/1.2.3/ --human-readable
       deltaglider ls s3://releases/ --recursive --summarize
+      deltaglider ls s3://releases/ --recursive --stored-sizes
     """
     url = None if path is None else S3Url.parse(path if is_s3_url(path) else f"s3://{path}")
     engine = app.engine()
     fmt: Callable[[int], str] = human_size if human_readable else str
-    count = total = shown = 0
+    count = total = stored = shown = 0
+    references: set[str] = set()
     try:
         if url is None:
             for bucket in engine.list_buckets():
                 click.echo(f"{_time_str(bucket.created)} {bucket.name}")
             return
+        logical = summarize or not stored_sizes
         for entry in engine.listing(
-            url.bucket, url.key, recursive=recursive, logical_sizes=logical_sizes
+            url.bucket, url.key, recursive=recursive, logical_sizes=logical
         ):
-            click.echo(_ls_line(entry, recursive, fmt))
+            click.echo(_ls_line(entry, recursive, fmt, stored_sizes))
             shown += 1
             if not entry.is_prefix:
                 count += 1
                 total += entry.size
+                stored += entry.stored_size
+                if entry.head is not None:
+                    references.add(engine.reference_key_of(entry.head))
+        if summarize:
+            stored += engine.stored_sizes(url.bucket, sorted(references))
     except UsageError:
         raise
     except DeltagliderError as error:
         raise FatalError(str(error)) from None
     if summarize:
-        click.echo(f"\n{'Total Objects: ':>15}{count}\n{'Total Size: ':>15}{fmt(total)}")
+        click.echo(
+            f"\n{'Total Objects: ':>15}{count}\n{'Total Size: ':>15}{fmt(total)}"
+            f"\n{'Total Stored: ':>15}{fmt(stored)} (references included)"
+        )
     if shown == 0 and url.key and not summarize:
         sys.exit(EXIT_FAILED)  # as aws: only a listing that shows nothing at all
 
 
-def _ls_line(entry: ListEntry, recursive: bool, fmt: Callable[[int], str]) -> str:
+def _ls_line(
+    entry: ListEntry, recursive: bool, fmt: Callable[[int], str], stored_sizes: bool = False
+) -> str:
     if entry.is_prefix:
         return f"{'PRE':>30} {entry.key.rstrip('/').rpartition('/')[2]}/"
     name = entry.key if recursive else base_name(entry.key)
-    return f"{_time_str(entry.last_modified)} {fmt(entry.size):>10} {name}"
+    size = entry.stored_size if stored_sizes else entry.size
+    return f"{_time_str(entry.last_modified)} {fmt(size):>10} {name}"
 
 
 @main.command(cls=FilteredCommand)

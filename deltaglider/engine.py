@@ -774,6 +774,15 @@ class Engine:
             concurrency=self.settings.max_concurrency,
         )
 
+    @staticmethod
+    def reference_key_of(head: ObjectHead) -> str:
+        """The key of the reference a delta (as HEADed) was made against."""
+        return _ref_key(head)
+
+    def stored_sizes(self, bucket: str, keys: list[str]) -> int:
+        """The bytes these stored objects take (missing ones count nothing)."""
+        return sum(head.size for key in keys if (head := self._store.head(bucket, key)))
+
     # ---------------------------------------------------------------- deletes
 
     def delete(self, bucket: str, key: str) -> DeleteResult:

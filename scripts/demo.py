@@ -83,7 +83,6 @@ def main() -> None:
                 "--recursive",
                 "--human-readable",
                 "--summarize",
-                "--logical-sizes",
                 "s3://releases/",
             )
         )

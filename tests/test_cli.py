@@ -70,7 +70,7 @@ def test_upload_download_ls_rm_lines(run, tmp_path: Path) -> None:  # type: igno
         "(unchanged: identical file already stored)\n"
     )
 
-    listed = run("ls", "s3://b/r/", "--logical-sizes").stdout.splitlines()
+    listed = run("ls", "s3://b/r/").stdout.splitlines()
     assert all(LS_LINE.match(line) for line in listed), listed
     assert [line.split()[-2:] for line in listed] == [
         ["32768", "app-0.zip"],
@@ -273,3 +273,26 @@ def test_bare_command_prints_help_not_an_error() -> None:
     done = subprocess.run([sys.executable, "-m", "deltaglider"], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.startswith("Usage: deltaglider")
     assert done.stderr == ""
+
+
+def test_ls_prints_file_sizes_and_summarizes_both_totals(
+    run, memory: MemoryStore, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """As `aws s3 ls` prints each file's size, deltas included; `--stored-sizes` shows what
+    each takes; `--summarize` gives both totals, the reference counted in the stored one."""
+    first, second = builds(tmp_path, 2)
+    for build in (first, second):
+        run("cp", str(build), "s3://b/r/")
+    listed = run("ls", "s3://b/r/").stdout.split()
+    assert listed[2::4] == [str(first.stat().st_size), str(second.stat().st_size)]
+    stored = run("ls", "s3://b/r/", "--stored-sizes").stdout.split()
+    in_bucket = {k: len(o.body) for k, o in memory.buckets["b"].items()}
+    assert stored[2::4] == [
+        str(in_bucket["r/app-0.zip.delta"]),
+        str(in_bucket["r/app-1.zip.delta"]),
+    ]
+    summary = run("ls", "s3://b/r/", "--recursive", "--summarize").stdout
+    reference = next(v for k, v in in_bucket.items() if k.endswith("reference.bin"))
+    total_stored = in_bucket["r/app-0.zip.delta"] + in_bucket["r/app-1.zip.delta"] + reference
+    assert f"Total Size: {first.stat().st_size * 2}" in summary
+    assert f"Total Stored: {total_stored} (references included)" in summary
