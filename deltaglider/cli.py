@@ -957,6 +957,11 @@ def cleanup(app: AppContext, path: str, older_than: float, dryrun: bool) -> None
     )
     for line in report.unreadable:
         click.echo(f"unreadable: {line}", err=True)
+    done = "would be done" if dryrun else "done"
+    click.echo(
+        f"cleanup: {report.checked} deltas checked, {len(report.unreadable)} unreadable; "
+        f"{len(report.actions)} repairs {done}"
+    )
     if report.unreadable:
         sys.exit(EXIT_FAILED)
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from deltaglider.errors import DeltagliderError
+from deltaglider.files import HashingWriter
 from deltaglider.listing import stored_objects
 from deltaglider.metadata import (
     DELTA_SUFFIX,
@@ -51,6 +52,7 @@ class CleanupReport:
 
     actions: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # deltas whose reference is lost
+    checked: int = 0  # deltas whose reference was checked (bytes hashed, once per reference)
 
 
 def cleanup(
@@ -96,10 +98,12 @@ def cleanup(
     for item in stored_objects(store, bucket, TRASH_PREFIX):
         if saved := store.head(bucket, item.key):
             trash[item.key] = saved
+    hashed: dict[str, str] = {}  # reference key -> SHA-256 of its bytes, hashed once
     for delta in deltas:
         head = store.head(bucket, delta)
         if head is None:
             continue
+        report.checked += 1
         try:
             meta = DeltaMeta.from_dict(head.metadata, delta)
         except DeltagliderError as error:
@@ -107,6 +111,16 @@ def cleanup(
             continue
         reference = store.head(bucket, meta.ref_key)
         if reference is not None and lookup(reference.metadata, "file_sha256") == meta.ref_sha256:
+            if meta.ref_key not in hashed:
+                writer = HashingWriter(None)
+                store.download(bucket, meta.ref_key, writer)
+                hashed[meta.ref_key] = writer.digest.sha256
+            if hashed[meta.ref_key] != meta.ref_sha256:
+                report.unreadable.append(
+                    f"s3://{bucket}/{delta}: its reference s3://{bucket}/{meta.ref_key} does "
+                    "not hold the bytes its metadata records (corrupted)"
+                )
+                continue
             _keep_marker(store, bucket, meta.ref_key, delta, act, dryrun)
             continue
         copy = next(

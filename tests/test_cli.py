@@ -296,3 +296,19 @@ def test_ls_prints_file_sizes_and_summarizes_both_totals(
     total_stored = in_bucket["r/app-0.zip.delta"] + in_bucket["r/app-1.zip.delta"] + reference
     assert f"Total Size: {first.stat().st_size * 2}" in summary
     assert f"Total Stored: {total_stored} (references included)" in summary
+
+
+def test_cleanup_names_deltas_of_a_corrupted_reference(
+    run, memory: MemoryStore, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    for build in builds(tmp_path, 2):
+        run("cp", str(build), "s3://b/c/")
+    healthy = run("cleanup", "s3://b/c/")
+    assert healthy.exit_code == 0
+    assert healthy.stdout == "cleanup: 2 deltas checked, 0 unreadable; 0 repairs done\n"
+    reference = next(o for k, o in memory.buckets["b"].items() if k.endswith("reference.bin"))
+    reference.body = bytes([reference.body[0] ^ 1]) + reference.body[1:]  # metadata kept
+    broken = run("cleanup", "s3://b/c/")
+    assert broken.exit_code == 1
+    assert broken.stderr.count("does not hold the bytes its metadata records") == 2
+    assert "cleanup: 2 deltas checked, 2 unreadable" in broken.stdout
