@@ -27,7 +27,7 @@ from deltaglider.config import CODECS, REFERENCE_MODES, Settings
 from deltaglider.engine import Engine, check_user_key
 from deltaglider.errors import DeltagliderError, FatalError, UsageError
 from deltaglider.log import configure_cli_logging
-from deltaglider.metadata import BucketSettings, check_user_metadata
+from deltaglider.metadata import DELTA_SUFFIX, BucketSettings, check_user_metadata
 from deltaglider.models import (
     DeleteResult,
     DeltaPolicy,
@@ -36,6 +36,7 @@ from deltaglider.models import (
     StoredAs,
     UploadOptions,
     UploadResult,
+    VerifyResult,
 )
 from deltaglider.transfer import Action, Filters, Location, Options, Outcome, Task
 from deltaglider.urls import S3Url, base_name, destination_key, is_s3_url
@@ -363,6 +364,8 @@ def without_locations(reason: str, *locations: Location | None) -> str:
 
 
 def _detail(result: object) -> str:
+    if isinstance(result, VerifyResult):
+        return f" ({result.stored_as}, {result.size} bytes, sha256 {result.actual_sha256})"
     if not isinstance(result, UploadResult):
         return ""
     if result.stored_as is StoredAs.UNCHANGED:
@@ -404,6 +407,10 @@ def outcome_dict(outcome: Outcome, dryrun: bool) -> dict[str, Any]:
         )
     elif isinstance(result, DeleteResult):
         record.update(removed=list(result.removed))
+    elif isinstance(result, VerifyResult):
+        record.update(
+            stored_as=result.stored_as, file_size=result.size, sha256=result.actual_sha256
+        )
     return record
 
 
@@ -519,8 +526,9 @@ def _run_transfers(
     upload: UploadOptions | None = None,
     *,
     move: bool = False,
+    summary: Callable[[Reporter], str] | None = None,
 ) -> None:
-    """Run a plan and exit with `aws s3`'s status."""
+    """Run a plan and exit with `aws s3`'s status; `summary` makes a last line on stdout."""
     options = Options(upload or UploadOptions(), move=move, dryrun=output.dryrun)
     show_progress = (
         sys.stderr.isatty()
@@ -546,6 +554,8 @@ def _run_transfers(
     )
     if progress:
         progress.clear()
+    if summary is not None:
+        click.echo(summary(reporter))
     if interrupt.requested():
         done = len(plan.tasks) - reporter.failed
         click.echo(
@@ -769,6 +779,7 @@ def _time_str(moment: datetime | None) -> str:
     "no request per delta.",
 )
 @click.option("--logical-sizes", is_flag=True, hidden=True)  # the default since 7.0; accepted
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry, for machines.")
 @click.pass_obj
 @reports_errors
 def ls(
@@ -779,6 +790,7 @@ def ls(
     summarize: bool,
     stored_sizes: bool,
     logical_sizes: bool,
+    as_json: bool,
 ) -> None:
     """List buckets, or the files under a prefix (`.delta` stripped, references hidden),
     with each file's own size as `aws s3 ls` prints it (deltas are HEADed, concurrently). As
@@ -804,7 +816,10 @@ def ls(
         for entry in engine.listing(
             url.bucket, url.key, recursive=recursive, logical_sizes=logical
         ):
-            click.echo(_ls_line(entry, recursive, fmt, stored_sizes))
+            if as_json:
+                click.echo(json.dumps(_ls_record(entry)))
+            else:
+                click.echo(_ls_line(entry, recursive, fmt, stored_sizes))
             shown += 1
             if not entry.is_prefix:
                 count += 1
@@ -818,13 +833,28 @@ def ls(
         raise
     except DeltagliderError as error:
         raise FatalError(str(error)) from None
-    if summarize:
+    if summarize and as_json:
+        click.echo(json.dumps({"objects": count, "size": total, "stored": stored}))
+    elif summarize:
         click.echo(
             f"\n{'Total Objects: ':>15}{count}\n{'Total Size: ':>15}{fmt(total)}"
             f"\n{'Total Stored: ':>15}{fmt(stored)} (references included)"
         )
     if shown == 0 and url.key and not summarize:
         sys.exit(EXIT_FAILED)  # as aws: only a listing that shows nothing at all
+
+
+def _ls_record(entry: ListEntry) -> dict[str, Any]:
+    """`ls --json`: the file's size and what it takes in the bucket, and how it is stored."""
+    if entry.is_prefix:
+        return {"key": entry.key, "kind": "folder"}
+    return {
+        "key": entry.key,
+        "kind": "delta" if entry.stored_key.endswith(DELTA_SUFFIX) else "file",
+        "size": entry.size,
+        "stored_size": entry.stored_size,
+        "last_modified": entry.last_modified.isoformat() if entry.last_modified else None,
+    }
 
 
 def _ls_line(
@@ -1012,21 +1042,51 @@ def config(app: AppContext, path: str, changes: tuple[str, ...], as_json: bool) 
         click.echo(f"references = {current.references}")
 
 
-@main.command()
+@main.command(cls=FilteredCommand)
 @click.argument("path")
+@click.option("--recursive", "-r", is_flag=True, help="Verify every file under the prefix.")
+@click.option("--exclude", multiple=True, metavar="PATTERN", help="Skip files matching PATTERN.")
+@click.option("--include", multiple=True, metavar="PATTERN", help="Check them again; last wins.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
+@click.option("--jobs", type=click.IntRange(min=1), help="Files checked concurrently.")
+@click.option("--quiet", is_flag=True, help="Print only failures and the summary.")
 @click.pass_obj
 @reports_errors
-def verify(app: AppContext, path: str) -> None:
-    """Reconstruct a stored file and check its SHA-256 without writing it anywhere.
+def verify(
+    app: AppContext,
+    path: str,
+    recursive: bool,
+    exclude: tuple[str, ...],
+    include: tuple[str, ...],
+    as_json: bool,
+    jobs: int | None,
+    quiet: bool,
+) -> None:
+    """Reconstruct stored files and check their SHA-256 without writing them anywhere: the
+    "is my bucket intact?" command. Exit 1 if any file fails.
 
     \b
       deltaglider verify s3://releases/1.2.3/app.zip
+      deltaglider verify --recursive s3://releases/
     """
     url = S3Url.parse(path)
-    result = app.engine().verify(url.bucket, url.key)
-    click.echo(
-        f"OK: {url} ({result.stored_as}, {result.size} bytes, sha256 {result.actual_sha256})"
-    )
+    engine = app.engine()
+    if not recursive:
+        result = engine.verify(url.bucket, url.key)
+        click.echo(
+            f"OK: {url} ({result.stored_as}, {result.size} bytes, sha256 {result.actual_sha256})"
+        )
+        return
+    filters: Filters = click.get_current_context().meta.get("filters", Filters())
+    plan = transfer.plan_verify(engine, url, filters)
+    output = OutputFlags(quiet=quiet, as_json=as_json, jobs=jobs)
+
+    def checked(reporter: Reporter) -> str:
+        if as_json:
+            return json.dumps({"checked": len(plan.tasks), "failed": reporter.failed})
+        return f"verify: {len(plan.tasks)} files checked, {reporter.failed} failed"
+
+    _run_transfers(engine, plan, output, summary=checked)
 
 
 GLOBAL_OPTIONS_WITH_VALUE = ("--endpoint-url", "--region", "--profile", "--output")

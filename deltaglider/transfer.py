@@ -22,7 +22,13 @@ from deltaglider import interrupt
 from deltaglider.engine import Engine, wants_delta
 from deltaglider.errors import DeltagliderError, NotFoundError, UsageError
 from deltaglider.files import is_partial_download
-from deltaglider.models import DeleteResult, DownloadResult, UploadOptions, UploadResult
+from deltaglider.models import (
+    DeleteResult,
+    DownloadResult,
+    UploadOptions,
+    UploadResult,
+    VerifyResult,
+)
 from deltaglider.series import series_of
 from deltaglider.urls import S3Url, parent_prefix
 
@@ -32,6 +38,7 @@ class Action(Enum):
     DOWNLOAD = "download"
     COPY = "copy"
     DELETE = "delete"
+    VERIFY = "verify"  # reconstruct and check, write nothing
 
 
 Location = Path | S3Url
@@ -48,7 +55,7 @@ class Task:
     label: str = ""  # how the source is shown when not its path (`-` for stdin)
 
 
-Result = UploadResult | DownloadResult | DeleteResult | None
+Result = UploadResult | DownloadResult | DeleteResult | VerifyResult | None
 
 
 @dataclass(frozen=True)
@@ -302,10 +309,23 @@ def _differs(
 
 def plan_delete(engine: Engine, url: S3Url, filters: Filters) -> Plan:
     """`rm --recursive` with filters."""
+    return _plan_each(engine, url, filters, Action.DELETE, logical_sizes=False)
+
+
+def plan_verify(engine: Engine, url: S3Url, filters: Filters) -> Plan:
+    """`verify --recursive`: every file under the prefix, sized for the progress line."""
+    return _plan_each(engine, url, filters, Action.VERIFY, logical_sizes=True)
+
+
+def _plan_each(
+    engine: Engine, url: S3Url, filters: Filters, action: Action, *, logical_sizes: bool
+) -> Plan:
     plan = Plan()
-    for entry in s3_entries(engine, url, logical_sizes=False):
-        if filters.included(entry.relative):
-            plan.tasks.append(Task(Action.DELETE, entry.location))
+    for entry in s3_entries(engine, url, logical_sizes=logical_sizes):
+        if filters.included(entry.relative) and not (
+            entry.folder_marker and action is Action.VERIFY
+        ):
+            plan.tasks.append(Task(action, entry.location, size=entry.size))
     return plan
 
 
@@ -326,6 +346,9 @@ def execute(engine: Engine, task: Task, options: Options) -> Outcome:
 
 def _execute(engine: Engine, task: Task, options: Options) -> Result:
     source, destination = task.source, task.destination
+    if task.action is Action.VERIFY:
+        assert isinstance(source, S3Url)
+        return engine.verify(source.bucket, source.key)
     if task.action is Action.DELETE:
         if isinstance(source, S3Url):
             try:

@@ -312,3 +312,37 @@ def test_cleanup_names_deltas_of_a_corrupted_reference(
     assert broken.exit_code == 1
     assert broken.stderr.count("does not hold the bytes its metadata records") == 2
     assert "cleanup: 2 deltas checked, 2 unreadable" in broken.stdout
+
+
+def test_verify_recursive_checks_every_file(run, memory: MemoryStore, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for build in builds(tmp_path, 3):
+        run("cp", str(build), "s3://b/v/")
+    healthy = run("verify", "--recursive", "s3://b/v/")
+    assert healthy.exit_code == 0, healthy.output
+    lines = healthy.stdout.splitlines()
+    assert [line.split()[1] for line in lines[:3]] == [f"s3://b/v/app-{n}.zip" for n in range(3)]
+    assert lines[-1] == "verify: 3 files checked, 0 failed"
+    delta = memory.buckets["b"]["v/app-2.zip.delta"]
+    delta.body = delta.body[:-1] + bytes([delta.body[-1] ^ 1])
+    broken = run("verify", "--recursive", "s3://b/v/", "--json")
+    assert broken.exit_code == 1
+    records = [json.loads(line) for line in broken.stdout.splitlines()]
+    assert [r["ok"] for r in records[:3]] == [True, True, False]
+    assert records[-1] == {"checked": 3, "failed": 1}
+
+
+def test_ls_json_gives_sizes_and_kind(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first, _ = builds(tmp_path, 2)
+    run("cp", str(first), "s3://b/j/")
+    (tmp_path / "notes.txt").write_text("hi")
+    run("cp", str(tmp_path / "notes.txt"), "s3://b/j/")
+    records = [
+        json.loads(line)
+        for line in run("ls", "s3://b/", "--recursive", "--json").stdout.splitlines()
+    ]
+    assert [(r["key"], r["kind"], r["size"]) for r in records] == [
+        ("j/app-0.zip", "delta", first.stat().st_size),
+        ("j/notes.txt", "file", 2),
+    ]
+    assert records[0]["stored_size"] < 200
+    assert json.loads(run("ls", "s3://b/", "--json").stdout) == {"key": "j/", "kind": "folder"}
