@@ -33,7 +33,7 @@ from deltaglider.errors import (
     UsageError,
 )
 from deltaglider.files import CHUNK_SIZE, Digest, HashingWriter, atomic_output, digest_file
-from deltaglider.log import get_logger
+from deltaglider.log import get_logger, step
 from deltaglider.metadata import (
     DELTA_SUFFIX,
     INTERNAL_PREFIX,
@@ -353,7 +353,9 @@ class Engine:
         ratio = (
             self.settings.max_ratio if item.options.max_ratio is None else item.options.max_ratio
         )
-        existing = self.find(item.bucket, item.key)
+        with step(log, "located", key=item.key) as found:
+            existing = self.find(item.bucket, item.key)
+            found.update(existing=existing.stored_key if existing else None)
         decision = decide_upload(item, existing, ratio)
         stored_size = 0
         if decision.stored_as is None:
@@ -406,7 +408,9 @@ class Engine:
             # reference's key is ours alone (FORMAT "Writing").
             series = None
         renew = self.settings.renew_ratio if series is not None else None
-        candidates = self.references.candidates(bucket, parent_prefix(item.key), series)
+        with step(log, "candidates", key=item.key, series=series) as listed:
+            candidates = self.references.candidates(bucket, parent_prefix(item.key), series)
+            listed.update(found=[c.key for c in candidates])
         if not candidates:
             return self._new_reference(item, ratio, write, series)
         with self.work_directory() as scratch:
@@ -415,9 +419,14 @@ class Engine:
                 if trials and (renew is None or trials[0][1].size <= renew * item.digest.size):
                     break
                 try:
+                    fetching = time.perf_counter()
                     with self.references.fetch(bucket, candidate.key, candidate.sha256) as ref:
+                        waited = round((time.perf_counter() - fetching) * 1000, 1)
+                        log.debug("reference_ready", ref_key=candidate.key, ms=waited)
                         out = Path(scratch) / f"{number}.delta"
-                        trials.append((candidate, self._encode(ref, item, out, check=False)))
+                        with step(log, "encoded", key=item.key, ref_key=candidate.key) as done:
+                            trials.append((candidate, self._encode(ref, item, out, check=False)))
+                            done.update(delta_size=trials[-1][1].size)
                 except (NotFoundError, ReferenceMismatch):
                     if not trials:
                         return None  # removed or replaced between our HEAD and GET: again
@@ -437,9 +446,11 @@ class Engine:
             if write:
                 try:
                     with self.references.fetch(bucket, reference.key, reference.sha256) as ref:
-                        self._check_delta(ref, item, delta)
-                        self.references.add_user(bucket, reference, delta_key(item.key))
-                        self._put_delta(item, delta, reference, zero_diff=False)
+                        with step(log, "checked", key=item.key):
+                            self._check_delta(ref, item, delta)
+                        with step(log, "stored", key=delta_key(item.key), size=delta.size):
+                            self.references.add_user(bucket, reference, delta_key(item.key))
+                            self._put_delta(item, delta, reference, zero_diff=False)
                         if not self.references.in_place(bucket, reference, ref):
                             return None
                 except (NotFoundError, ReferenceMismatch):
@@ -465,7 +476,8 @@ class Engine:
             reference = Reference.new(parent_prefix(item.key), name, digest.sha256, digest.size)
         if write:
             try:
-                self.references.create(item.bucket, reference, item.path)
+                with step(log, "reference_created", ref_key=reference.key, size=digest.size):
+                    self.references.create(item.bucket, reference, item.path)
             except AlreadyExists:
                 log.info("reference_race_lost", bucket=item.bucket, ref_key=reference.key)
                 return None
@@ -699,9 +711,13 @@ class Engine:
                         writer.write(chunk)
                 return writer.digest
             delta_path = Path(scratch) / "in.delta"
-            with delta_path.open("wb") as handle:
+            with (
+                step(log, "delta_fetched", key=located.stored_key),
+                delta_path.open("wb") as handle,
+            ):
                 self._store.download(bucket, located.stored_key, handle)
-            return self._decode_checked(ref_path, delta_path, meta, out, where)
+            with step(log, "decoded_and_checked", key=located.stored_key, ref_key=meta.ref_key):
+                return self._decode_checked(ref_path, delta_path, meta, out, where)
 
     @staticmethod
     def _decode_checked(

@@ -8,10 +8,12 @@ Must not log credentials: callers pass bucket, key and sizes, never clients or h
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+import time
+from collections.abc import Iterator, Mapping, MutableMapping
 from typing import Any
 
 import structlog
@@ -65,3 +67,16 @@ def configure_cli_logging(debug: bool) -> None:
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
     logging.getLogger("deltaglider").setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+@contextlib.contextmanager
+def step(logger: Any, event: str, **fields: Any) -> Iterator[dict[str, Any]]:
+    """Log `event` at debug level when the block ends, with its duration in milliseconds and
+    whatever the block adds to the yielded dict (`--debug` shows each step of a transfer)."""
+    started = time.perf_counter()
+    extra: dict[str, Any] = {}
+    try:
+        yield extra
+    finally:
+        elapsed = round((time.perf_counter() - started) * 1000, 1)
+        logger.debug(event, **fields, **extra, ms=elapsed)
