@@ -318,7 +318,7 @@ def test_listing_more_than_one_page(cli: CliRun, raw: Any, bucket: str) -> None:
     result = cli("ls", "--recursive", "--summarize", f"s3://{bucket}/many/")
     assert result.exit_code == 0
     assert "Total Objects: 1005" in result.stdout
-    names = [line.split()[-1] for line in result.stdout.splitlines()[:-3]]
+    names = [line.split()[-1] for line in result.stdout.splitlines()[:-4]]  # 4: the summary
     assert names == [f"many/f{i:05d}.txt" for i in range(1005)]
 
 

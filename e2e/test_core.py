@@ -59,9 +59,9 @@ def test_versioned_series_roundtrips_through_the_cli(
     lines = listing.stdout.splitlines()
     assert [line.split()[-1] for line in lines] == [p.name for p in wheel_series]
     assert [int(line.split()[2]) for line in lines] == [p.stat().st_size for p in wheel_series]
-    # without the flag: no request per object, so a delta shows the bytes it takes
+    # --stored-sizes: no request per object, each delta shows the bytes it takes
     stored_sizes = stored_keys(raw, bucket)
-    plain = cli("ls", f"s3://{bucket}/wheels/").stdout.splitlines()
+    plain = cli("ls", f"s3://{bucket}/wheels/", "--stored-sizes").stdout.splitlines()
     assert [int(line.split()[2]) for line in plain] == [
         stored_sizes[f"wheels/{p.name}.delta"] for p in wheel_series
     ]
