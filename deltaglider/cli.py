@@ -45,6 +45,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_FAILED = 1  # one or more transfers failed (the rest still ran)
 EXIT_SKIPPED = 2  # files skipped, or arguments unparsable
+PROGRESS_SINGLE_FILE = 8 * 1024 * 1024  # a single file this large gets the progress line
 _SIZE_SUFFIXES = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
 
 
@@ -416,7 +417,8 @@ def outcome_dict(outcome: Outcome, dryrun: bool) -> dict[str, Any]:
 
 @dataclass
 class Progress:
-    """One self-rewriting line on a terminal's stderr: files, bytes, rate, current file."""
+    """One self-rewriting line on a terminal's stderr: files, bytes (moving during each file,
+    not only at its end), rate, current file. Redrawn at most every 0.1 s."""
 
     total_files: int
     total_bytes: int
@@ -425,23 +427,36 @@ class Progress:
     current: str = ""
     started: float = field(default_factory=time.monotonic)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    counted: dict[int, int] = field(default_factory=dict)  # bytes told so far, per task
+    drawn: float = 0.0
 
-    def start(self, task: Task) -> None:
+    def start(self, task: Task) -> Callable[[int], None]:
+        """Show `task` as current; returns what its transfer tells its bytes to."""
         with self.lock:
-            self.current = base_name(str(task.source))
+            self.current = task.label or base_name(str(task.source))
             self._draw()
+
+        def advance(count: int) -> None:
+            with self.lock:
+                self.counted[id(task)] = self.counted.get(id(task), 0) + count
+                self.bytes += count
+                if time.monotonic() - self.drawn >= 0.1:
+                    self._draw()
+
+        return advance
 
     def done(self, outcome: Outcome) -> None:
         with self.lock:
             self.files += 1
-            self.bytes += outcome.task.size
+            self.bytes += outcome.task.size - self.counted.pop(id(outcome.task), 0)
             self._draw()
 
     def clear(self) -> None:
         sys.stderr.write("\r\033[K")
 
     def _draw(self) -> None:
-        rate = self.bytes / max(time.monotonic() - self.started, 1e-6)
+        self.drawn = time.monotonic()
+        rate = self.bytes / max(self.drawn - self.started, 1e-6)
         sys.stderr.write(
             f"\r\033[KCompleted {self.files} of {self.total_files} file(s), "
             f"{human_size(self.bytes)}/{human_size(self.total_bytes)} "
@@ -533,7 +548,7 @@ def _run_transfers(
     show_progress = (
         sys.stderr.isatty()
         and not (output.no_progress or output.quiet or output.only_show_errors or output.as_json)
-        and len(plan.tasks) > 1
+        and (len(plan.tasks) > 1 or sum(t.size for t in plan.tasks) >= PROGRESS_SINGLE_FILE)
     )
     progress = Progress(len(plan.tasks), sum(t.size for t in plan.tasks)) if show_progress else None
     reporter = Reporter(

@@ -325,9 +325,7 @@ class DeltagliderClient:
                 content_type=extra.get("ContentType"),
                 tagging=extra.get("Tagging"),
             )
-            result = self.engine.upload(Path(Filename), Bucket, Key, options)
-        if Callback is not None:
-            Callback(result.file_size)
+            self.engine.upload(Path(Filename), Bucket, Key, options, Callback)
 
     def upload_fileobj(
         self,
@@ -490,9 +488,7 @@ class DeltagliderClient:
         Config: Any = None,
     ) -> None:
         with _as_client_errors("GetObject", head=True):
-            result = self.engine.download(Bucket, Key, Path(Filename))
-        if Callback is not None:
-            Callback(result.size)
+            self.engine.download(Bucket, Key, Path(Filename), Callback)
 
     def download_fileobj(
         self,

@@ -32,7 +32,14 @@ from deltaglider.errors import (
     ReferenceMismatch,
     UsageError,
 )
-from deltaglider.files import CHUNK_SIZE, Digest, HashingWriter, atomic_output, digest_file
+from deltaglider.files import (
+    CHUNK_SIZE,
+    Digest,
+    HashingWriter,
+    Progress,
+    atomic_output,
+    digest_file,
+)
 from deltaglider.log import get_logger, step
 from deltaglider.metadata import (
     DELTA_SUFFIX,
@@ -195,6 +202,7 @@ class Artifact:
     key: str
     options: UploadOptions
     user_metadata: dict[str, str]  # options.metadata checked, or {} when not given
+    progress: Progress | None = None  # told the bytes sent of a direct object
 
 
 @dataclass(frozen=True)
@@ -318,13 +326,20 @@ class Engine:
     # ----------------------------------------------------------------- upload
 
     def upload(
-        self, path: Path, bucket: str, key: str, options: UploadOptions | None = None
+        self,
+        path: Path,
+        bucket: str,
+        key: str,
+        options: UploadOptions | None = None,
+        progress: Progress | None = None,
     ) -> UploadResult:
         """Store a local file under a logical key as reference+delta, delta, or direct.
 
         `options.metadata` (the user's own, as `aws s3 cp --metadata`) and `content_type` are
-        kept on the stored object and returned by reads."""
-        return self._store_file(self._artifact(path, bucket, key, options), write=True)
+        kept on the stored object and returned by reads. `progress` is told the file's bytes
+        as they are done (read for a delta, sent for a direct object), summing to its size."""
+        item = self._artifact(path, bucket, key, options, progress)
+        return self._store_file(item, write=True)
 
     def estimate(
         self, path: Path, bucket: str, key: str, options: UploadOptions | None = None
@@ -334,19 +349,28 @@ class Engine:
         return self._store_file(self._artifact(path, bucket, key, options), write=False)
 
     @staticmethod
-    def _artifact(path: Path, bucket: str, key: str, options: UploadOptions | None) -> Artifact:
+    def _artifact(
+        path: Path,
+        bucket: str,
+        key: str,
+        options: UploadOptions | None,
+        progress: Progress | None = None,
+    ) -> Artifact:
         check_user_key(key)
         if path.is_dir():
             raise UsageError(f"{path} is a directory (use --recursive to copy a folder)")
         if not path.exists():
             raise NotFoundError(f"{path}: no such file")
+        options = options or UploadOptions()
+        # a delta's time goes into reading and encoding, a direct object's into sending it
+        reading = progress if wants_delta(key, options.policy) else None
         try:
-            digest = digest_file(path)
+            digest = digest_file(path, reading)
         except OSError as error:
             raise UsageError(f"{path}: cannot read ({error.strerror})") from None
-        options = options or UploadOptions()
         checked = check_user_metadata(options.metadata or {})
-        return Artifact(path, digest, bucket, key, options, checked)
+        sending = progress if reading is None else None
+        return Artifact(path, digest, bucket, key, options, checked, sending)
 
     def _store_file(self, item: Artifact, *, write: bool) -> UploadResult:
         started = time.monotonic()
@@ -540,7 +564,9 @@ class Engine:
     def _put_direct(self, item: Artifact) -> int:
         digest = item.digest
         meta = DirectMeta(base_name(item.key), digest.sha256, digest.size, now(), digest.md5)
-        self._put_object(item, item.key, item.path, meta.to_dict(), digest.sha256)
+        self._put_object(
+            item, item.key, item.path, meta.to_dict(), digest.sha256, progress=item.progress
+        )
         return digest.size
 
     def _put_object(
@@ -550,6 +576,7 @@ class Engine:
         body: Path,
         format_meta: dict[str, str],
         sha256: str | None,
+        progress: Progress | None = None,
     ) -> None:
         """Upload a delta or direct object carrying our metadata and the user's."""
         meta = check_metadata({**item.user_metadata, **format_meta}, stored_key)
@@ -561,6 +588,7 @@ class Engine:
             meta,
             sha256=sha256,
             headers={k: v for k, v in headers.items() if v},
+            progress=progress,
         )
 
     def _settle_forms(
@@ -601,6 +629,7 @@ class Engine:
         dst_bucket: str,
         dst_key: str,
         options: UploadOptions | None = None,
+        progress: Progress | None = None,
     ) -> UploadResult:
         """S3 to S3, logically: the destination gets its own delta or direct object (with the
         source's metadata and content type unless `options` gives others)."""
@@ -608,7 +637,7 @@ class Engine:
         options = options or UploadOptions()
         with self.work_directory() as scratch:
             local = Path(scratch) / "object"
-            source = self.download(src_bucket, src_key, local)
+            source = self.download(src_bucket, src_key, local, progress)
             own = UploadOptions(
                 options.policy,
                 options.max_ratio,
@@ -647,13 +676,15 @@ class Engine:
             raise NotFoundError(f"s3://{bucket}: bucket does not exist", "NoSuchBucket")
         raise NotFoundError(f"s3://{bucket}/{key}: no such object")
 
-    def download(self, bucket: str, key: str, destination: Path) -> DownloadResult:
+    def download(
+        self, bucket: str, key: str, destination: Path, progress: Progress | None = None
+    ) -> DownloadResult:
         """Reconstruct a logical key into `destination`, which only ever receives a complete,
         verified file (or is left untouched)."""
         started = time.monotonic()
         located = self.locate(bucket, key)
         with atomic_output(destination) as (out, _):
-            digest = self.reconstruct(bucket, located, out)
+            digest = self.reconstruct(bucket, located, out, progress)
         return DownloadResult(
             bucket,
             key,
@@ -682,12 +713,18 @@ class Engine:
             digest.size,
         )
 
-    def reconstruct(self, bucket: str, located: Located, out: BinaryIO | None) -> Digest:
+    def reconstruct(
+        self,
+        bucket: str,
+        located: Located,
+        out: BinaryIO | None,
+        progress: Progress | None = None,
+    ) -> Digest:
         """Write the verified logical bytes of a located object into `out` (seekable; may
         be None to only check). A failed check raises IntegrityError; `out` is then empty."""
         where = f"s3://{bucket}/{located.stored_key}"
         if located.kind is not ObjectKind.DELTA:
-            writer = HashingWriter(out)
+            writer = HashingWriter(out, progress=progress)
             self._store.download(bucket, located.stored_key, writer)
             expected = located.sha256
             if expected is not None and writer.digest.sha256 != expected.lower():
@@ -705,7 +742,7 @@ class Engine:
             if meta.file_sha256 == meta.ref_sha256:
                 # the file is its reference (a first upload's self-delta): serve the checked
                 # reference bytes; 6.2.0's self-deltas of .tar.gz files do not decode to them
-                writer = HashingWriter(out)
+                writer = HashingWriter(out, progress=progress)
                 with ref_path.open("rb") as source:
                     while chunk := source.read(CHUNK_SIZE):
                         writer.write(chunk)
@@ -717,11 +754,16 @@ class Engine:
             ):
                 self._store.download(bucket, located.stored_key, handle)
             with step(log, "decoded_and_checked", key=located.stored_key, ref_key=meta.ref_key):
-                return self._decode_checked(ref_path, delta_path, meta, out, where)
+                return self._decode_checked(ref_path, delta_path, meta, out, where, progress)
 
     @staticmethod
     def _decode_checked(
-        ref_path: Path, delta_path: Path, meta: DeltaMeta, out: BinaryIO | None, where: str
+        ref_path: Path,
+        delta_path: Path,
+        meta: DeltaMeta,
+        out: BinaryIO | None,
+        where: str,
+        progress: Progress | None = None,
     ) -> Digest:
         """Decode exactly (`-D -R`); for deltas of unknown provenance also as 6.x did. Any
         result that fails the SHA-256 check is discarded."""
@@ -732,7 +774,9 @@ class Engine:
                 out.seek(0)
                 out.truncate()
             try:
-                digest = xdelta.decode(ref_path, delta_path, out, tag=meta.codec, legacy=legacy)
+                digest = xdelta.decode(
+                    ref_path, delta_path, out, tag=meta.codec, legacy=legacy, progress=progress
+                )
             except CodecError as error:
                 failure = str(error)
                 continue

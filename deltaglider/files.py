@@ -10,7 +10,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -48,16 +48,15 @@ def temp_root() -> Path:
     raise OSError("no writable temporary directory (set TMPDIR)")
 
 
-def digest_file(path: Path) -> Digest:
+Progress = Callable[[int], None]  # told each number of file bytes done, summing to the size
+
+
+def digest_file(path: Path, progress: Progress | None = None) -> Digest:
     """Hash a file in bounded memory."""
+    writer = HashingWriter(None, md5=True, progress=progress)
     with path.open("rb") as handle:
-        return digest_stream(handle)
-
-
-def digest_stream(stream: BinaryIO) -> Digest:
-    writer = HashingWriter(None, md5=True)
-    while chunk := stream.read(CHUNK_SIZE):
-        writer.write(chunk)
+        while chunk := handle.read(CHUNK_SIZE):
+            writer.write(chunk)
     return writer.digest
 
 
@@ -65,10 +64,13 @@ class HashingWriter:
     """Writes through to a file object while hashing what passes: SHA-256 always, MD5 only
     when asked (an upload's ETag; checks of reconstructed bytes need only SHA-256)."""
 
-    def __init__(self, target: Sink | None, *, md5: bool = False) -> None:
+    def __init__(
+        self, target: Sink | None, *, md5: bool = False, progress: Progress | None = None
+    ) -> None:
         self._target = target
         self._hasher = hashlib.sha256()
         self._md5 = hashlib.md5(usedforsecurity=False) if md5 else None
+        self._progress = progress
         self.size = 0
 
     def write(self, data: bytes) -> int:
@@ -78,6 +80,8 @@ class HashingWriter:
         self.size += len(data)
         if self._target is not None:
             self._target.write(data)
+        if self._progress is not None:
+            self._progress(len(data))
         return len(data)
 
     @property

@@ -28,7 +28,7 @@ from botocore.config import Config
 from deltaglider import interrupt
 from deltaglider.config import Settings
 from deltaglider.errors import IntegrityError, NotFoundError, StorageError, UsageError
-from deltaglider.files import CHUNK_SIZE, Sink
+from deltaglider.files import CHUNK_SIZE, Progress, Sink
 from deltaglider.log import get_logger
 
 log = get_logger(__name__)
@@ -252,6 +252,7 @@ class Store:
         sha256: str | None,
         headers: dict[str, str] | None = None,
         exclusive: bool = False,
+        progress: Progress | None = None,
     ) -> None:
         """Upload a file whose SHA-256 was computed before (None: a private temp file of ours),
         re-hashing exactly the bytes sent.
@@ -272,8 +273,10 @@ class Store:
                     if sha256 is not None:
                         _check_unchanged(data_sha256(data), sha256, path)
                     self.client.put_object(Bucket=bucket, Key=key, Body=data, **extra, **condition)
+                    if progress is not None:
+                        progress(len(data))
                 else:
-                    self._put_multipart(bucket, key, path, extra, condition, sha256)
+                    self._put_multipart(bucket, key, path, extra, condition, sha256, progress)
             except botocore.exceptions.ClientError as error:
                 if exclusive and (
                     _status(error) == 412
@@ -290,6 +293,7 @@ class Store:
         extra: dict[str, Any],
         condition: dict[str, Any],
         sha256: str | None,
+        progress: Progress | None,
     ) -> None:
         part_size = max(self.transfer.multipart_chunksize, MIN_PART_SIZE)
         upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
@@ -314,7 +318,7 @@ class Store:
                         break
                     hasher.update(chunk)
                     pending.append(
-                        pool.submit(self._put_part, bucket, key, upload_id, number, chunk)
+                        pool.submit(self._put_part, bucket, key, upload_id, number, chunk, progress)
                     )
                     del chunk
                     number += 1
@@ -334,11 +338,19 @@ class Store:
             raise
 
     def _put_part(
-        self, bucket: str, key: str, upload_id: str, number: int, chunk: bytes
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        number: int,
+        chunk: bytes,
+        progress: Progress | None,
     ) -> dict[str, Any]:
         etag = self.client.upload_part(
             Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
         )["ETag"]
+        if progress is not None:
+            progress(len(chunk))
         return {"PartNumber": number, "ETag": etag}
 
     def put_bytes(self, bucket: str, key: str, data: bytes, metadata: dict[str, str]) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from deltaglider import interrupt
 from deltaglider.engine import Engine, wants_delta
 from deltaglider.errors import DeltagliderError, NotFoundError, UsageError
-from deltaglider.files import is_partial_download
+from deltaglider.files import Progress, is_partial_download
 from deltaglider.models import (
     DeleteResult,
     DownloadResult,
@@ -332,19 +332,22 @@ def _plan_each(
 # ------------------------------------------------------------------------ execution
 
 
-def execute(engine: Engine, task: Task, options: Options) -> Outcome:
-    """Run one task; library errors become the outcome's one-line error."""
+def execute(
+    engine: Engine, task: Task, options: Options, progress: Progress | None = None
+) -> Outcome:
+    """Run one task; library errors become the outcome's one-line error. `progress` is told
+    the task's file bytes as they are done."""
     if options.dryrun:
         return Outcome(task)
     try:
-        return Outcome(task, _execute(engine, task, options))
+        return Outcome(task, _execute(engine, task, options, progress))
     except DeltagliderError as error:
         return Outcome(task, error=str(error))
     except OSError as error:
         return Outcome(task, error=f"{error.filename or task.source}: {error.strerror}")
 
 
-def _execute(engine: Engine, task: Task, options: Options) -> Result:
+def _execute(engine: Engine, task: Task, options: Options, progress: Progress | None) -> Result:
     source, destination = task.source, task.destination
     if task.action is Action.VERIFY:
         assert isinstance(source, S3Url)
@@ -361,19 +364,21 @@ def _execute(engine: Engine, task: Task, options: Options) -> Result:
         return None
     result: Result
     if isinstance(source, Path) and isinstance(destination, S3Url):
-        result = engine.upload(source, destination.bucket, destination.key, options.upload)
+        result = engine.upload(
+            source, destination.bucket, destination.key, options.upload, progress
+        )
         if options.move:
             source.unlink()
         return result
     assert isinstance(source, S3Url)
     if isinstance(destination, S3Url):
         result = engine.copy(
-            source.bucket, source.key, destination.bucket, destination.key, options.upload
+            source.bucket, source.key, destination.bucket, destination.key, options.upload, progress
         )
     else:
         assert destination is not None
         destination.parent.mkdir(parents=True, exist_ok=True)
-        result = engine.download(source.bucket, source.key, destination)
+        result = engine.download(source.bucket, source.key, destination, progress)
         if result.last_modified is not None:  # as aws does, so a later sync sees no change
             stamp = result.last_modified.timestamp()
             os.utime(destination, (stamp, stamp))
@@ -401,7 +406,7 @@ def run(
     options: Options,
     jobs: int,
     report: Callable[[Outcome], None],
-    started: Callable[[Task], None] | None = None,
+    started: Callable[[Task], Progress | None] | None = None,
 ) -> list[Outcome]:
     """Run tasks on `jobs` threads and report outcomes in task order.
 
@@ -412,9 +417,8 @@ def run(
     def work(task: Task) -> Outcome:
         if interrupt.requested():
             return Outcome(task, error="interrupted; not started")
-        if started is not None:
-            started(task)
-        return execute(engine, task, options)
+        progress = started(task) if started is not None else None
+        return execute(engine, task, options, progress)
 
     firsts: dict[tuple[str, str], int] = {}
     for index, task in enumerate(tasks):

@@ -27,7 +27,7 @@ from typing import Any, BinaryIO
 from deltaglider import interrupt
 from deltaglider.config import CODECS
 from deltaglider.errors import CodecError
-from deltaglider.files import CHUNK_SIZE, Digest, HashingWriter
+from deltaglider.files import CHUNK_SIZE, Digest, HashingWriter, Progress
 from deltaglider.metadata import CODEC_XDELTA3_NODECOMP, CODEC_ZSTD_PATCH
 
 XDELTA3, ZSTD = CODECS  # the names `--codec` and DG_CODEC accept
@@ -224,6 +224,7 @@ def decode(
     *,
     tag: str | None = CODEC_XDELTA3_NODECOMP,
     legacy: bool = False,
+    progress: Progress | None = None,
 ) -> Digest:
     """Decode `delta` against `source`, streaming the result into `out` (or nowhere, to check it)
     and returning its SHA-256 and size. `tag` is the delta's recorded `dg-codec`.
@@ -232,7 +233,7 @@ def decode(
     as deltaglider <= 6.2 did (no flags), for old deltas of compressed-stream files.
     """
     command = decode_command(source, delta, tag=tag, legacy=legacy)
-    writer = HashingWriter(out)
+    writer = HashingWriter(out, progress=progress)
     with _codec_slots, _child(command, stdout=subprocess.PIPE) as process:
         assert process.stdout is not None and process.stderr is not None
         while chunk := process.stdout.read(CHUNK_SIZE):

@@ -71,7 +71,8 @@ class MemoryStore:
         obj = self._bucket(bucket).get(key)
         if obj is None:
             raise NotFoundError(f"s3://{bucket}/{key}: no such key")
-        out.write(obj.body)
+        for start in range(0, len(obj.body), 1024 * 1024):  # streamed in chunks, as S3 bodies
+            out.write(obj.body[start : start + 1024 * 1024])
 
     def put_file(
         self,
@@ -83,6 +84,7 @@ class MemoryStore:
         sha256: str | None,
         headers: dict[str, str] | None = None,
         exclusive: bool = False,
+        progress: Any = None,
     ) -> None:
         self.requests.append("PutObject")
         objects = self._bucket(bucket)
@@ -93,6 +95,8 @@ class MemoryStore:
             raise AlreadyExists(f"s3://{bucket}/{key}")
         content_type = (headers or {}).get("ContentType")
         objects[key] = StoredObject(data, dict(metadata), content_type, datetime.now(UTC))
+        if progress is not None:
+            progress(len(data))
 
     def put_bytes(self, bucket: str, key: str, data: bytes, metadata: dict[str, str]) -> None:
         self.requests.append("PutObject")

@@ -368,3 +368,35 @@ def test_a_plain_form_written_in_the_same_second_wins_the_read(
     assert located.stored_key == "r/app.zip"
     engine.delete("b", "r/app.zip")
     assert engine.find("b", "r/app.zip") is None
+
+
+def test_sdk_callbacks_get_bytes_as_they_go(memory: MemoryStore, tmp_path: Path) -> None:
+    """As s3transfer's: several calls during one file, summing to its size, both ways."""
+    from deltaglider.client import DeltagliderClient
+
+    client = DeltagliderClient(shared_engine(memory))
+    data = random.Random(2).randbytes(3 * 1024 * 1024 + 5)
+    for name in ("build.zip", "notes.txt"):  # read for a delta, sent for a direct object
+        path = tmp_path / name
+        path.write_bytes(data)
+        told: list[int] = []
+        client.upload_file(str(path), "b", f"cb/{name}", Callback=told.append)
+        assert sum(told) == len(data) and (len(told) > 1 or name == "notes.txt"), told
+        got: list[int] = []
+        client.download_file("b", f"cb/{name}", str(tmp_path / f"back-{name}"), Callback=got.append)
+        assert sum(got) == len(data) and len(got) > 1
+    client.close()
+
+
+def test_progress_line_counts_bytes_during_a_file_and_exactly_at_its_end() -> None:
+    from deltaglider.cli import Progress
+    from deltaglider.transfer import Action, Outcome, Task
+
+    task = Task(Action.UPLOAD, Path("big.zip"), None, 1000)
+    line = Progress(1, 1000)
+    advance = line.start(task)
+    advance(300)
+    advance(300)
+    assert line.bytes == 600
+    line.done(Outcome(task))
+    assert (line.bytes, line.files) == (1000, 1)
