@@ -169,6 +169,27 @@ def _old_encode(source: Path, target: Path, out: Path) -> None:
     )
 
 
+def put_old_delta(
+    raw: Any, bucket: str, space: str, file: Path, delta: Path, reference: Path
+) -> None:
+    """A delta as deltaglider 6.2.0 stores it, against `<space>reference.bin`."""
+    raw.put_object(
+        Bucket=bucket,
+        Key=f"{space}{file.name}.delta",
+        Body=delta.read_bytes(),
+        Metadata={
+            "dg-tool": "deltaglider/6.2.0",
+            "dg-original-name": file.name,
+            "dg-file-sha256": sha256(file),
+            "dg-file-size": str(file.stat().st_size),
+            "dg-ref-key": f"{space}reference.bin",
+            "dg-ref-sha256": sha256(reference),
+            "dg-delta-size": str(delta.stat().st_size),
+            "dg-delta-cmd": "xdelta3 -e -9 -s",
+        },
+    )
+
+
 def test_reads_every_kind_and_spelling_older_writers_left(
     engine: Engine, raw: Any, bucket: str, wheel_series: list[Path], tmp_path: Path
 ) -> None:
@@ -330,21 +351,7 @@ def test_tar_gz_series_roundtrips_exactly_and_old_gz_deltas_are_named(
         Body=first.read_bytes(),
         Metadata={"dg-file-sha256": sha256(first), "dg-note": "reference"},
     )
-    raw.put_object(
-        Bucket=bucket,
-        Key=f"old/{second.name}.delta",
-        Body=old.read_bytes(),
-        Metadata={
-            "dg-tool": "deltaglider/6.2.0",
-            "dg-original-name": second.name,
-            "dg-file-sha256": sha256(second),
-            "dg-file-size": str(second.stat().st_size),
-            "dg-ref-key": "old/reference.bin",
-            "dg-ref-sha256": sha256(first),
-            "dg-delta-size": str(old.stat().st_size),
-            "dg-delta-cmd": "xdelta3 -e -9 -s",
-        },
-    )
+    put_old_delta(raw, bucket, "old/", second, old, first)
     target = tmp_path / "restored" / second.name
     target.parent.mkdir()
     with pytest.raises(IntegrityError, match="undecodable by an older deltaglider"):
@@ -355,20 +362,7 @@ def test_tar_gz_series_roundtrips_exactly_and_old_gz_deltas_are_named(
     # it; the file's SHA-256 is the reference's, so the reference itself is served
     self_delta = tmp_path / "self.delta"
     _old_encode(first, first, self_delta)
-    raw.put_object(
-        Bucket=bucket,
-        Key=f"old/{first.name}.delta",
-        Body=self_delta.read_bytes(),
-        Metadata={
-            "dg-tool": "deltaglider/6.2.0",
-            "dg-original-name": first.name,
-            "dg-file-sha256": sha256(first),
-            "dg-file-size": str(first.stat().st_size),
-            "dg-ref-key": "old/reference.bin",
-            "dg-ref-sha256": sha256(first),
-            "dg-note": "zero-diff (reference identical)",
-        },
-    )
+    put_old_delta(raw, bucket, "old/", first, self_delta, first)
     engine.download(bucket, f"old/{first.name}", target)
     assert sha256(target) == sha256(first)
 
