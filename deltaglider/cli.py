@@ -27,7 +27,12 @@ from deltaglider.config import CODECS, REFERENCE_MODES, Settings
 from deltaglider.engine import Engine, check_user_key
 from deltaglider.errors import DeltagliderError, FatalError, UsageError
 from deltaglider.log import configure_cli_logging
-from deltaglider.metadata import DELTA_SUFFIX, BucketSettings, check_user_metadata
+from deltaglider.metadata import (
+    DELTA_SUFFIX,
+    BucketSettings,
+    check_user_metadata,
+    is_internal_key,
+)
 from deltaglider.models import (
     DeleteResult,
     DeltaPolicy,
@@ -609,7 +614,7 @@ def _copy_command(
         plan = transfer.plan_copy(engine, src, dst, filters, follow_symlinks=flags.follow_symlinks)
     elif isinstance(src, Path) and src.is_dir():  # aws: "upload failed: … Is a directory", 1
         failed = Outcome(
-            Task(Action.UPLOAD, src, dst),
+            Task(Action.UPLOAD, src, dst, label=source),
             error=f"{source} is a directory (use --recursive to copy a folder)",
         )
         plan = transfer.Plan(skipped=[failed])
@@ -963,7 +968,8 @@ def rb(app: AppContext, path: str, force: bool) -> None:
     try:
         if force:
             for result in engine.delete_recursive(url.bucket, ""):
-                click.echo(f"delete: s3://{url.bucket}/{result.key}")
+                if not is_internal_key(result.key):  # references and .deltaglider/ go silently
+                    click.echo(f"delete: s3://{url.bucket}/{result.key}")
         engine.delete_bucket(url.bucket)
     except DeltagliderError as error:
         reason = without_locations(str(error), S3Url(url.bucket))

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from deltaglider.s3 import ObjectHead
 
 
-class StoredAs(Enum):
+class StoredAs(StrEnum):
     """How an upload was stored."""
 
     REFERENCE = "reference"  # first file of its space: reference.bin plus a self-delta
@@ -23,7 +23,7 @@ class StoredAs(Enum):
     UNCHANGED = "unchanged"  # same name, same SHA-256 already stored: nothing written
 
 
-class DeltaPolicy(Enum):
+class DeltaPolicy(StrEnum):
     """Which files are tried as deltas."""
 
     AUTO = "auto"  # by file name (archive formats)

@@ -2,7 +2,8 @@
 
 Used by the e2e fixtures and `scripts/demo.py`; runnable on its own for development:
 
-    python scripts/local_s3.py seaweedfs     # prints the endpoint, serves until Ctrl-C
+    python scripts/local_s3.py seaweedfs     # prints the endpoint and an `export …` line
+                                             # to paste; serves until Ctrl-C or `kill`
 
 Both servers bind to loopback only. SeaweedFS runs with one identity whose keys are
 `ACCESS_KEY`/`SECRET_KEY` (so wrong credentials are really refused); moto accepts any keys.
@@ -229,10 +230,17 @@ def running(kind: str) -> Iterator[LocalS3]:
             server.stop()
 
 
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # `kill` stops the server and removes its data, as Ctrl-C does
+
+
 if __name__ == "__main__":
+    import signal
+
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     with running(sys.argv[1] if len(sys.argv) > 1 else "seaweedfs") as s3:
         print(s3.endpoint, flush=True)
-        print(" ".join(f"{k}={v}" for k, v in s3.env().items()), flush=True)
+        print("export " + " ".join(f"{k}={v}" for k, v in s3.env().items()), flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)
