@@ -475,7 +475,9 @@ class Engine:
                         with step(log, "stored", key=delta_key(item.key), size=delta.size):
                             self.references.add_user(bucket, reference, delta_key(item.key))
                             self._put_delta(item, delta, reference, zero_diff=False)
-                        if not self.references.in_place(bucket, reference, ref):
+                        if not self.references.in_place(
+                            bucket, reference, ref, delta_key(item.key)
+                        ):
                             return None
                 except (NotFoundError, ReferenceMismatch):
                     return None
@@ -498,6 +500,12 @@ class Engine:
             reference = Reference.new_shared(series, name, digest.sha256, digest.size)
         else:
             reference = Reference.new(parent_prefix(item.key), name, digest.sha256, digest.size)
+        if (
+            write
+            and not reference.shared
+            and self.references.restore_pending(item.bucket, reference.key)
+        ):
+            return None  # its folder's reference was being removed: encode against it
         if write:
             try:
                 with step(log, "reference_created", ref_key=reference.key, size=digest.size):
@@ -515,7 +523,9 @@ class Engine:
             if write:
                 self.references.add_user(item.bucket, reference, delta_key(item.key))
                 self._put_delta(item, delta, reference, zero_diff=True)
-        if write and not self.references.in_place(item.bucket, reference, item.path):
+        if write and not self.references.in_place(
+            item.bucket, reference, item.path, delta_key(item.key)
+        ):
             return None
         return decision, digest.size + delta.size
 

@@ -351,6 +351,12 @@ def shared_reference_key(series_id: str, created_at: datetime, sha256: str) -> s
     return f"{REFS_PREFIX}{series_id}/{_NEWEST_FIRST - micros:016d}-{sha256}/{REFERENCE_NAME}"
 
 
+def trash_folder(ref_key: str) -> str:
+    """Where a reference being removed is kept until the removal is sure (FORMAT "Objects"):
+    one folder per reference key, so a writer about to create that key can find it."""
+    return f"{TRASH_PREFIX}{hashlib.sha256(ref_key.encode('utf-8')).hexdigest()[:24]}/"
+
+
 def is_shared_reference(key: str) -> bool:
     return key.startswith(REFS_PREFIX) and base_name(key) == REFERENCE_NAME
 

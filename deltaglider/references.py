@@ -28,20 +28,21 @@ from deltaglider.listing import space_has_deltas, stored_objects
 from deltaglider.log import get_logger
 from deltaglider.metadata import (
     PROBE_PREFIX,
-    TRASH_PREFIX,
     ReferenceMeta,
     check_metadata,
+    decode_name,
     is_shared_reference,
     lookup,
     now,
     reference_key,
     series_refs_prefix,
     shared_reference_key,
+    trash_folder,
     user_marker_key,
     user_marker_meta,
     users_prefix,
 )
-from deltaglider.s3 import AlreadyExists, ListedPrefix, Store
+from deltaglider.s3 import AlreadyExists, ListedPrefix, ObjectHead, Store
 from deltaglider.series import series_id
 from deltaglider.urls import parent_prefix
 
@@ -150,6 +151,12 @@ class References:
         if no delta needs it any more. Returns the references removed."""
         if not is_shared_reference(ref_key):
             return self.drop_unused(bucket, parent_prefix(delta_key))
+        current = self._store.head(bucket, delta_key)
+        if (
+            current is not None
+            and decode_name(lookup(current.metadata, "ref_key") or "") == ref_key
+        ):
+            return []  # another writer stored this key against the same reference meanwhile
         self._store.delete(bucket, user_marker_key(ref_key, delta_key))
         return self.drop_unused_shared(bucket, ref_key)
 
@@ -181,6 +188,21 @@ class References:
             exclusive=self.conditional_writes(bucket),
         )
 
+    def restore_pending(self, bucket: str, ref_key: str) -> bool:
+        """A folder reference that a removal has just moved to the trash is put back instead
+        of a new one being made: a delta written meanwhile may need exactly those bytes (the
+        removal puts them back too, and a different file at the same key would break that
+        delta). True when it was put back (encode against it)."""
+        for page in self._store.iter_listing(bucket, trash_folder(ref_key)):
+            for item in page:
+                if isinstance(item, ObjectHead) and self._store.head(bucket, ref_key) is None:
+                    with contextlib.suppress(NotFoundError):  # the removal finished meanwhile
+                        self._store.copy_within(bucket, item.key, ref_key)
+                        log.warning("reference_kept", bucket=bucket, ref_key=ref_key)
+                        return True
+            break  # the first page is enough: one copy is all it takes
+        return False
+
     def conditional_writes(self, bucket: str) -> bool:
         """Whether the server honours `If-None-Match: *` (a second create gets 412), probed
         once per bucket and process."""
@@ -197,9 +219,13 @@ class References:
                 self._conditional[bucket] = known
             return known
 
-    def in_place(self, bucket: str, reference: Reference, source: Path) -> bool:
-        """After a delta was written: is its reference (same SHA-256) still there? If it was
-        removed meanwhile, put the same bytes back. False when other bytes took its place."""
+    def in_place(self, bucket: str, reference: Reference, source: Path, delta_key: str) -> bool:
+        """After a delta was written: is its reference (same SHA-256) still there, and for a
+        shared one the delta's user marker? If either was removed meanwhile (a concurrent
+        delete, or another writer of the same key releasing it), put it back. False when
+        other bytes took the reference's place."""
+        if reference.shared:
+            self.add_user(bucket, reference, delta_key)
         head = self._store.head(bucket, reference.key)
         if head is None:
             log.warning("reference_restored", bucket=bucket, ref_key=reference.key)
@@ -234,7 +260,7 @@ class References:
             return []
         if self._store.head(bucket, ref_key) is None:
             return []
-        trash_key = f"{TRASH_PREFIX}{uuid.uuid4().hex}"
+        trash_key = f"{trash_folder(ref_key)}{uuid.uuid4().hex}"
         try:
             self._store.copy_within(bucket, ref_key, trash_key)
         except NotFoundError:

@@ -400,3 +400,34 @@ def test_progress_line_counts_bytes_during_a_file_and_exactly_at_its_end() -> No
     assert line.bytes == 600
     line.done(Outcome(task))
     assert (line.bytes, line.files) == (1000, 1)
+
+
+def test_a_new_folder_reference_is_the_one_being_removed(
+    memory: MemoryStore, tmp_path: Path
+) -> None:
+    """While `rm` moves a folder's reference to the trash, a delta may be written against it;
+    a writer that finds no reference then puts the trashed one back instead of making its own
+    (which the late delta could not decode against)."""
+    from deltaglider.metadata import trash_folder
+
+    engine = shared_engine(memory, references="folder")
+    first, second = versions(tmp_path, 2)
+    engine.upload(first, "b", "f/a.zip")
+    objects = memory.buckets["b"]
+    objects[trash_folder("f/reference.bin") + "x"] = objects.pop("f/reference.bin")
+    objects.pop("f/a.zip.delta")  # the removal took the last delta it saw
+    assert engine.upload(second, "b", "f/b.zip").stored_as is StoredAs.DELTA
+    assert objects["f/reference.bin"].body == first.read_bytes()
+
+
+def test_releasing_keeps_a_marker_another_writer_needs(memory: MemoryStore, tmp_path: Path) -> None:
+    """Two writers of one key: the one that finishes last must not take away the marker of a
+    delta stored against the same reference."""
+    engine = shared_engine(memory)
+    builds = per_version(tmp_path, 2)
+    for path, key in builds:
+        engine.upload(path, "b", key)
+    reference = next(k for k in keys_of(memory) if k.endswith("reference.bin"))
+    delta = builds[1][1] + ".delta"
+    assert engine.references.release("b", reference, delta) == []
+    assert len([k for k in keys_of(memory) if "/users/" in k]) == 2
