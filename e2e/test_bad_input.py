@@ -358,8 +358,8 @@ def test_a_file_changing_during_upload_is_never_stored_with_a_wrong_checksum(
         os.urandom(12 * 1024 * 1024) if kind == "multipart direct" else wheel_series[1].read_bytes()
     )
 
-    def hash_then_change(target: Path) -> Digest:
-        digest = digest_file(target)
+    def hash_then_change(target: Path, progress: Any = None) -> Digest:
+        digest = digest_file(target, progress)
         with target.open("ab") as handle:
             handle.write(b"still being written")
         return digest
