@@ -58,6 +58,7 @@ from deltaglider.metadata import (
     is_internal_key,
     logical_key_of,
     lookup,
+    named_reference,
     now,
     parse_time,
     recorded_size,
@@ -1011,12 +1012,9 @@ class Engine:
 
 
 def _ref_key(head: ObjectHead) -> str:
-    """The reference a delta names; its folder's `reference.bin` when its metadata is
-    unreadable (what the old tool would assume)."""
-    try:
-        return DeltaMeta.from_dict(head.metadata, head.key).ref_key
-    except IntegrityError:
-        return reference_key(parent_prefix(head.key))
+    """The reference a delta names; its folder's `reference.bin` when it names none (what
+    the old tool would assume)."""
+    return named_reference(head.metadata, head.key) or reference_key(parent_prefix(head.key))
 
 
 @dataclass(frozen=True)

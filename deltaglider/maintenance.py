@@ -34,6 +34,7 @@ from deltaglider.metadata import (
     is_shared_reference,
     lookup,
     marker_delta_key,
+    named_reference,
     now,
     user_marker_key,
     user_marker_meta,
@@ -189,13 +190,8 @@ def _sweep_shared_references(
             if delta is not None and not delta.startswith(prefix):
                 continue
             delta_head = store.head(bucket, delta) if delta is not None else None
-            try:
-                used = delta_head is not None and (
-                    DeltaMeta.from_dict(delta_head.metadata, delta_head.key).ref_key
-                    == reference.key
-                )
-            except DeltagliderError:
-                used = True  # unreadable metadata: keep what it might need
+            named = named_reference(delta_head.metadata, delta_head.key) if delta_head else ""
+            used = named is None or named == reference.key  # None: keep what it might need
             if not used:
                 act(f"delete: s3://{bucket}/{marker.key} (its delta is gone)")
                 if not dryrun:

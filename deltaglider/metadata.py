@@ -280,14 +280,9 @@ class DeltaMeta:
     @classmethod
     def from_dict(cls, meta: dict[str, str], key: str) -> DeltaMeta:
         """Read a delta's metadata; `key` is the delta's own key (for `ref-path` and errors)."""
-        ref_key = lookup(meta, "ref_key")
+        ref_key = named_reference(meta, key)
         if ref_key is None:
-            ref_path = lookup(meta, "ref_path")
-            if ref_path is None:
-                raise IntegrityError(f"{key}: delta metadata names no reference (dg-ref-key)")
-            ref_key = join_key(parent_prefix(key), ref_path)
-        else:
-            ref_key = decode_name(ref_key)
+            raise IntegrityError(f"{key}: delta metadata names no reference (dg-ref-key)")
         note = lookup(meta, "note")
         return cls(
             original_name=decode_name(
@@ -305,6 +300,16 @@ class DeltaMeta:
             md5=lookup(meta, "md5"),
             tool=lookup(meta, "tool") or "",
         )
+
+
+def named_reference(meta: dict[str, str], key: str) -> str | None:
+    """The reference key a delta's metadata names: `ref-key`, or the Rust proxy's `ref-path`
+    joined to the delta's space (`key` is the delta's own key); None when it names none."""
+    ref_key = lookup(meta, "ref_key")
+    if ref_key is not None:
+        return decode_name(ref_key)
+    ref_path = lookup(meta, "ref_path")
+    return None if ref_path is None else join_key(parent_prefix(key), ref_path)
 
 
 @dataclass(frozen=True)

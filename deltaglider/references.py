@@ -30,9 +30,9 @@ from deltaglider.metadata import (
     PROBE_PREFIX,
     ReferenceMeta,
     check_metadata,
-    decode_name,
     is_shared_reference,
     lookup,
+    named_reference,
     now,
     reference_key,
     series_refs_prefix,
@@ -152,10 +152,7 @@ class References:
         if not is_shared_reference(ref_key):
             return self.drop_unused(bucket, parent_prefix(delta_key))
         current = self._store.head(bucket, delta_key)
-        if (
-            current is not None
-            and decode_name(lookup(current.metadata, "ref_key") or "") == ref_key
-        ):
+        if current is not None and named_reference(current.metadata, delta_key) == ref_key:
             return []  # another writer stored this key against the same reference meanwhile
         self._store.delete(bucket, user_marker_key(ref_key, delta_key))
         return self.drop_unused_shared(bucket, ref_key)
