@@ -438,24 +438,28 @@ class Engine:
             listed.update(found=[c.key for c in candidates])
         if not candidates:
             return self._new_reference(item, ratio, write, series)
-        with self.work_directory() as scratch:
-            trials: list[tuple[Reference, EncodedDelta]] = []
+        with contextlib.ExitStack() as held:  # fetched references stay until the decision
+            scratch = Path(held.enter_context(self.work_directory()))
+            trials: list[tuple[Reference, Path, EncodedDelta]] = []
             for number, candidate in enumerate(candidates[:2]):
-                if trials and (renew is None or trials[0][1].size <= renew * item.digest.size):
+                if trials and (renew is None or trials[0][2].size <= renew * item.digest.size):
                     break
                 try:
                     fetching = time.perf_counter()
-                    with self.references.fetch(bucket, candidate.key, candidate.sha256) as ref:
-                        waited = round((time.perf_counter() - fetching) * 1000, 1)
-                        log.debug("reference_ready", ref_key=candidate.key, ms=waited)
-                        out = Path(scratch) / f"{number}.delta"
-                        with step(log, "encoded", key=item.key, ref_key=candidate.key) as done:
-                            trials.append((candidate, self._encode(ref, item, out, check=False)))
-                            done.update(delta_size=trials[-1][1].size)
+                    ref = held.enter_context(
+                        self.references.fetch(bucket, candidate.key, candidate.sha256)
+                    )
                 except (NotFoundError, ReferenceMismatch):
                     if not trials:
                         return None  # removed or replaced between our HEAD and GET: again
-            reference, delta = min(trials, key=lambda trial: trial[1].size)
+                    continue
+                waited = round((time.perf_counter() - fetching) * 1000, 1)
+                log.debug("reference_ready", ref_key=candidate.key, ms=waited)
+                with step(log, "encoded", key=item.key, ref_key=candidate.key) as done:
+                    delta = self._encode(ref, item, scratch / f"{number}.delta", check=False)
+                    done.update(delta_size=delta.size)
+                trials.append((candidate, ref, delta))
+            reference, ref, delta = min(trials, key=lambda trial: trial[2].size)
             decision = decide_upload(item, None, ratio, DeltaTrial(delta.size), renew)
             if decision.stored_as is StoredAs.REFERENCE:
                 return self._new_reference(item, ratio, write, series, decision)
@@ -469,18 +473,12 @@ class Engine:
                 )
                 return decision, self._put_direct(item) if write else item.digest.size
             if write:
-                try:
-                    with self.references.fetch(bucket, reference.key, reference.sha256) as ref:
-                        with step(log, "checked", key=item.key):
-                            self._check_delta(ref, item, delta)
-                        with step(log, "stored", key=delta_key(item.key), size=delta.size):
-                            self.references.add_user(bucket, reference, delta_key(item.key))
-                            self._put_delta(item, delta, reference, zero_diff=False)
-                        if not self.references.in_place(
-                            bucket, reference, ref, delta_key(item.key)
-                        ):
-                            return None
-                except (NotFoundError, ReferenceMismatch):
+                with step(log, "checked", key=item.key):
+                    self._check_delta(ref, item, delta)
+                with step(log, "stored", key=delta_key(item.key), size=delta.size):
+                    self.references.add_user(bucket, reference, delta_key(item.key))
+                    self._put_delta(item, delta, reference, zero_diff=False)
+                if not self.references.in_place(bucket, reference, ref, delta_key(item.key)):
                     return None
         return decision, delta.size
 
