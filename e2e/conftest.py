@@ -1,11 +1,16 @@
-"""Fixtures for the e2e suite: real S3 servers on 127.0.0.1, real artifacts, the real CLI.
+"""Fixtures for the e2e suite: real S3 servers, real artifacts, the real CLI.
 
-Every test that takes `s3_server` runs once per server: SeaweedFS and moto always; MinIO and
-LocalStack through testcontainers when a Docker engine answers (skipped cleanly otherwise).
+Every test that takes `s3_server` runs once per server. SeaweedFS and moto run on 127.0.0.1 for
+every module. Modules whose tests are about S3 semantics (they set `CONTAINERS = True`) also run
+against servers that testcontainers starts from images: LocalStack and SeaweedFS, built locally
+by scripts/images.py (nothing is pulled), and MinIO where its image exists or can be pulled.
+The container engine is Docker when one answers, else podman through its Docker-API socket.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import sys
 import uuid
@@ -22,38 +27,112 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import artifacts  # noqa: E402
+import images  # noqa: E402
 import local_s3  # noqa: E402
 
 from deltaglider.cli import main  # noqa: E402
 from deltaglider.config import Settings  # noqa: E402
 from deltaglider.engine import Engine  # noqa: E402
 
-SERVERS = ["seaweedfs", "moto", "minio", "localstack"]
+NATIVE_SERVERS = ["seaweedfs", "moto"]
+CONTAINER_SERVERS = ["localstack", "seaweedfs-container", "minio"]
+TESTCONTAINERS_ENV = [
+    "DOCKER_HOST",
+    "TESTCONTAINERS_RYUK_DISABLED",
+    "TESTCONTAINERS_CONNECTION_MODE",
+]
+MINIO_IMAGE = "docker.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
 
 
-def docker_answers() -> bool:
-    try:
-        import docker
-
-        docker.from_env(timeout=3).ping()
-    except Exception:
-        return False
-    return True
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "s3_server" in metafunc.fixturenames:
+        servers = NATIVE_SERVERS + (
+            CONTAINER_SERVERS if getattr(metafunc.module, "CONTAINERS", False) else []
+        )
+        metafunc.parametrize("s3_server", servers, indirect=True, scope="session")
 
 
-def _start_container(kind: str) -> local_s3.LocalS3:
+@contextlib.contextmanager
+def build_lock() -> Iterator[None]:
+    """One image build at a time across xdist workers (the others wait, then find it built)."""
+    images.CACHE.mkdir(parents=True, exist_ok=True)
+    with (images.CACHE / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="session")
+def container_engine() -> images.Engine:
+    return images.engine()
+
+
+@pytest.fixture(scope="session")
+def deltaglider_image(container_engine: images.Engine) -> str:
+    """The project's image, built (or found unchanged in the layer cache) once per session."""
+    with build_lock():
+        return images.deltaglider_image(container_engine, images.default_tag(), [])
+
+
+@pytest.fixture(scope="session")
+def docker_api(
+    container_engine: images.Engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A Docker-API endpoint testcontainers talks to, with the settings podman needs: no Ryuk
+    (its image cannot be pulled here) and the host's view of ports (this machine has a
+    /.dockerenv, which makes testcontainers think it runs inside a container)."""
+    with build_lock():
+        images.test_server_images(container_engine)
+    with images.docker_api(container_engine, tmp_path_factory.mktemp("engine")) as url:
+        saved = {name: os.environ.get(name) for name in TESTCONTAINERS_ENV}
+        os.environ["DOCKER_HOST"] = url
+        if container_engine.name == "podman":
+            os.environ["TESTCONTAINERS_RYUK_DISABLED"] = "true"
+            os.environ["TESTCONTAINERS_CONNECTION_MODE"] = "docker_host"
+        try:
+            yield url
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def _start_container(kind: str, engine: images.Engine) -> local_s3.LocalS3:
+    from testcontainers.core.container import DockerContainer
+
     if kind == "minio":
+        if not (engine.has_image(MINIO_IMAGE) or engine.pull(MINIO_IMAGE, images.native_arch())):
+            pytest.skip(
+                f"minio: {MINIO_IMAGE} is not here and cannot be pulled (no registry reachable), "
+                "and no MinIO server is packaged for Debian or PyPI to build one from"
+            )
         from testcontainers.minio import MinioContainer
 
-        minio = MinioContainer(access_key=local_s3.ACCESS_KEY, secret_key=local_s3.SECRET_KEY)
+        minio = MinioContainer(
+            image=MINIO_IMAGE, access_key=local_s3.ACCESS_KEY, secret_key=local_s3.SECRET_KEY
+        )
         minio.start()
         host, port = minio.get_container_host_ip(), minio.get_exposed_port(9000)
         return local_s3.LocalS3("minio", f"http://{host}:{port}", minio.stop)
-    from testcontainers.localstack import LocalStackContainer
+    if kind == "localstack":
+        from testcontainers.community.localstack import LocalStackContainer
 
-    localstack = LocalStackContainer().with_services("s3")
-    localstack.start()
-    return local_s3.LocalS3("localstack", localstack.get_url(), localstack.stop)
+        localstack = LocalStackContainer(image=images.LOCALSTACK_IMAGE).with_services("s3")
+        localstack.start(timeout=600)
+        return local_s3.LocalS3("localstack", localstack.get_url(), localstack.stop)
+    weed = DockerContainer(images.SEAWEEDFS_IMAGE).with_exposed_ports(8333)
+    weed.start()
+    endpoint = f"http://{weed.get_container_host_ip()}:{weed.get_exposed_port(8333)}"
+    try:
+        local_s3.wait_writable(endpoint)
+    except BaseException:
+        weed.stop()
+        raise
+    return local_s3.LocalS3("seaweedfs", endpoint, weed.stop)  # the same server software
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -73,15 +152,15 @@ def aws_environment() -> None:
         os.environ.pop(name, None)
 
 
-@pytest.fixture(scope="session", params=SERVERS)
+@pytest.fixture(scope="session")
 def s3_server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[local_s3.LocalS3]:
     kind: str = request.param
-    if kind in ("minio", "localstack"):
-        if not docker_answers():
-            pytest.skip(f"{kind} needs a Docker engine and none answers")
-        server = _start_container(kind)
+    if kind in CONTAINER_SERVERS:
+        engine = request.getfixturevalue("container_engine")
+        request.getfixturevalue("docker_api")
+        server = _start_container(kind, engine)
     elif kind == "seaweedfs":
         server = local_s3.start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
     else:

@@ -23,6 +23,7 @@ from deltaglider.engine import Engine
 # These tests pin the folder layout of FORMAT "Objects"; e2e/test_layouts.py runs the same
 # operations with shared references.
 REFERENCES = "folder"
+CONTAINERS = True  # also against the testcontainers servers (conftest)
 
 
 def make_tree(root: Path, wheels: list[Path]) -> Path:

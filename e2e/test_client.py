@@ -36,6 +36,7 @@ from deltaglider.models import StoredAs
 # These tests pin the folder layout of FORMAT "Objects"; e2e/test_layouts.py runs the same
 # operations with shared references.
 REFERENCES = "folder"
+CONTAINERS = True  # also against the testcontainers servers (conftest)
 
 # Names chosen to hit the hard cases: `a.zip` is stored as `a.zip.delta`, which sorts after
 # `a.zip-2` although `a.zip` sorts before it; nested folders; non-ASCII; direct and delta kinds.
@@ -92,6 +93,11 @@ def test_client_agrees_with_a_dict_model(s3_server: LocalS3, flavour: str) -> No
     # `folder/` entry on a later page), and CopyObject's ETag comes back unquoted. Only there
     # does the model tolerate them.
     quirks = flavour == "boto3" and s3_server.kind == "seaweedfs"
+    # LocalStack 2026.3.0 loses a non-ASCII key from paginated ListObjectsV2 (with MaxKeys=1
+    # over `a.zip`, `zz`, `é/ü.zip` the second page ends the listing without the third key; on
+    # other pages its continuation token fails to decode): a server bug plain boto3 shows too,
+    # so against it the model uses the ASCII names only.
+    names = [key for key in KEYS if key.isascii()] if s3_server.kind == "localstack" else KEYS
 
     class ObjectStore(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -101,7 +107,7 @@ def test_client_agrees_with_a_dict_model(s3_server: LocalS3, flavour: str) -> No
             self.model: dict[str, tuple[bytes, dict[str, str]]] = {}
 
         @rule(
-            key=st.sampled_from(KEYS),
+            key=st.sampled_from(names),
             body=bodies(),
             meta=st.sampled_from([{}, {"build": "42"}, {"owner": "ci", "stage": "rc"}]),
         )
@@ -111,7 +117,7 @@ def test_client_agrees_with_a_dict_model(s3_server: LocalS3, flavour: str) -> No
             assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
             self.model[key] = (body, meta)
 
-        @rule(key=st.sampled_from(KEYS))
+        @rule(key=st.sampled_from(names))
         def get(self, key: str) -> None:
             if key not in self.model:
                 with pytest.raises(botocore.exceptions.ClientError) as raised:
@@ -126,7 +132,7 @@ def test_client_agrees_with_a_dict_model(s3_server: LocalS3, flavour: str) -> No
             assert response["Metadata"] == meta
             assert response["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
 
-        @rule(key=st.sampled_from(KEYS), start=st.integers(0, 30_000), length=st.integers(1, 500))
+        @rule(key=st.sampled_from(names), start=st.integers(0, 30_000), length=st.integers(1, 500))
         def get_range(self, key: str, start: int, length: int) -> None:
             if key not in self.model or start >= len(self.model[key][0]):
                 return
@@ -138,7 +144,7 @@ def test_client_agrees_with_a_dict_model(s3_server: LocalS3, flavour: str) -> No
                 response["ContentRange"] == f"bytes {start}-{min(end, len(body) - 1)}/{len(body)}"
             )
 
-        @rule(key=st.sampled_from(KEYS))
+        @rule(key=st.sampled_from(names))
         def head(self, key: str) -> None:
             if key not in self.model:
                 with pytest.raises(botocore.exceptions.ClientError) as raised:
@@ -149,13 +155,13 @@ def test_client_agrees_with_a_dict_model(s3_server: LocalS3, flavour: str) -> No
             assert response["ContentLength"] == len(self.model[key][0])
             assert response["Metadata"] == self.model[key][1]
 
-        @rule(key=st.sampled_from(KEYS))
+        @rule(key=st.sampled_from(names))
         def delete(self, key: str) -> None:
             response = client.delete_object(Bucket=self.bucket, Key=key)
             assert response["ResponseMetadata"]["HTTPStatusCode"] == 204
             self.model.pop(key, None)
 
-        @rule(source=st.sampled_from(KEYS), destination=st.sampled_from(KEYS))
+        @rule(source=st.sampled_from(names), destination=st.sampled_from(names))
         def copy(self, source: str, destination: str) -> None:
             if source not in self.model or source == destination:
                 return

@@ -24,6 +24,7 @@ from deltaglider.models import DeltaPolicy, StoredAs, UploadOptions
 
 # These tests pin the folder layout of FORMAT "Objects" (each folder's own reference.bin).
 REFERENCES = "folder"
+CONTAINERS = True  # also against the testcontainers servers (conftest)
 
 SHA_FIELDS_DELTA = {
     "dg-tool",

@@ -17,6 +17,8 @@ from local_s3 import LocalS3
 from deltaglider.engine import Engine
 from deltaglider.models import StoredAs
 
+CONTAINERS = True  # also against the testcontainers servers (conftest)
+
 OLD_VERSION = "6.2.0"
 
 

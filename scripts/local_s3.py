@@ -169,14 +169,14 @@ def _start_seaweedfs(workdir: Path) -> LocalS3:
 
     try:
         _wait_http(endpoint, process, log)
-        _wait_writable(endpoint)
+        wait_writable(endpoint)
     except BaseException:
         stop()
         raise
     return LocalS3("seaweedfs", endpoint, stop)
 
 
-def _wait_writable(endpoint: str, timeout: float = 60.0) -> None:
+def wait_writable(endpoint: str, timeout: float = 60.0) -> None:
     """SeaweedFS answers HTTP before its volume server takes writes; wait for a real PUT."""
     import boto3
     from botocore.config import Config
