@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint bench codecs clean
+.PHONY: test demo lint bench codecs clean image test-images
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -40,8 +40,25 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy deltaglider
 
-test: $(STAMP) codecs lint
+# test: lint while the images build (the project image, and the LocalStack and SeaweedFS
+# images the testcontainers suites start; cached when unchanged), then every suite.
+test: $(STAMP) codecs
+	@$(MAKE) --no-print-directory -j2 --output-sync=target lint test-images
 	$(BIN)/python -m pytest -n auto tests e2e
+
+test-images: $(STAMP)
+	@start=$$(date +%s); \
+	$(BIN)/python scripts/images.py deltaglider >/dev/null && \
+	$(BIN)/python scripts/images.py test-servers >/dev/null && \
+	echo "images ready in $$(( $$(date +%s) - start )) s"
+
+# image: the deltaglider image (docker buildx when a Docker engine answers, else podman; a local
+# Debian base when the registry's python image cannot be pulled). PLATFORMS=linux/amd64,linux/arm64
+# builds both (qemu-user-static where needed). IMAGE_TAG overrides the tag.
+PLATFORMS ?=
+IMAGE_TAG ?=
+image: $(STAMP)
+	$(BIN)/python scripts/images.py deltaglider $(if $(PLATFORMS),--platforms $(PLATFORMS)) $(if $(IMAGE_TAG),--tag $(IMAGE_TAG))
 
 demo: $(STAMP) codecs
 	$(BIN)/python scripts/demo.py

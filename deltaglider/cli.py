@@ -25,7 +25,7 @@ import click
 from deltaglider import __version__, interrupt, transfer
 from deltaglider.config import CODECS, REFERENCE_MODES, Settings
 from deltaglider.engine import Engine, check_user_key
-from deltaglider.errors import DeltagliderError, FatalError, UsageError
+from deltaglider.errors import DeltagliderError, FatalError, NotFoundError, UsageError
 from deltaglider.log import configure_cli_logging
 from deltaglider.metadata import (
     DELTA_SUFFIX,
@@ -1084,7 +1084,7 @@ def verify(
     quiet: bool,
 ) -> None:
     """Reconstruct stored files and check their SHA-256 without writing them anywhere: the
-    "is my bucket intact?" command. Exit 1 if any file fails.
+    "is my bucket intact?" command. Exit 1 if any file fails, or if there is nothing to check.
 
     \b
       deltaglider verify s3://releases/1.2.3/app.zip
@@ -1100,6 +1100,9 @@ def verify(
         return
     filters: Filters = click.get_current_context().meta.get("filters", Filters())
     plan = transfer.plan_verify(engine, url, filters)
+    if not plan.tasks:
+        # A release check of a version never uploaded (or filtered away) must not pass.
+        raise NotFoundError(f"no stored files to verify under {url}", code="NoSuchKey")
     output = OutputFlags(quiet=quiet, as_json=as_json, jobs=jobs)
 
     def checked(reporter: Reporter) -> str:

@@ -19,8 +19,6 @@ from local_s3 import LocalS3
 
 from deltaglider.engine import Engine
 
-CONTAINERS = True  # also against the testcontainers servers (conftest)
-
 COMMANDS = [
     ["cp", "{L}/dist/{w0}", "s3://{B}/one/"],
     ["cp", "--recursive", "{L}/dist", "s3://{B}/tree/", "--exclude", "*.log"],

@@ -27,8 +27,6 @@ from deltaglider.models import DeltaPolicy, UploadOptions
 
 # These tests pin the folder layout of FORMAT "Objects" (each folder's own reference.bin).
 REFERENCES = "folder"
-CONTAINERS = True  # also against the testcontainers servers (conftest)
-
 
 @dataclass(frozen=True)
 class Case:

@@ -369,7 +369,8 @@ def deltaglider_image(eng: Engine, tag: str, platforms: Sequence[str]) -> str:
         per_arch = f"{tag}-{arch}"
         build_args["BASE_IMAGE"] = python_image(eng, arch)
         build(eng, ROOT / "Dockerfile", ROOT, tag=per_arch, arch=arch, build_args=build_args)
-        eng.run("manifest", "add", tag, f"containers-storage:localhost/{per_arch}", capture=True)
+        image_id = eng.run("image", "inspect", "--format", "{{.Id}}", per_arch, capture=True)
+        eng.run("manifest", "add", tag, f"containers-storage:{image_id.strip()}", capture=True)
     return tag
 
 

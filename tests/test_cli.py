@@ -330,6 +330,10 @@ def test_verify_recursive_checks_every_file(run, memory: MemoryStore, tmp_path: 
     assert [r["ok"] for r in records[:3]] == [True, True, False]
     assert records[-1] == {"checked": 3, "failed": 1}
 
+    nothing = run("verify", "--recursive", "s3://b/never-uploaded/")
+    assert nothing.exit_code == 1
+    assert nothing.stderr.strip() == "deltaglider: error: no stored files to verify under s3://b/never-uploaded/"
+
 
 def test_ls_json_gives_sizes_and_kind(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     first, _ = builds(tmp_path, 2)
