@@ -25,13 +25,16 @@ from deltaglider.models import (
     UploadResult,
     VerifyResult,
 )
+from deltaglider.stats import BucketStats, GroupStats
 
 __all__ = [
+    "BucketStats",
     "DeleteResult",
     "DeltaPolicy",
     "DeltagliderClient",
     "DeltagliderError",
     "DownloadResult",
+    "GroupStats",
     "IntegrityError",
     "NotFoundError",
     "StorageError",

@@ -22,7 +22,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from deltaglider import __version__, interrupt, transfer
+from deltaglider import __version__, interrupt, stats, transfer
 from deltaglider.config import CODECS, REFERENCE_MODES, Settings
 from deltaglider.engine import Engine, check_user_key
 from deltaglider.errors import DeltagliderError, FatalError, NotFoundError, UsageError
@@ -1111,6 +1111,130 @@ def verify(
         return f"verify: {len(plan.tasks)} files checked, {reporter.failed} failed"
 
     _run_transfers(engine, plan, output, summary=checked)
+
+
+@main.command("stats")
+@click.argument("path")
+@click.option("--sampled", is_flag=True, help="HEAD a sample of deltas for their file sizes.")
+@click.option("--detailed", is_flag=True, help="HEAD every delta: exact logical bytes.")
+@click.option("--by", type=click.Choice(["series", "folder"]), help="A breakdown with grades.")
+@click.option("--refresh", is_flag=True, help="Recompute even when the cached result is valid.")
+@click.option("--no-cache", is_flag=True, help="Neither read nor write the cached result.")
+@click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json", "prometheus"]),
+    default="text",
+    help="text (default), json, or prometheus (for node_exporter's textfile collector).",
+)
+@click.pass_obj
+@reports_errors
+def stats_command(
+    app: AppContext,
+    path: str,
+    sampled: bool,
+    detailed: bool,
+    by: str | None,
+    refresh: bool,
+    no_cache: bool,
+    as_json: bool,
+    output_format: str,
+) -> None:
+    """What a bucket or prefix stores, what its files would take stored whole, and how well
+    each series or folder deltas (grades: excellent <= 5%, good < 20%, fair < 50%, poor).
+
+    Stored bytes count every object kept (references and internal objects included). Logical
+    bytes of deltas are estimated by default (from their references' sizes), from a sample
+    with --sampled, and exact with --detailed (one HEAD per delta; cached in the bucket while
+    the listing is unchanged).
+
+    \b
+      deltaglider stats s3://releases
+      deltaglider stats s3://releases/app/ --detailed --by series
+      deltaglider stats s3://releases --format prometheus > /var/lib/node_exporter/dg.prom
+    """
+    if sampled and detailed:
+        raise UsageError("--sampled and --detailed cannot be combined")
+    if no_cache and refresh:
+        raise UsageError("--refresh and --no-cache cannot be combined")
+    url = S3Url.parse(path)
+    mode = stats.Mode.DETAILED if detailed else stats.Mode.SAMPLED if sampled else stats.Mode.QUICK
+    show_progress = sys.stderr.isatty()
+
+    def progress(listed: int, headed: int) -> None:
+        if show_progress:
+            click.echo(
+                f"\rstats: {listed} objects listed, {headed} deltas HEADed", nl=False, err=True
+            )
+
+    result = app.engine().stats(
+        url.bucket,
+        url.key,
+        mode=mode,
+        by=by or "series",
+        use_cache=not no_cache,
+        refresh=refresh,
+        progress=progress,
+    )
+    if show_progress:
+        click.echo("\r\033[K", nl=False, err=True)
+    if as_json or output_format == "json":
+        click.echo(json.dumps(result.to_dict()))
+    elif output_format == "prometheus":
+        click.echo(stats.prometheus_text(result), nl=False)
+    else:
+        click.echo(stats_text(result, show_groups=by is not None), nl=False)
+
+
+def stats_text(result: stats.BucketStats, *, show_groups: bool) -> str:
+    mark = "*" if result.logical_estimated else ""
+    where = f"s3://{result.bucket}/{result.prefix}"
+    lines = [f"{where} ({result.mode.value}{', cached' if result.from_cache else ''})", ""]
+    lines.append(f"{'':<18}{'objects':>9}{'logical':>14}{'stored':>14}")
+    rows = [
+        (
+            "deltas",
+            result.deltas,
+            f"{human_size(result.logical_bytes - result.direct_bytes)}{mark}",
+            result.delta_bytes,
+        ),
+        ("direct files", result.direct, human_size(result.direct_bytes), result.direct_bytes),
+        ("references", result.references, "-", result.reference_bytes),
+        ("shared references", result.shared_references, "-", result.shared_reference_bytes),
+        ("internal", result.internal_objects, "-", result.internal_bytes),
+    ]
+    for name, count, logical, stored in rows:
+        lines.append(f"{name:<18}{count:>9}{logical:>14}{human_size(stored):>14}")
+    total = f"{human_size(result.logical_bytes)}{mark}"
+    lines.append(
+        f"{'total':<18}{result.objects:>9}{total:>14}{human_size(result.stored_bytes):>14}"
+    )
+    lines.append("")
+    lines.append(
+        f"{result.files} files: stored {result.stored_ratio:.1%} of their size, "
+        f"saved {human_size(max(result.saved_bytes, 0))}"
+    )
+    if result.logical_estimated:
+        lines.append(f"* estimated: {result.estimate_basis} (--detailed for exact)")
+    if show_groups:
+        lines += [
+            "",
+            f"{'by ' + result.by:<44}{'files':>7}{'logical':>12}{'stored':>12}"
+            f"{'median Δ':>10}  grade",
+        ]
+        for group in result.groups:
+            ratio = (
+                f"{group.median_delta_ratio:.1%}" if group.median_delta_ratio is not None else "-"
+            )
+            lines.append(
+                f"{group.name[:44]:<44}{group.files:>7}{human_size(group.logical_bytes):>12}"
+                f"{human_size(group.stored_bytes):>12}{ratio:>10}  {group.grade.value}"
+            )
+        for group in result.groups:
+            if group.advice:
+                lines.append(f"{group.grade.value}: {group.name}: {group.advice}")
+    return "\n".join(lines) + "\n"
 
 
 GLOBAL_OPTIONS_WITH_VALUE = ("--endpoint-url", "--region", "--profile", "--output")

@@ -58,6 +58,8 @@ from deltaglider.shapes import (
     PutObjectResponse,
     ResponseMetadata,
 )
+from deltaglider.stats import BucketStats
+from deltaglider.stats import Mode as StatsMode
 from deltaglider.urls import S3Url, base_name, destination_key
 
 _TOKEN_PREFIX = "dg1:"  # noqa: S105 - a pagination token prefix, not a secret
@@ -677,6 +679,28 @@ class DeltagliderClient:
         url = S3Url.parse(s3_url)
         options = UploadOptions(policy, max_ratio, metadata)
         return self.engine.estimate(local, url.bucket, destination_key(url, local.name), options)
+
+    def get_bucket_stats(
+        self,
+        Bucket: str,
+        Prefix: str = "",
+        mode: str = "quick",
+        *,
+        by: str = "series",
+        use_cache: bool = True,
+        refresh: bool = False,
+    ) -> BucketStats:
+        """What `Bucket` (under `Prefix`) stores and would take stored whole, as
+        `deltaglider stats`: mode "quick" (listing only; deltas' files estimated from their
+        references), "sampled" (a sample of deltas HEADed) or "detailed" (exact)."""
+        try:
+            chosen = StatsMode(mode)
+        except ValueError:
+            raise ValueError(f"mode must be quick, sampled or detailed, not {mode!r}") from None
+        with _as_client_errors("ListObjectsV2"):
+            return self.engine.stats(
+                Bucket, Prefix, mode=chosen, by=by, use_cache=use_cache, refresh=refresh
+            )
 
     def close(self) -> None:
         self.engine.close()

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from deltaglider import listing, maintenance, xdelta
+from deltaglider import listing, maintenance, stats, xdelta
 from deltaglider.cache import ReferenceCache, open_cache
 from deltaglider.config import Settings
 from deltaglider.errors import (
@@ -1007,6 +1007,35 @@ class Engine:
     def purge_rehydrations(self, bucket: str) -> tuple[list[str], int]:
         """Delete expired presigned-URL copies: (deleted keys, how many were kept)."""
         return maintenance.purge_rehydrations(self._store, bucket)
+
+
+    # ------------------------------------------------------------------ stats
+
+    def stats(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        mode: stats.Mode = stats.Mode.QUICK,
+        by: str = "series",
+        use_cache: bool = True,
+        refresh: bool = False,
+        progress: stats.Progress | None = None,
+    ) -> stats.BucketStats:
+        """What `prefix` stores and would take stored whole (`deltaglider stats`)."""
+        if not self._store.bucket_exists(bucket):
+            raise NotFoundError(f"s3://{bucket}/: no such bucket", code="NoSuchBucket")
+        return stats.compute(
+            self._store,
+            bucket,
+            prefix,
+            mode=mode,
+            by=by,
+            use_cache=use_cache,
+            refresh=refresh,
+            concurrency=self.settings.max_concurrency,
+            progress=progress,
+        )
 
 
 def _ref_key(head: ObjectHead) -> str:

@@ -27,6 +27,7 @@ TRASH_PREFIX = f"{INTERNAL_PREFIX}trash/"  # a reference while it is being remov
 PROBE_PREFIX = f"{INTERNAL_PREFIX}probe/"  # the conditional-write probe, deleted at once
 REFS_PREFIX = f"{INTERNAL_PREFIX}refs/"  # shared references: refs/<series id>/<slot>/reference.bin
 USERS_FOLDER = "users/"  # beside a shared reference: one marker per delta made against it
+STATS_PREFIX = f"{INTERNAL_PREFIX}stats/"  # `deltaglider stats` results: stats/<id>.json
 SETTINGS_KEY = f"{INTERNAL_PREFIX}config.json"  # the bucket's deltaglider settings
 SETTINGS_VERSION = 1
 _NEWEST_FIRST = 10**16 - 1  # shared reference slots sort newest first: this minus microseconds

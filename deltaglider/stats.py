@@ -1,0 +1,598 @@
+"""Bucket statistics (`deltaglider stats`, `client.get_bucket_stats`): what a bucket or prefix
+stores, what its files would take stored whole, and how well each series or folder deltas.
+
+Owns: accounting for every stored object by kind (docs/FORMAT.md "Objects"; stored bytes count
+all of them, references and internal objects included), the three modes — quick (the listing
+only; a delta's file is estimated as the size of the reference its folder or series has),
+sampled (HEADs the first deltas of each folder and series and every 20th after, and scales),
+detailed (HEADs every delta: exact) —, health grades, and the stats cache object
+(`.deltaglider/stats/<id>.json`, FORMAT "Objects"), which keeps only what HEADs found and is
+used while the listing's object count and bytes are unchanged. Memory grows with the number
+of folder/series pairs, not with objects. Reaches storage only through the Store it is
+handed; must not print (the CLI formats the result).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from io import BytesIO
+from itertools import islice
+
+from deltaglider.errors import DeltagliderError
+from deltaglider.log import get_logger
+from deltaglider.metadata import (
+    DELTA_SUFFIX,
+    INTERNAL_PREFIX,
+    REFERENCE_NAME,
+    REFS_PREFIX,
+    STATS_PREFIX,
+    format_time,
+    is_shared_reference,
+    logical_key_of,
+    now,
+    recorded_size,
+)
+from deltaglider.s3 import ListedPrefix, ObjectHead, Store
+from deltaglider.series import series_id, series_of
+from deltaglider.urls import base_name, parent_prefix
+
+log = get_logger(__name__)
+
+CACHE_VERSION = 1
+SAMPLE_FIRST = 3  # sampled mode HEADs the first deltas of each folder/series pair…
+SAMPLE_EVERY = 20  # …and every 20th after
+RESERVOIR = 64  # delta sizes kept per folder/series pair for the median ratio
+RECENT_DIRECT = 4096  # direct keys remembered to spot a `k.delta` shadowed by `k`
+HEAD_BATCH = 256
+
+Progress = Callable[[int, int], None]  # (objects listed, deltas HEADed)
+
+
+class Mode(StrEnum):
+    QUICK = "quick"
+    SAMPLED = "sampled"
+    DETAILED = "detailed"
+
+
+class Grade(StrEnum):
+    """The Rust proxy's grades of median(delta bytes / reference bytes)."""
+
+    EXCELLENT = "excellent"  # <= 5%
+    GOOD = "good"  # < 20%
+    FAIR = "fair"  # 20-50%
+    POOR = "poor"  # >= 50%
+    NONE = "-"  # no deltas to grade
+
+
+def grade_of(ratio: float | None) -> Grade:
+    if ratio is None:
+        return Grade.NONE
+    if ratio <= 0.05:
+        return Grade.EXCELLENT
+    if ratio < 0.20:
+        return Grade.GOOD
+    if ratio < 0.50:
+        return Grade.FAIR
+    return Grade.POOR
+
+
+ADVICE = {
+    Grade.POOR: (
+        "deltas are half their reference or more: these files change too much between versions "
+        "(compressed, encrypted or signed content?). Upload the uncompressed build (.tar, not "
+        ".tar.gz) if you can; otherwise store them whole with --no-delta and save the CPU."
+    ),
+    Grade.FAIR: (
+        "deltas save less than usual: check that versions of one artifact share a series name."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class GroupStats:
+    """One series (`--by series`) or folder (`--by folder`)."""
+
+    name: str
+    files: int
+    deltas: int
+    direct: int
+    logical_bytes: int
+    stored_bytes: int  # its deltas and direct files (references are counted bucket-wide)
+    median_delta_ratio: float | None  # median(delta bytes / its reference's bytes)
+    grade: Grade
+    advice: str
+
+
+@dataclass(frozen=True)
+class BucketStats:
+    """What `deltaglider stats` reports; bytes are exact unless `logical_estimated`."""
+
+    bucket: str
+    prefix: str
+    mode: Mode
+    by: str
+    objects: int  # stored objects counted
+    files: int  # logical files (deltas + direct)
+    deltas: int
+    direct: int
+    references: int  # folder references (`reference.bin`)
+    shared_references: int
+    internal_objects: int  # everything else under .deltaglider/, and shadowed deltas
+    logical_bytes: int
+    stored_bytes: int
+    delta_bytes: int
+    direct_bytes: int
+    reference_bytes: int
+    shared_reference_bytes: int
+    internal_bytes: int
+    logical_estimated: bool
+    estimate_basis: str
+    heads: int  # HEAD requests this run made
+    from_cache: bool
+    groups: tuple[GroupStats, ...]
+    generated_at: str
+
+    @property
+    def saved_bytes(self) -> int:
+        return self.logical_bytes - self.stored_bytes
+
+    @property
+    def stored_ratio(self) -> float:
+        return self.stored_bytes / self.logical_bytes if self.logical_bytes else 0.0
+
+    def to_dict(self) -> dict[str, object]:
+        record: dict[str, object] = {
+            name: getattr(self, name)
+            for name in self.__dataclass_fields__
+            if name not in ("groups", "mode")
+        }
+        record.update(
+            mode=self.mode.value,
+            saved_bytes=self.saved_bytes,
+            stored_ratio=round(self.stored_ratio, 6),
+            groups=[{**group.__dict__, "grade": group.grade.value} for group in self.groups],
+        )
+        return record
+
+
+@dataclass
+class _Pair:
+    """Deltas of one series in one folder: they share a reference (the folder's, else the
+    series' newest shared one)."""
+
+    folder: str
+    series: str
+    count: int = 0
+    stored: int = 0
+    sizes: list[int] = field(default_factory=list)  # up to RESERVOIR delta sizes
+    headed: int = 0
+    headed_logical: int = 0
+
+
+@dataclass
+class _Group:
+    files: int = 0
+    deltas: int = 0
+    direct: int = 0
+    logical: int = 0
+    stored: int = 0
+    ratios: list[float] = field(default_factory=list)
+
+
+@dataclass
+class _Scan:
+    objects: int = 0
+    bytes: int = 0
+    deltas: int = 0
+    direct: int = 0
+    direct_bytes: int = 0
+    delta_bytes: int = 0
+    references: int = 0
+    reference_bytes: int = 0
+    internal: int = 0
+    internal_bytes: int = 0
+    folder_refs: dict[str, int] = field(default_factory=dict)
+    # series id -> sizes, newest first
+    shared_refs: dict[str, list[int]] = field(default_factory=dict)
+    pairs: dict[tuple[str, str], _Pair] = field(default_factory=dict)
+    # (folder, series) -> [count, bytes]
+    direct_groups: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+
+
+def compute(
+    store: Store,
+    bucket: str,
+    prefix: str,
+    *,
+    mode: Mode = Mode.QUICK,
+    by: str = "series",
+    use_cache: bool = True,
+    refresh: bool = False,
+    concurrency: int = 8,
+    progress: Progress | None = None,
+) -> BucketStats:
+    """Statistics of `prefix` in `bucket` (see the module docstring)."""
+    if by not in ("series", "folder"):
+        raise DeltagliderError(f"--by must be series or folder, not {by!r}")
+    tick = progress or (lambda listed, headed: None)
+    scan = _scan(store, bucket, prefix, tick)
+    cache_key = f"{STATS_PREFIX}{_cache_id(prefix, mode)}.json"
+    fingerprint = {"objects": scan.objects, "bytes": scan.bytes}
+    heads = 0
+    from_cache = False
+    if mode is not Mode.QUICK:
+        cached = _read_cache(store, bucket, cache_key) if use_cache and not refresh else None
+        if cached is not None and cached.get("fingerprint") == fingerprint:
+            from_cache = _apply_cache(cached, scan)
+        if not from_cache:
+            heads = _head_deltas(store, bucket, prefix, scan, mode, concurrency, tick)
+            if use_cache:
+                _write_cache(store, bucket, cache_key, fingerprint, scan)
+    return _result(bucket, prefix, mode, by, scan, heads, from_cache)
+
+
+def _scan(store: Store, bucket: str, prefix: str, tick: Progress) -> _Scan:
+    scan = _Scan()
+    recent: OrderedDict[str, None] = OrderedDict()
+    series_seen: set[str] = set()
+    for head in _objects(store, bucket, prefix):
+        if head.key.startswith(STATS_PREFIX):
+            continue  # our own cache: counted in no total, so writing it changes nothing
+        scan.objects += 1
+        scan.bytes += head.size
+        if scan.objects % 1000 == 0:
+            tick(scan.objects, 0)
+        key = head.key
+        if is_shared_reference(key):
+            sid = key[len(REFS_PREFIX) :].split("/", 1)[0]
+            scan.shared_refs.setdefault(sid, []).append(head.size)
+        elif key.startswith(INTERNAL_PREFIX):
+            scan.internal += 1
+            scan.internal_bytes += head.size
+        elif base_name(key) == REFERENCE_NAME:
+            scan.references += 1
+            scan.reference_bytes += head.size
+            scan.folder_refs[parent_prefix(key)] = head.size
+        elif key.endswith(DELTA_SUFFIX) and logical_key_of(key) in recent:
+            scan.internal += 1  # `k` and `k.delta` both stored: `k` is the file (FORMAT)
+            scan.internal_bytes += head.size
+        elif key.endswith(DELTA_SUFFIX):
+            logical = logical_key_of(key)
+            series = series_of(logical)
+            series_seen.add(series_id(series))
+            pair = scan.pairs.setdefault(
+                (parent_prefix(key), series), _Pair(parent_prefix(key), series)
+            )
+            pair.count += 1
+            pair.stored += head.size
+            if len(pair.sizes) < RESERVOIR:
+                pair.sizes.append(head.size)
+            scan.deltas += 1
+            scan.delta_bytes += head.size
+        else:
+            recent[key] = None
+            if len(recent) > RECENT_DIRECT:
+                recent.popitem(last=False)
+            counts = scan.direct_groups.setdefault((parent_prefix(key), series_of(key)), [0, 0])
+            counts[0] += 1
+            counts[1] += head.size
+            scan.direct += 1
+            scan.direct_bytes += head.size
+    if prefix and not prefix.startswith(INTERNAL_PREFIX):
+        # Shared references live outside any prefix: count those of the series seen here.
+        for head in _objects(store, bucket, REFS_PREFIX):
+            sid = head.key[len(REFS_PREFIX) :].split("/", 1)[0]
+            if is_shared_reference(head.key) and sid in series_seen:
+                scan.objects += 1
+                scan.bytes += head.size
+                scan.shared_refs.setdefault(sid, []).append(head.size)
+    tick(scan.objects, 0)
+    return scan
+
+
+def _objects(store: Store, bucket: str, prefix: str) -> Iterator[ObjectHead]:
+    for page in store.iter_listing(bucket, prefix):
+        for item in page:
+            if not isinstance(item, ListedPrefix):
+                yield item
+
+
+def _reference_size(scan: _Scan, pair: _Pair) -> int | None:
+    if pair.folder in scan.folder_refs:
+        return scan.folder_refs[pair.folder]
+    sizes = scan.shared_refs.get(series_id(pair.series))
+    return sizes[0] if sizes else None  # slots sort newest first
+
+
+def _head_deltas(
+    store: Store,
+    bucket: str,
+    prefix: str,
+    scan: _Scan,
+    mode: Mode,
+    concurrency: int,
+    tick: Progress,
+) -> int:
+    """HEAD every delta (detailed) or a sample (sampled) for the file size it records."""
+    seen: dict[tuple[str, str], int] = {}
+    shadow_check: OrderedDict[str, None] = OrderedDict()
+
+    def wanted() -> Iterator[tuple[_Pair, str]]:
+        for head in _objects(store, bucket, prefix):
+            key = head.key
+            if key.startswith(INTERNAL_PREFIX) or base_name(key) == REFERENCE_NAME:
+                continue
+            if not key.endswith(DELTA_SUFFIX):
+                shadow_check[key] = None
+                if len(shadow_check) > RECENT_DIRECT:
+                    shadow_check.popitem(last=False)
+                continue
+            logical = logical_key_of(key)
+            if logical in shadow_check:
+                continue
+            pair = scan.pairs.get((parent_prefix(key), series_of(logical)))
+            if pair is None:
+                continue  # written after the first listing
+            index = seen.get((pair.folder, pair.series), 0)
+            seen[(pair.folder, pair.series)] = index + 1
+            if mode is Mode.DETAILED or index < SAMPLE_FIRST or index % SAMPLE_EVERY == 0:
+                yield pair, key
+
+    heads = 0
+    work = wanted()
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
+        while batch := list(islice(work, HEAD_BATCH)):
+            found = pool.map(lambda item: store.head(bucket, item[1]), batch)
+            for (pair, _key), head in zip(batch, found, strict=True):
+                heads += 1
+                size = recorded_size(head.metadata) if head is not None else None
+                if size is not None:
+                    pair.headed += 1
+                    pair.headed_logical += size
+            tick(scan.objects, heads)
+    return heads
+
+
+def _result(
+    bucket: str, prefix: str, mode: Mode, by: str, scan: _Scan, heads: int, from_cache: bool
+) -> BucketStats:
+    groups: dict[str, _Group] = {}
+    estimated = False
+    for (folder, series), (count, size) in scan.direct_groups.items():
+        group = groups.setdefault(folder if by == "folder" else series, _Group())
+        group.files += count
+        group.direct += count
+        group.logical += size
+        group.stored += size
+    delta_logical = 0
+    for pair in scan.pairs.values():
+        reference = _reference_size(scan, pair)
+        if mode is Mode.DETAILED and pair.headed == pair.count:
+            logical = pair.headed_logical
+        elif pair.headed:
+            logical = round(pair.headed_logical / pair.headed * pair.count)
+            estimated = True
+        else:
+            logical = pair.count * (reference if reference is not None else 0)
+            estimated = True
+        delta_logical += logical
+        group = groups.setdefault(pair.folder if by == "folder" else pair.series, _Group())
+        group.files += pair.count
+        group.deltas += pair.count
+        group.logical += logical
+        group.stored += pair.stored
+        if reference:
+            group.ratios.extend(size / reference for size in pair.sizes)
+    shared_count = sum(len(sizes) for sizes in scan.shared_refs.values())
+    shared_bytes = sum(sum(sizes) for sizes in scan.shared_refs.values())
+    stored = (
+        scan.delta_bytes
+        + scan.direct_bytes
+        + scan.reference_bytes
+        + shared_bytes
+        + scan.internal_bytes
+    )
+    basis = {
+        Mode.QUICK: "each delta's file taken as the size of its folder's or series' reference",
+        Mode.SAMPLED: (
+            f"file sizes HEADed for the first {SAMPLE_FIRST} deltas of each folder and series "
+            f"and every {SAMPLE_EVERY}th after, scaled to the rest"
+        ),
+        Mode.DETAILED: "every delta HEADed for the file size it records",
+    }[mode]
+    group_stats = []
+    for name in sorted(groups):
+        group = groups[name]
+        ratio = statistics.median(group.ratios) if group.ratios else None
+        grade = grade_of(ratio)
+        group_stats.append(
+            GroupStats(
+                name=name,
+                files=group.files,
+                deltas=group.deltas,
+                direct=group.direct,
+                logical_bytes=group.logical,
+                stored_bytes=group.stored,
+                median_delta_ratio=round(ratio, 6) if ratio is not None else None,
+                grade=grade,
+                advice=ADVICE.get(grade, ""),
+            )
+        )
+    return BucketStats(
+        bucket=bucket,
+        prefix=prefix,
+        mode=mode,
+        by=by,
+        objects=scan.objects,
+        files=scan.deltas + scan.direct,
+        deltas=scan.deltas,
+        direct=scan.direct,
+        references=scan.references,
+        shared_references=shared_count,
+        internal_objects=scan.internal,
+        logical_bytes=scan.direct_bytes + delta_logical,
+        stored_bytes=stored,
+        delta_bytes=scan.delta_bytes,
+        direct_bytes=scan.direct_bytes,
+        reference_bytes=scan.reference_bytes,
+        shared_reference_bytes=shared_bytes,
+        internal_bytes=scan.internal_bytes,
+        logical_estimated=estimated and scan.deltas > 0,
+        estimate_basis=basis if scan.deltas else "no deltas: every size is exact",
+        heads=heads,
+        from_cache=from_cache,
+        groups=tuple(group_stats),
+        generated_at=format_time(now()),
+    )
+
+
+def _apply_cache(cached: dict[str, object], scan: _Scan) -> bool:
+    """Put a cached run's HEAD findings on this listing's pairs; False (and nothing changed)
+    when the document is not what this version writes."""
+    try:
+        pairs = cached["pairs"]
+        if not isinstance(pairs, dict):
+            raise TypeError("pairs")
+        found = {
+            tuple(str(name).split("\n", 1)): (int(headed), int(logical))
+            for name, (headed, logical) in pairs.items()
+        }
+    except (KeyError, TypeError, ValueError):
+        log.warning("stats_cache_unreadable", error="unexpected document")
+        return False
+    for (folder, series), pair in scan.pairs.items():
+        pair.headed, pair.headed_logical = found.get((folder, series), (0, 0))
+    return True
+
+
+def _cache_id(prefix: str, mode: Mode) -> str:
+    return hashlib.sha256(f"{mode.value}\n{prefix}".encode()).hexdigest()[:24]
+
+
+def _read_cache(store: Store, bucket: str, key: str) -> dict[str, object] | None:
+    try:
+        if store.head(bucket, key) is None:
+            return None
+        buffer = BytesIO()
+        store.download(bucket, key, buffer)
+        document = json.loads(buffer.getvalue())
+    except (DeltagliderError, ValueError) as error:
+        log.warning("stats_cache_unreadable", key=key, error=str(error))
+        return None
+    if not isinstance(document, dict) or document.get("version") != CACHE_VERSION:
+        return None
+    return document
+
+
+def _write_cache(
+    store: Store, bucket: str, key: str, fingerprint: dict[str, int], scan: _Scan
+) -> None:
+    document = {
+        "version": CACHE_VERSION,
+        "fingerprint": fingerprint,
+        "pairs": {
+            f"{pair.folder}\n{pair.series}": [pair.headed, pair.headed_logical]
+            for pair in scan.pairs.values()
+        },
+    }
+    try:
+        store.put_bytes(bucket, key, json.dumps(document).encode(), {})
+    except DeltagliderError as error:
+        log.warning("stats_cache_not_written", key=key, error=str(error))
+
+
+def prometheus_text(result: BucketStats) -> str:
+    """The text exposition format (node_exporter's textfile collector reads it)."""
+    where = f'bucket="{_label(result.bucket)}",prefix="{_label(result.prefix)}"'
+    lines: list[str] = []
+
+    def metric(name: str, help_text: str, samples: list[tuple[str, float]]) -> None:
+        lines.append(f"# HELP deltaglider_{name} {help_text}")
+        lines.append(f"# TYPE deltaglider_{name} gauge")
+        for labels, value in samples:
+            number = str(value) if isinstance(value, int) else repr(float(value))
+            lines.append(f"deltaglider_{name}{{{where}{labels}}} {number}")
+
+    metric("logical_bytes", "Bytes of the files as users see them.", [("", result.logical_bytes)])
+    metric(
+        "stored_bytes",
+        "Bytes of every object kept, by kind.",
+        [
+            ("", result.stored_bytes),
+            *((f',kind="{kind}"', size) for kind, size in _stored_by_kind(result)),
+        ],
+    )
+    metric("saved_bytes", "Logical minus stored bytes.", [("", result.saved_bytes)])
+    metric("stored_ratio", "Stored bytes / logical bytes.", [("", round(result.stored_ratio, 6))])
+    metric(
+        "objects",
+        "Stored objects by kind.",
+        [(f',kind="{kind}"', count) for kind, count in _objects_by_kind(result)],
+    )
+    metric(
+        "logical_bytes_estimated",
+        "1 when logical bytes of deltas are estimated (quick and sampled modes).",
+        [("", int(result.logical_estimated))],
+    )
+    label = result.by
+    for name, help_text, field_name in (
+        ("group_logical_bytes", f"Logical bytes per {label}.", "logical_bytes"),
+        (
+            "group_stored_bytes",
+            f"Stored bytes of deltas and direct files per {label}.",
+            "stored_bytes",
+        ),
+        ("group_files", f"Files per {label}.", "files"),
+    ):
+        metric(
+            name,
+            help_text,
+            [
+                (f',{label}="{_label(group.name)}"', getattr(group, field_name))
+                for group in result.groups
+            ],
+        )
+    metric(
+        "group_delta_ratio_median",
+        f"Median delta bytes / reference bytes per {label}.",
+        [
+            (
+                f',{label}="{_label(group.name)}",grade="{group.grade.value}"',
+                group.median_delta_ratio,
+            )
+            for group in result.groups
+            if group.median_delta_ratio is not None
+        ],
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _stored_by_kind(result: BucketStats) -> list[tuple[str, int]]:
+    return [
+        ("delta", result.delta_bytes),
+        ("direct", result.direct_bytes),
+        ("reference", result.reference_bytes),
+        ("shared_reference", result.shared_reference_bytes),
+        ("internal", result.internal_bytes),
+    ]
+
+
+def _objects_by_kind(result: BucketStats) -> list[tuple[str, int]]:
+    return [
+        ("delta", result.deltas),
+        ("direct", result.direct),
+        ("reference", result.references),
+        ("shared_reference", result.shared_references),
+        ("internal", result.internal_objects),
+    ]
