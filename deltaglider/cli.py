@@ -1237,6 +1237,180 @@ def stats_text(result: stats.BucketStats, *, show_groups: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--max-ratio", type=click.FloatRange(0, 1), help="As for cp (DG_MAX_RATIO; 0.5).")
+@click.option("--no-delta", is_flag=True, help="As for cp: estimate the file stored whole.")
+@click.option("--force-delta", is_flag=True, help="As for cp: try a delta whatever the name.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file.")
+@click.pass_obj
+@reports_errors
+def estimate(
+    app: AppContext,
+    paths: tuple[str, ...],
+    max_ratio: float | None,
+    no_delta: bool,
+    force_delta: bool,
+    as_json: bool,
+) -> None:
+    """What each FILE would be stored as, and its size, if copied to the S3 destination (the
+    last argument) now: the same decision and encoding as `cp`, nothing written. Each file is
+    estimated against what the bucket holds today (see `analyze` for a folder of versions).
+
+    \b
+      deltaglider estimate dist/app-1.2.4.zip s3://releases/1.2.4/
+      deltaglider estimate dist/*.whl s3://releases/1.2.4/ --json
+    """
+    if len(paths) < 2 or not is_s3_url(paths[-1]):
+        raise UsageError("estimate needs FILE… and an s3:// destination as the last argument")
+    url = S3Url.parse(paths[-1])
+    options = UploadOptions(_policy(no_delta, force_delta), max_ratio)
+    engine = app.engine()
+    for name in paths[:-1]:
+        local = Path(name)
+        if not local.is_file():
+            raise UsageError(f"{name}: not a file")
+        result = engine.estimate(local, url.bucket, destination_key(url, local.name), options)
+        target = f"s3://{url.bucket}/{result.key}"
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "source": name,
+                        "destination": target,
+                        "stored_as": result.stored_as.value,
+                        "file_size": result.file_size,
+                        "stored_size": result.stored_size,
+                        "note": result.note or None,
+                    }
+                )
+            )
+        else:
+            click.echo(f"estimate: {name} to {target}{_detail(result)}")
+
+
+@main.command()
+@click.argument("path")
+@click.option(
+    "--expires-in",
+    type=click.IntRange(1, 604800),
+    default=3600,
+    show_default=True,
+    help="Seconds the URL stays valid (at most 7 days).",
+)
+@click.pass_obj
+@reports_errors
+def presign(app: AppContext, path: str, expires_in: int) -> None:
+    """A presigned GET URL for a file, as `aws s3 presign`; for a delta, the URL serves the
+    whole file (rebuilt once into .deltaglider/tmp/, removed by `purge` after it expires).
+
+    \b
+      deltaglider presign s3://releases/1.2.3/app.zip --expires-in 600
+    """
+    url = S3Url.parse(path)
+    if not url.key or url.key.endswith("/"):
+        raise UsageError(f"{path}: presign needs a file, not a bucket or folder")
+    click.echo(
+        app.engine().presigned_url("get_object", {"Bucket": url.bucket, "Key": url.key}, expires_in)
+    )
+
+
+@main.command()
+@click.argument("path")
+@click.pass_obj
+@reports_errors
+def purge(app: AppContext, path: str) -> None:
+    """Delete the whole copies that presigned URLs of deltas served, once those URLs have
+    expired (`cleanup` does this too).
+
+    \b
+      deltaglider purge s3://releases
+    """
+    url = S3Url.parse(path)
+    deleted, kept = app.engine().purge_rehydrations(url.bucket)
+    for key in deleted:
+        click.echo(f"delete: s3://{url.bucket}/{key}")
+    click.echo(f"purge: {len(deleted)} expired copies deleted, {kept} kept")
+
+
+ACL_GRANTS = ("full-control", "read", "read-acp", "write", "write-acp")
+
+
+@main.command("put-bucket-acl")
+@click.option("--bucket", required=True, help="The bucket.")
+@click.option(
+    "--acl",
+    type=click.Choice(["private", "public-read", "public-read-write", "authenticated-read"]),
+    help="A canned ACL.",
+)
+@click.option("--access-control-policy", help="The policy as JSON, or file://PATH to read it from.")
+@click.option("--grant-full-control", help="Grantees, as aws s3api takes them (id=…,uri=…).")
+@click.option("--grant-read", help="Grantees allowed to list the bucket.")
+@click.option("--grant-read-acp", help="Grantees allowed to read the ACL.")
+@click.option("--grant-write", help="Grantees allowed to write objects.")
+@click.option("--grant-write-acp", help="Grantees allowed to change the ACL.")
+@click.option("--expected-bucket-owner", help="Fail unless this account owns the bucket.")
+@click.pass_obj
+@reports_errors
+def put_bucket_acl(
+    app: AppContext,
+    /,
+    bucket: str,
+    acl: str | None,
+    access_control_policy: str | None,
+    expected_bucket_owner: str | None,
+    **grants: str | None,
+) -> None:
+    """Set a bucket's ACL, with `aws s3api put-bucket-acl`'s options (passed through).
+
+    \b
+      deltaglider put-bucket-acl --bucket releases --acl private
+    """
+    request: dict[str, Any] = {}
+    if acl:
+        request["ACL"] = acl
+    if access_control_policy:
+        request["AccessControlPolicy"] = _json_argument(
+            "--access-control-policy", access_control_policy
+        )
+    for name, value in grants.items():
+        if value:
+            request["".join(part.capitalize() for part in name.split("_"))] = value
+    if expected_bucket_owner:
+        request["ExpectedBucketOwner"] = expected_bucket_owner
+    if not request.keys() - {"ExpectedBucketOwner"}:
+        raise UsageError(
+            "put-bucket-acl needs --acl, --access-control-policy or a --grant-* option"
+        )
+    app.engine().put_bucket_acl(bucket, request)
+
+
+@main.command("get-bucket-acl")
+@click.option("--bucket", required=True, help="The bucket.")
+@click.pass_obj
+@reports_errors
+def get_bucket_acl(app: AppContext, bucket: str) -> None:
+    """Print a bucket's ACL (Owner and Grants) as JSON, as `aws s3api get-bucket-acl`.
+
+    \b
+      deltaglider get-bucket-acl --bucket releases
+    """
+    click.echo(json.dumps(app.engine().bucket_acl(bucket), indent=4))
+
+
+def _json_argument(option: str, value: str) -> Any:
+    text = value
+    if value.startswith("file://"):
+        try:
+            text = Path(value.removeprefix("file://")).read_text()
+        except OSError as error:
+            raise UsageError(f"{option}: cannot read {value}: {error.strerror}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise UsageError(f"{option} is not valid JSON: {error.msg}") from None
+
+
 GLOBAL_OPTIONS_WITH_VALUE = ("--endpoint-url", "--region", "--profile", "--output")
 GLOBAL_FLAGS = ("--debug", "--no-verify-ssl")
 

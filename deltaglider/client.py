@@ -615,21 +615,9 @@ class DeltagliderClient:
         """For `get_object` of a delta: the file is rehydrated once under `.deltaglider/tmp/`
         (kept until the URL expires, then removed by `purge_temp_files`) and the URL serves
         it with its original name; direct and plain objects get a plain presigned URL."""
-        params = dict(Params or {})
-        if ClientMethod == "get_object":
-            with _as_client_errors("GetObject"):
-                located = self._locate(params["Bucket"], params["Key"])
-            if located.kind is ObjectKind.DELTA:
-                with _as_client_errors("GetObject"):
-                    params["Key"] = self.engine.rehydrate(params["Bucket"], located, ExpiresIn)
-            else:
-                params["Key"] = located.stored_key
-        extra = {"HttpMethod": HttpMethod} if HttpMethod else {}
-        return str(
-            self.boto3_client.generate_presigned_url(
-                ClientMethod, Params=params, ExpiresIn=ExpiresIn, **extra
-            )
-        )
+        operation = "GetObject" if ClientMethod == "get_object" else ClientMethod
+        with _as_client_errors(operation):
+            return self.engine.presigned_url(ClientMethod, Params or {}, ExpiresIn, HttpMethod)
 
     def purge_temp_files(self, Bucket: str) -> PurgeResponse:
         """Delete rehydrated files whose presigned URLs have expired."""

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from deltaglider import listing, maintenance, stats, xdelta
 from deltaglider.cache import ReferenceCache, open_cache
@@ -1003,6 +1003,30 @@ class Engine:
                 Path(scratch),
                 lambda out: self.reconstruct(bucket, located, out),
             )
+
+    def presigned_url(
+        self,
+        method: str,
+        params: dict[str, Any],
+        expires_in: int,
+        http_method: str | None = None,
+    ) -> str:
+        """A presigned URL; for `get_object` of a delta the URL serves a rehydrated whole copy
+        (kept until it expires), for any other object the stored key itself."""
+        params = dict(params)
+        if method == "get_object":
+            located = self.locate(params["Bucket"], params["Key"])
+            if located.kind is ObjectKind.DELTA:
+                params["Key"] = self.rehydrate(params["Bucket"], located, expires_in)
+            else:
+                params["Key"] = located.stored_key
+        return self._store.presigned_url(method, params, expires_in, http_method)
+
+    def bucket_acl(self, bucket: str) -> dict[str, Any]:
+        return self._store.bucket_acl(bucket)
+
+    def put_bucket_acl(self, bucket: str, acl: dict[str, Any]) -> None:
+        self._store.put_bucket_acl(bucket, acl)
 
     def purge_rehydrations(self, bucket: str) -> tuple[list[str], int]:
         """Delete expired presigned-URL copies: (deleted keys, how many were kept)."""

@@ -471,3 +471,26 @@ class Store:
     def delete_bucket(self, bucket: str) -> None:
         with _s3_errors(f"s3://{bucket}"):
             self.client.delete_bucket(Bucket=bucket)
+
+    def presigned_url(
+        self, method: str, params: dict[str, Any], expires_in: int, http_method: str | None
+    ) -> str:
+        """A presigned URL (signed locally; no request is made)."""
+        extra = {"HttpMethod": http_method} if http_method else {}
+        with _s3_errors(f"s3://{params.get('Bucket', '')}/{params.get('Key', '')}"):
+            return str(
+                self.client.generate_presigned_url(
+                    method, Params=params, ExpiresIn=expires_in, **extra
+                )
+            )
+
+    def bucket_acl(self, bucket: str) -> dict[str, Any]:
+        """GetBucketAcl's Owner and Grants."""
+        with _s3_errors(f"s3://{bucket}"):
+            response = self.client.get_bucket_acl(Bucket=bucket)
+        return {name: response[name] for name in ("Owner", "Grants") if name in response}
+
+    def put_bucket_acl(self, bucket: str, acl: dict[str, Any]) -> None:
+        """PutBucketAcl with `acl`'s arguments (ACL, Grant*, AccessControlPolicy…)."""
+        with _s3_errors(f"s3://{bucket}"):
+            self.client.put_bucket_acl(Bucket=bucket, **acl)
