@@ -22,7 +22,7 @@ from typing import Any, TypeVar, cast
 
 import click
 
-from deltaglider import __version__, interrupt, stats, transfer
+from deltaglider import __version__, analysis, interrupt, stats, transfer
 from deltaglider.config import CODECS, REFERENCE_MODES, Settings
 from deltaglider.engine import Engine, check_user_key
 from deltaglider.errors import DeltagliderError, FatalError, NotFoundError, UsageError
@@ -1218,23 +1218,27 @@ def stats_text(result: stats.BucketStats, *, show_groups: bool) -> str:
     if result.logical_estimated:
         lines.append(f"* estimated: {result.estimate_basis} (--detailed for exact)")
     if show_groups:
-        lines += [
-            "",
-            f"{'by ' + result.by:<44}{'files':>7}{'logical':>12}{'stored':>12}"
-            f"{'median Δ':>10}  grade",
-        ]
-        for group in result.groups:
-            ratio = (
-                f"{group.median_delta_ratio:.1%}" if group.median_delta_ratio is not None else "-"
-            )
-            lines.append(
-                f"{group.name[:44]:<44}{group.files:>7}{human_size(group.logical_bytes):>12}"
-                f"{human_size(group.stored_bytes):>12}{ratio:>10}  {group.grade.value}"
-            )
-        for group in result.groups:
-            if group.advice:
-                lines.append(f"{group.grade.value}: {group.name}: {group.advice}")
+        lines += ["", *groups_lines(result)]
     return "\n".join(lines) + "\n"
+
+
+def groups_lines(result: stats.BucketStats) -> list[str]:
+    """The per-series (or per-folder) table with grades, and advice for poor ones."""
+    lines = [
+        f"{'by ' + result.by:<44}{'files':>7}{'logical':>12}{'stored':>12}{'median Δ':>10}  grade"
+    ]
+    for group in result.groups:
+        ratio = f"{group.median_delta_ratio:.1%}" if group.median_delta_ratio is not None else "-"
+        lines.append(
+            f"{group.name[:44]:<44}{group.files:>7}{human_size(group.logical_bytes):>12}"
+            f"{human_size(group.stored_bytes):>12}{ratio:>10}  {group.grade.value}"
+        )
+    lines += [
+        f"{group.grade.value}: {group.name}: {group.advice}"
+        for group in result.groups
+        if group.advice
+    ]
+    return lines
 
 
 @main.command()
@@ -1287,6 +1291,61 @@ def estimate(
             )
         else:
             click.echo(f"estimate: {name} to {target}{_detail(result)}")
+
+
+@main.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--max-ratio", type=click.FloatRange(0, 1), help="As for cp (DG_MAX_RATIO; 0.5).")
+@click.option(
+    "--references",
+    type=click.Choice(REFERENCE_MODES),
+    help="Layout to predict (default DG_REFERENCES, else shared).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Each file, then the totals, as JSON.")
+@click.pass_obj
+@reports_errors
+def analyze(
+    app: AppContext, folder: Path, max_ratio: float | None, references: str | None, as_json: bool
+) -> None:
+    """What a local folder of artifacts would store under deltaglider, with no bucket: each
+    series' versions (in natural order of their paths) go through the same upload path as
+    `cp` into a scratch bucket on local disk, then that bucket's exact stats are printed.
+
+    \b
+      deltaglider analyze releases/          # e.g. one folder per version
+      deltaglider analyze dist/ --json
+    """
+    settings = app.settings.with_overrides(max_ratio=max_ratio, references=references)
+    options = UploadOptions()
+
+    def say(result: UploadResult) -> None:
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "file": result.key,
+                        "stored_as": result.stored_as.value,
+                        "file_size": result.file_size,
+                        "stored_size": result.stored_size,
+                    }
+                )
+            )
+        else:
+            click.echo(f"analyze: {result.key}{_detail(result)}")
+
+    found = analysis.analyze(folder, settings, options, say)
+    result = found.stats
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+        return
+    click.echo("")
+    click.echo(
+        f"{folder}: {result.files} files in {len(result.groups)} series, "
+        f"{human_size(result.logical_bytes)}; deltaglider would store "
+        f"{human_size(result.stored_bytes)} ({result.stored_ratio:.1%}), "
+        f"saving {human_size(max(result.saved_bytes, 0))}"
+    )
+    click.echo("\n".join(["", *groups_lines(result)]))
 
 
 @main.command()

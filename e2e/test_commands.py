@@ -90,3 +90,39 @@ def test_bucket_acl_passthrough(cli: Any, bucket: str, s3_server: Any) -> None:
     assert cli("put-bucket-acl", "--bucket", bucket).exit_code == 2
     bad = cli("put-bucket-acl", "--bucket", bucket, "--access-control-policy", "{nope")
     assert bad.exit_code == 2 and "is not valid JSON" in bad.stderr
+
+
+def test_analyze_predicts_what_uploading_the_folder_then_stores(
+    cli: Any,
+    raw: Any,
+    bucket: str,
+    wheel_series: list[Path],
+    sdist_series: list[Path],
+    tmp_path: Path,
+) -> None:
+    releases = tmp_path / "releases"
+    for artifact in [*wheel_series, *sdist_series]:
+        version = artifact.name.split("-")[1].removesuffix(".tar.gz")
+        (releases / version).mkdir(parents=True, exist_ok=True)
+        (releases / version / artifact.name).write_bytes(artifact.read_bytes())
+    (releases / "README.txt").write_text("notes\n" * 100)
+
+    predicted = cli("analyze", str(releases), "--json")
+    assert predicted.exit_code == 0, predicted.output
+    *files, totals = [json.loads(line) for line in predicted.stdout.splitlines()]
+    assert len(files) == len(wheel_series) + len(sdist_series) + 1
+    logical = sum(p.stat().st_size for p in releases.rglob("*") if p.is_file())
+    assert totals["logical_bytes"] == logical and totals["logical_estimated"] is False
+
+    uploaded = cli("sync", "--jobs", "1", str(releases), f"s3://{bucket}/")
+    assert uploaded.exit_code == 0, uploaded.output
+    stored = sum(
+        v for k, v in stored_keys(raw, bucket).items() if not k.startswith(".deltaglider/stats/")
+    )
+    assert abs(totals["stored_bytes"] - stored) <= 0.02 * stored, (totals["stored_bytes"], stored)
+    assert totals["stored_bytes"] < logical / 3
+
+    text = cli("analyze", str(releases))
+    assert f"{releases}: {len(files)} files in " in text.stdout
+    assert "boto3-#-py3-none-any.whl" in text.stdout
+    assert cli("analyze", str(tmp_path / "missing")).exit_code == 2
