@@ -58,7 +58,7 @@ def analyze(
         (path for path in folder.rglob("*") if path.is_file() and not path.is_symlink()),
         key=lambda path: natural_key(path.relative_to(folder).as_posix()),
     )
-    with tempfile.TemporaryDirectory(prefix="dg-analyze-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="deltaglider-analyze-") as scratch:
         store = ScratchStore(Path(scratch))
         engine = Engine(settings, store=cast(Store, store))
         try:
