@@ -4,7 +4,7 @@ stores, what its files would take stored whole, and how well each series or fold
 Owns: accounting for every stored object by kind (docs/FORMAT.md "Objects"; stored bytes count
 all of them, references and internal objects included), the three modes — quick (the listing
 only; a delta's file is estimated as the size of the reference its folder or series has),
-sampled (HEADs the first deltas of each folder and series and every 20th after, and scales),
+sampled (HEADs the first deltas of each series and every 20th after, and scales),
 detailed (HEADs every delta: exact) —, health grades, and the stats cache object
 (`.deltaglider/stats/<id>.json`, FORMAT "Objects"), which keeps only what HEADs found and is
 used while the listing's object count and bytes are unchanged. Memory grows with the number
@@ -46,7 +46,7 @@ from deltaglider.urls import base_name, parent_prefix
 log = get_logger(__name__)
 
 CACHE_VERSION = 1
-SAMPLE_FIRST = 3  # sampled mode HEADs the first deltas of each folder/series pair…
+SAMPLE_FIRST = 3  # sampled mode HEADs the first deltas of each series…
 SAMPLE_EVERY = 20  # …and every 20th after
 RESERVOIR = 64  # delta sizes kept per folder/series pair for the median ratio
 RECENT_DIRECT = 4096  # direct keys remembered to spot a `k.delta` shadowed by `k`
@@ -321,7 +321,7 @@ def _head_deltas(
     tick: Progress,
 ) -> int:
     """HEAD every delta (detailed) or a sample (sampled) for the file size it records."""
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[str, int] = {}  # deltas met per series, for the sample
     shadow_check: OrderedDict[str, None] = OrderedDict()
 
     def wanted() -> Iterator[tuple[_Pair, str]]:
@@ -340,8 +340,8 @@ def _head_deltas(
             pair = scan.pairs.get((parent_prefix(key), series_of(logical)))
             if pair is None:
                 continue  # written after the first listing
-            index = seen.get((pair.folder, pair.series), 0)
-            seen[(pair.folder, pair.series)] = index + 1
+            index = seen.get(pair.series, 0)
+            seen[pair.series] = index + 1
             if mode is Mode.DETAILED or index < SAMPLE_FIRST or index % SAMPLE_EVERY == 0:
                 yield pair, key
 
@@ -372,15 +372,20 @@ def _result(
         group.logical += size
         group.stored += size
     delta_logical = 0
+    sampled: dict[str, list[int]] = {}  # series -> [deltas HEADed, their file sizes summed]
+    for pair in scan.pairs.values():
+        totals = sampled.setdefault(pair.series, [0, 0])
+        totals[0] += pair.headed
+        totals[1] += pair.headed_logical
     for pair in scan.pairs.values():
         reference = _reference_size(scan, pair)
-        if mode is Mode.DETAILED and pair.headed == pair.count:
+        headed, headed_logical = sampled[pair.series]
+        if pair.headed == pair.count:
             logical = pair.headed_logical
-        elif pair.headed:
-            logical = round(pair.headed_logical / pair.headed * pair.count)
-            estimated = True
         else:
-            logical = pair.count * (reference if reference is not None else 0)
+            # The series' sampled mean, else the reference's size, for the deltas not HEADed.
+            each = headed_logical / headed if headed else (reference or 0)
+            logical = pair.headed_logical + round(each * (pair.count - pair.headed))
             estimated = True
         delta_logical += logical
         group = groups.setdefault(pair.folder if by == "folder" else pair.series, _Group())
@@ -388,8 +393,9 @@ def _result(
         group.deltas += pair.count
         group.logical += logical
         group.stored += pair.stored
-        if reference:
-            group.ratios.extend(size / reference for size in pair.sizes)
+    for series, ratios in _series_ratios(scan).items():
+        for folder, value in ratios:
+            groups[folder if by == "folder" else series].ratios.append(value)
     shared_count = sum(len(sizes) for sizes in scan.shared_refs.values())
     shared_bytes = sum(sum(sizes) for sizes in scan.shared_refs.values())
     stored = (
@@ -402,8 +408,8 @@ def _result(
     basis = {
         Mode.QUICK: "each delta's file taken as the size of its folder's or series' reference",
         Mode.SAMPLED: (
-            f"file sizes HEADed for the first {SAMPLE_FIRST} deltas of each folder and series "
-            f"and every {SAMPLE_EVERY}th after, scaled to the rest"
+            f"file sizes HEADed for the first {SAMPLE_FIRST} deltas of each series and every "
+            f"{SAMPLE_EVERY}th after, their mean taken for the rest"
         ),
         Mode.DETAILED: "every delta HEADed for the file size it records",
     }[mode]
@@ -470,6 +476,31 @@ def _apply_cache(cached: dict[str, object], scan: _Scan) -> bool:
     for (folder, series), pair in scan.pairs.items():
         pair.headed, pair.headed_logical = found.get((folder, series), (0, 0))
     return True
+
+
+def _series_ratios(scan: _Scan) -> dict[str, list[tuple[str, float]]]:
+    """Per series, (folder, delta bytes / reference bytes) for grading. Each reference made
+    left a self-delta of a few bytes beside it (FORMAT "Objects"): the smallest deltas, one per
+    reference, are not versions encoded against a reference and are left out. A series that
+    needed a new shared reference again (renewal: its best delta was too large) counts each
+    renewal as a ratio of 1."""
+    found: dict[str, list[tuple[str, float]]] = {}
+    by_series: dict[str, list[_Pair]] = {}
+    for pair in scan.pairs.values():
+        by_series.setdefault(pair.series, []).append(pair)
+    for series, pairs in by_series.items():
+        shared = len(scan.shared_refs.get(series_id(series), []))
+        made = shared + sum(1 for pair in pairs if pair.folder in scan.folder_refs)
+        sized = sorted(
+            (size, pair.folder, reference)
+            for pair in pairs
+            if (reference := _reference_size(scan, pair))
+            for size in pair.sizes
+        )
+        ratios = [(folder, size / reference) for size, folder, reference in sized[made:]]
+        ratios += [(pairs[0].folder, 1.0)] * max(shared - 1, 0)
+        found[series] = ratios
+    return found
 
 
 def _cache_id(prefix: str, mode: Mode) -> str:

@@ -4,6 +4,7 @@
     python scripts/bench.py --quick    # a small subset, under two minutes
     python scripts/bench.py --corpus botocore --runs 5
     python scripts/bench.py --layouts  # stored bytes by bucket layout, renewal thresholds
+    python scripts/bench.py --stats    # `deltaglider stats` on 5,000 deltas + 5,000 direct objects
 
 Contenders, all against one SeaweedFS started on 127.0.0.1 for the run:
   boto3        plain upload_file / download_file (what `aws s3 cp` costs)
@@ -508,6 +509,110 @@ def layouts(server: local_s3.LocalS3, raw: Any, long_count: int) -> str:
 # ---------------------------------------------------------------------------- reporting
 
 
+def stats_bench(server: local_s3.LocalS3, raw: Any, teams: int = 10, per_team: int = 500) -> str:
+    """`deltaglider stats` on a bucket of `teams` x `per_team` deltas and as many direct
+    objects. Each team's series starts with real uploads of eight boto3 wheels (one folder per
+    version, shared references); the rest are server-side copies of those real deltas (same
+    bytes and metadata) at later version folders, and the direct objects are small files of
+    1-20 KB. Ground truth: the file sizes the deltas record, and the direct objects' sizes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    env = {**os.environ, **server.env()}
+    bucket = "stats-bench"
+    raw.create_bucket(Bucket=bucket)
+    wheels = pypi_series("boto3", [f"1.35.{n}" for n in range(8)])
+    dg = [str(Path(sys.executable).parent / "deltaglider")]
+    for team in range(teams):
+        for number, wheel in enumerate(wheels):
+            subprocess.run(
+                [*dg, "cp", str(wheel), f"s3://{bucket}/team{team}/1.35.{number}/"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+    real = [k for k in local_keys(raw, bucket) if k.endswith(".delta")]
+    truth = {
+        k: int(raw.head_object(Bucket=bucket, Key=k)["Metadata"]["dg-file-size"]) for k in real
+    }
+    jobs: list[tuple[str, str]] = []
+    for team in range(teams):
+        sources = [k for k in real if k.startswith(f"team{team}/")]
+        for number in range(len(sources), per_team):
+            source = sources[number % len(sources)]
+            name = source.rsplit("/", 1)[1].replace("1.35.", f"1.{100 + number}.", 1)
+            jobs.append((source, f"team{team}/1.{100 + number}.0/{name}"))
+    rng = random.Random(7)
+    directs = {
+        f"docs/{n // 100}/page-{n}.html": rng.randint(1_000, 20_000)
+        for n in range(teams * per_team)
+    }
+
+    def copy(job: tuple[str, str]) -> None:
+        raw.copy_object(Bucket=bucket, Key=job[1], CopySource={"Bucket": bucket, "Key": job[0]})
+
+    def put(item: tuple[str, int]) -> None:
+        raw.put_object(Bucket=bucket, Key=item[0], Body=rng.randbytes(item[1]))
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(32) as pool:
+        list(pool.map(copy, jobs))
+        list(pool.map(put, directs.items()))
+    for source, target in jobs:
+        truth[target] = truth[source]
+    logical_truth = sum(truth.values()) + sum(directs.values())
+    print(
+        f"# stats bench: {len(truth)} deltas, {len(directs)} direct, filled in {time.monotonic() - started:.0f} s",
+        file=sys.stderr,
+    )
+
+    rows = []
+    runs = {
+        "quick (default)": ["--no-cache"],
+        "sampled": ["--sampled", "--no-cache"],
+        "detailed": ["--detailed", "--no-cache"],
+        "detailed, cached": ["--detailed"],
+    }
+    subprocess.run(
+        [*dg, "stats", f"s3://{bucket}", "--detailed", "--json"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    for label, args in runs.items():
+        times, result = [], {}
+        for _ in range(3):
+            began = time.monotonic()
+            done = subprocess.run(
+                [*dg, "stats", f"s3://{bucket}", *args, "--json"],
+                env=env,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            times.append(time.monotonic() - began)
+            result = json.loads(done.stdout)
+        error = (result["logical_bytes"] - logical_truth) / logical_truth
+        # One listing, and a second one to HEAD from when HEADs are made.
+        pages = -(-result["objects"] // 1000) * (2 if result["heads"] else 1)
+        rows.append(
+            f"| {label} | {med(times):.2f} s | {pages} LIST + {result['heads']} HEAD | "
+            f"{result['logical_bytes']:,} | {error:+.3%} | {'yes' if result['logical_estimated'] else 'no'} |"
+        )
+    header = (
+        f"`deltaglider stats` on SeaweedFS, {len(truth):,} deltas + {len(directs):,} direct objects "
+        f"({teams} series), median of 3 runs; logical truth {logical_truth:,} bytes\n\n"
+        "| mode | time | requests | logical bytes | error | marked estimated |\n|---|---:|---:|---:|---:|---|"
+    )
+    return "\n".join([header, *rows])
+
+
+def local_keys(raw: Any, bucket: str) -> list[str]:
+    keys: list[str] = []
+    for page in raw.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys.extend(o["Key"] for o in page.get("Contents", []))
+    return keys
+
+
 def med(values: list[float]) -> float:
     return statistics.median(values) if values else 0.0
 
@@ -578,7 +683,14 @@ def main() -> None:
         "--layouts", action="store_true", help="stored bytes by bucket layout and renewal"
     )
     parser.add_argument("--long", type=int, default=30, help="--layouts: long series length")
+    parser.add_argument(
+        "--stats", action="store_true", help="`deltaglider stats` at 10,000 objects"
+    )
     options = parser.parse_args()
+    if options.stats:
+        with local_s3.running("seaweedfs") as server:
+            print(stats_bench(server, server.client()))
+        return
     if options.layouts:
         with local_s3.running("seaweedfs") as server:
             raw = server.client()
