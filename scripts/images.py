@@ -150,7 +150,11 @@ def apt_install(packages: Sequence[str]) -> None:
         raise SystemExit(f"error: need root or sudo to apt-get install {' '.join(packages)}")
     log(f"installing {' '.join(packages)} with apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *packages]):
+    wait = ["-o", "DPkg::Lock::Timeout=600"]  # another apt-get (or a parallel run) may hold it
+    for command in (
+        ["apt-get", *wait, "update", "-qq"],
+        ["apt-get", *wait, "install", "-y", "-qq", *packages],
+    ):
         subprocess.run([*sudo, *command], env=env, check=True, stdout=subprocess.DEVNULL)
 
 
@@ -286,8 +290,11 @@ def debian_base(eng: Engine, suite: str, arch: str) -> str:
                 else:
                     item.unlink()
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        platform_flag = (
+            ["--arch", arch] if eng.name == "podman" else ["--platform", f"linux/{arch}"]
+        )
         subprocess.run(
-            [eng.name, "import", "--quiet", "--arch", arch, "-", ref],
+            [eng.name, "import", "--quiet", *platform_flag, "-", ref],
             env=eng.env,
             stdin=tar.stdout,
             check=True,
