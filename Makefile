@@ -22,7 +22,8 @@ $(STAMP): pyproject.toml
 define apt_install
 ( if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
   else echo "error: need root or sudo to apt-get install $(1)"; exit 1; fi; \
-  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(1) >/dev/null )
+  $$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq && \
+  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq $(1) >/dev/null )
 endef
 
 # codecs: the xdelta3 binary (the default codec) and zstd (`--codec zstd`), from apt when missing.
@@ -40,25 +41,27 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy deltaglider
 
-# test: lint while the images build (the project image, and the LocalStack and SeaweedFS
-# images the testcontainers suites start; cached when unchanged), then every suite.
-test: $(STAMP) codecs
-	@$(MAKE) --no-print-directory -j2 --output-sync=target lint test-images
-	$(BIN)/python -m pytest -n auto tests e2e
+# test: the images (the project image, and the LocalStack and SeaweedFS images the
+# testcontainers suites start; cached when unchanged) build in the background from the start,
+# with the system Python (scripts/images.py needs only the standard library), while the venv
+# installs, lint runs and the suites start; the container tests wait for them (a file lock).
+test: codecs
+	@mkdir -p .cache; \
+	$(PYTHON) scripts/images.py all > .cache/images.log 2>&1 & images=$$!; \
+	$(MAKE) --no-print-directory lint && $(BIN)/python -m pytest -n auto tests e2e; status=$$?; \
+	wait $$images || { echo "error: building the images failed:"; status=1; }; \
+	sed 's/^/  /' .cache/images.log; exit $$status
 
-test-images: $(STAMP)
-	@start=$$(date +%s); \
-	$(BIN)/python scripts/images.py deltaglider >/dev/null && \
-	$(BIN)/python scripts/images.py test-servers >/dev/null && \
-	echo "images ready in $$(( $$(date +%s) - start )) s"
+test-images:
+	$(PYTHON) scripts/images.py all
 
 # image: the deltaglider image (docker buildx when a Docker engine answers, else podman; a local
 # Debian base when the registry's python image cannot be pulled). PLATFORMS=linux/amd64,linux/arm64
 # builds both (qemu-user-static where needed). IMAGE_TAG overrides the tag.
 PLATFORMS ?=
 IMAGE_TAG ?=
-image: $(STAMP)
-	$(BIN)/python scripts/images.py deltaglider $(if $(PLATFORMS),--platforms $(PLATFORMS)) $(if $(IMAGE_TAG),--tag $(IMAGE_TAG))
+image:
+	$(PYTHON) scripts/images.py deltaglider $(if $(PLATFORMS),--platforms $(PLATFORMS)) $(if $(IMAGE_TAG),--tag $(IMAGE_TAG))
 
 demo: $(STAMP) codecs
 	$(BIN)/python scripts/demo.py

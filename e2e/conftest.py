@@ -9,8 +9,6 @@ The container engine is Docker when one answers, else podman through its Docker-
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import sys
 import uuid
@@ -52,27 +50,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("s3_server", servers, indirect=True, scope="session")
 
 
-@contextlib.contextmanager
-def build_lock() -> Iterator[None]:
-    """One image build at a time across xdist workers (the others wait, then find it built)."""
-    images.CACHE.mkdir(parents=True, exist_ok=True)
-    with (images.CACHE / "build.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="session")
 def container_engine() -> images.Engine:
-    return images.engine()
+    with images.build_lock():  # `make test` may still be building in the background
+        return images.engine()
 
 
 @pytest.fixture(scope="session")
 def deltaglider_image(container_engine: images.Engine) -> str:
     """The project's image, built (or found unchanged in the layer cache) once per session."""
-    with build_lock():
+    with images.build_lock():
         return images.deltaglider_image(container_engine, images.default_tag(), [])
 
 
@@ -83,7 +70,7 @@ def docker_api(
     """A Docker-API endpoint testcontainers talks to, with the settings podman needs: no Ryuk
     (its image cannot be pulled here) and the host's view of ports (this machine has a
     /.dockerenv, which makes testcontainers think it runs inside a container)."""
-    with build_lock():
+    with images.build_lock():
         images.test_server_images(container_engine)
     with images.docker_api(container_engine, tmp_path_factory.mktemp("engine")) as url:
         saved = {name: os.environ.get(name) for name in TESTCONTAINERS_ENV}

@@ -6,6 +6,7 @@ testcontainers starts) and by anyone building where no registry is reachable:
     python scripts/images.py engine                 # which engine: docker, else podman (set up)
     python scripts/images.py deltaglider [--platforms linux/amd64,linux/arm64] [--tag T]
     python scripts/images.py test-servers           # LocalStack and SeaweedFS images for e2e
+    python scripts/images.py all                    # both (what `make test` starts first)
     python scripts/images.py base bookworm          # the local Debian+Python base by itself
 
 Engine: Docker when a Docker engine answers (multi-arch through `docker buildx`), otherwise
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import os
 import platform
 import re
@@ -68,6 +70,19 @@ PODMAN_PACKAGES = [
     "containernetworking-plugins",
     "iptables",
 ]
+
+
+@contextlib.contextmanager
+def build_lock() -> Iterator[None]:
+    """One build at a time across processes (a background `all` and test workers): the others
+    wait, then find the images built."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / "build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def version() -> str:
@@ -466,11 +481,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     image.add_argument("--tag", default=default_tag())
     image.add_argument("--platforms", default="", help="e.g. linux/amd64,linux/arm64")
     commands.add_parser("test-servers", help="build the S3 server images the e2e suite starts")
+    commands.add_parser("all", help="the deltaglider image and the test server images")
     base = commands.add_parser("base", help="build the local Debian+Python base image")
     base.add_argument("suite", nargs="?", default="bookworm")
     base.add_argument("--arch", default=native_arch())
     args = parser.parse_args(argv)
 
+    if args.command == "all":
+        # Released between the two, so a test waiting for the first need not wait for both.
+        started = time.monotonic()
+        with build_lock():
+            eng = engine()
+            print(deltaglider_image(eng, default_tag(), []))
+        with build_lock():
+            print("\n".join(test_server_images(eng)))
+        log(f"all images ready in {time.monotonic() - started:.0f} s")
+        return 0
+    with build_lock():
+        return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
     eng = engine()
     if args.command == "engine":
         print(eng.name)
