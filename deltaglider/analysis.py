@@ -11,7 +11,6 @@ as `cp` — before `stats` reads the result. Must not touch S3 or the user's fil
 from __future__ import annotations
 
 import hashlib
-import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from deltaglider.errors import NotFoundError, UsageError
 from deltaglider.files import Sink
 from deltaglider.models import UploadOptions, UploadResult
 from deltaglider.s3 import AlreadyExists, Bucket, ListedPrefix, ObjectHead, Store
+from deltaglider.series import natural_key
 
 BUCKET = "analyze"
 PAGE = 1000
@@ -37,13 +37,6 @@ class Analysis:
     folder: str
     uploads: tuple[UploadResult, ...]  # in the order they were made
     stats: stats.BucketStats  # of the scratch bucket afterwards (exact)
-
-
-def natural_key(path: str) -> list[Any]:
-    """`1.9` before `1.10`: digit runs compare as numbers."""
-    return [
-        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", path)
-    ]
 
 
 def analyze(

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -1111,6 +1111,67 @@ def verify(
         return f"verify: {len(plan.tasks)} files checked, {reporter.failed} failed"
 
     _run_transfers(engine, plan, output, summary=checked)
+
+
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_age(text: str) -> timedelta:
+    """`90d`, `12h`, `30m`, `2w`, `45s` or plain seconds."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in AGE_UNITS else (text, "s")
+    if not number.isdigit():
+        raise UsageError(f"--older-than: {text!r} is not an age such as 90d, 12h or 30m")
+    return timedelta(seconds=int(number) * AGE_UNITS[unit])
+
+
+@main.command()
+@click.argument("path")
+@click.option("--keep-last", type=click.IntRange(min=1), help="Keep the newest N of each group.")
+@click.option("--older-than", "older_than", help="Delete only versions older than this (90d, 12h).")
+@click.option(
+    "--by",
+    type=click.Choice(["series", "folder"]),
+    default="series",
+    show_default=True,
+    help="What a group of versions is.",
+)
+@click.option("--dryrun", is_flag=True, help="Show what would go and the bytes freed; do nothing.")
+@click.pass_obj
+@reports_errors
+def prune(
+    app: AppContext,
+    path: str,
+    keep_last: int | None,
+    older_than: str | None,
+    by: str,
+    dryrun: bool,
+) -> None:
+    """Delete old versions per series (or folder) without breaking the ones that stay:
+    a reference goes only when no remaining delta needs it, and nothing is re-encoded.
+    Newest means last in the natural order of the keys (1.9 before 1.10). With both options a
+    version goes when it is not among the newest N and older than AGE.
+
+    \b
+      deltaglider prune s3://releases/app/ --keep-last 3 --dryrun
+      deltaglider prune s3://releases/ --older-than 90d --keep-last 10
+    """
+    url = S3Url.parse(path)
+    age = parse_age(older_than) if older_than is not None else None
+    result = app.engine().prune(
+        url.bucket,
+        url.key,
+        by=by,
+        keep_last=keep_last,
+        older_than=age,
+        dryrun=dryrun,
+        say=click.echo,
+    )
+    would = "would be " if dryrun else ""
+    click.echo(
+        f"prune: {len(result.deleted)} versions {would}deleted, {result.kept} kept, "
+        f"{len(result.references)} references {would}removed; "
+        f"{human_size(result.freed_bytes)} {would}freed"
+    )
 
 
 @main.command("stats")

@@ -18,11 +18,11 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from deltaglider import listing, maintenance, stats, xdelta
+from deltaglider import listing, maintenance, retention, stats, xdelta
 from deltaglider.cache import ReferenceCache, open_cache
 from deltaglider.config import Settings
 from deltaglider.errors import (
@@ -1032,6 +1032,35 @@ class Engine:
         """Delete expired presigned-URL copies: (deleted keys, how many were kept)."""
         return maintenance.purge_rehydrations(self._store, bucket)
 
+
+    def prune(
+        self,
+        bucket: str,
+        prefix: str,
+        *,
+        by: str = "series",
+        keep_last: int | None = None,
+        older_than: timedelta | None = None,
+        dryrun: bool = False,
+        say: Callable[[str], None] = lambda line: None,
+    ) -> retention.PruneResult:
+        """Delete old versions under `prefix` per series (or folder), keeping every remaining
+        file restorable (`deltaglider prune`)."""
+        if keep_last is None and older_than is None:
+            raise UsageError("prune needs --keep-last N, --older-than AGE, or both")
+        if by not in ("series", "folder"):
+            raise UsageError(f"--by must be series or folder, not {by!r}")
+        return retention.prune(
+            self,
+            self._store,
+            bucket,
+            prefix,
+            by=by,
+            keep_last=keep_last,
+            older_than=older_than,
+            dryrun=dryrun,
+            say=say,
+        )
 
     # ------------------------------------------------------------------ stats
 

@@ -45,3 +45,10 @@ def series_of(key: str) -> str:
 def series_id(series: str) -> str:
     """A short, key-safe, stable name for a series (its shared references live under it)."""
     return hashlib.sha256(series.encode("utf-8")).hexdigest()[:24]
+
+
+def natural_key(key: str) -> list[tuple[int, int, str]]:
+    """The order of a series' versions: digit runs compare as numbers (`1.9` before `1.10`)."""
+    return [
+        (0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", key)
+    ]
