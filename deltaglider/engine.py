@@ -952,6 +952,9 @@ class Engine:
         with self._settings_lock:
             self._bucket_settings[bucket] = settings
 
+    def bucket_exists(self, bucket: str) -> bool:
+        return self._store.bucket_exists(bucket)
+
     def list_buckets(self) -> list[Bucket]:
         return self._store.list_buckets()
 

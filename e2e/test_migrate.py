@@ -1,0 +1,212 @@
+"""`deltaglider migrate`: plain and 6.2.0-written sources brought in and restoring exactly,
+re-runs that do no work for what is already there and redo what changed, shards run at once
+that are disjoint and complete, and runs killed (SIGKILL) part-way finished by running again."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import local_s3
+from helpers import stored_keys
+from test_old_tool import old_deltaglider, run_old  # noqa: F401 (a fixture)
+
+DG = str(Path(sys.executable).parent / "deltaglider")
+
+
+def fill_plain(raw: Any, bucket: str, wheels: list[Path], sdists: list[Path]) -> dict[str, str]:
+    """A plain bucket as another tool leaves it; returns {key: sha256}."""
+    objects: dict[str, bytes] = {}
+    for wheel in wheels:
+        objects[f"wheels/{wheel.name.split('-')[1]}/{wheel.name}"] = wheel.read_bytes()
+    for sdist in sdists:
+        objects[f"sdists/{sdist.name}"] = sdist.read_bytes()
+    rng = random.Random(5)
+    for number in range(200):
+        objects[f"small/{number:03d}.json"] = json.dumps(
+            {"n": number, "pad": "x" * rng.randint(0, 500)}
+        ).encode()
+    objects["empty.bin"] = b""
+    objects["café/ünïcode-1.0.txt"] = "grüße\n".encode()
+    for key, body in objects.items():
+        raw.put_object(Bucket=bucket, Key=key, Body=body)
+    return {key: hashlib.sha256(body).hexdigest() for key, body in objects.items()}
+
+
+def migrate(server: local_s3.LocalS3, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AWS_ENDPOINT_URL": server.endpoint}
+    return subprocess.run(
+        [DG, "migrate", *args], env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+
+
+def restored(engine: Any, bucket: str, expected: dict[str, str], tmp_path: Path) -> None:
+    for key, digest in expected.items():
+        target = tmp_path / "check"
+        engine.download(bucket, key, target)
+        assert hashlib.sha256(target.read_bytes()).hexdigest() == digest, key
+
+
+def summary_of(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:
+    return json.loads(result.stdout.strip().splitlines()[-1])["summary"]
+
+
+def test_a_plain_bucket_migrates_restores_and_resumes(
+    raw: Any,
+    s3_server: local_s3.LocalS3,
+    engine: Any,
+    wheel_series: list[Path],
+    sdist_series: list[Path],
+    tmp_path: Path,
+) -> None:
+    raw.create_bucket(Bucket="mig-plain-src")
+    raw.create_bucket(Bucket="mig-plain-dst")
+    expected = fill_plain(raw, "mig-plain-src", wheel_series, sdist_series)
+
+    plan = migrate(s3_server, "s3://mig-plain-src", "s3://mig-plain-dst", "--dryrun", "--json")
+    assert plan.returncode == 0, plan.stderr
+    assert stored_keys(raw, "mig-plain-dst") == {}
+    predicted = summary_of(plan)["stored_bytes"]
+
+    first = migrate(s3_server, "s3://mig-plain-src", "s3://mig-plain-dst", "--json", "--jobs", "4")
+    assert first.returncode == 0, first.stderr
+    done = summary_of(first)
+    assert done["migrated"] == len(expected) and done["failed"] == 0
+    stored = sum(stored_keys(raw, "mig-plain-dst").values())
+    assert done["stored_bytes"] <= stored and stored < done["file_bytes"]
+    assert abs(predicted - done["stored_bytes"]) <= 0.02 * done["stored_bytes"]
+    restored(engine, "mig-plain-dst", expected, tmp_path)
+
+    again = migrate(s3_server, "s3://mig-plain-src", "s3://mig-plain-dst", "--json")
+    assert summary_of(again)["migrated"] == 0 and summary_of(again)["skipped"] == len(expected)
+
+    # Same key, other bytes (and the same size): redone, not skipped because the key exists.
+    raw.put_object(
+        Bucket="mig-plain-src",
+        Key="small/007.json",
+        Body=b"Z"
+        * len(raw.get_object(Bucket="mig-plain-src", Key="small/007.json")["Body"].read()),
+    )
+    changed = migrate(s3_server, "s3://mig-plain-src", "s3://mig-plain-dst", "--json")
+    records = [json.loads(line) for line in changed.stdout.splitlines()[:-1]]
+    assert [r["source"] for r in records if r["status"] == "migrated"] == [
+        "s3://mig-plain-src/small/007.json"
+    ]
+
+
+def test_a_bucket_written_by_deltaglider_6_2_0_migrates(
+    raw: Any,
+    s3_server: local_s3.LocalS3,
+    engine: Any,
+    wheel_series: list[Path],
+    old_deltaglider: Path,  # noqa: F811 (the fixture imported above)
+    tmp_path: Path,
+) -> None:
+    raw.create_bucket(Bucket="mig-old-src")
+    raw.create_bucket(Bucket="mig-old-dst")
+    expected = {}
+    # 6.2.0 makes deltas of .zip names (a .whl it stores whole), always in the root space.
+    for wheel in wheel_series[:4]:
+        as_zip = tmp_path / f"{wheel.stem}.zip"
+        as_zip.write_bytes(wheel.read_bytes())
+        written = run_old(old_deltaglider, s3_server, "cp", str(as_zip), "s3://mig-old-src/")
+        assert written.returncode == 0, written.stderr
+        expected[f"imported/{as_zip.name}"] = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert any(key.endswith(".zip.delta") for key in stored_keys(raw, "mig-old-src"))
+    result = migrate(s3_server, "s3://mig-old-src", "s3://mig-old-dst/imported/", "--json")
+    assert result.returncode == 0, result.stderr
+    assert summary_of(result)["migrated"] == 4, result.stdout
+    restored(engine, "mig-old-dst", expected, tmp_path)
+    again = migrate(s3_server, "s3://mig-old-src", "s3://mig-old-dst/imported/", "--json")
+    assert summary_of(again)["skipped"] == 4  # 6.2.0 records the SHA-256 it is compared by
+
+
+def test_shards_run_at_once_are_disjoint_and_complete(
+    raw: Any, s3_server: local_s3.LocalS3, wheel_series: list[Path], sdist_series: list[Path]
+) -> None:
+    raw.create_bucket(Bucket="mig-shard-src")
+    raw.create_bucket(Bucket="mig-shard-dst")
+    expected = fill_plain(raw, "mig-shard-src", wheel_series, sdist_series)
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
+    runners = [
+        subprocess.Popen(
+            [
+                DG,
+                "migrate",
+                "s3://mig-shard-src",
+                "s3://mig-shard-dst",
+                "--shard",
+                f"{i}/2",
+                "--json",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in (1, 2)
+    ]
+    done = []
+    for runner in runners:
+        out, err = runner.communicate(timeout=600)
+        assert runner.returncode == 0, err
+        done.append(
+            {
+                json.loads(line)["source"]
+                for line in out.splitlines()[:-1]
+                if json.loads(line)["status"] == "migrated"
+            }
+        )
+    assert not done[0] & done[1]
+    assert done[0] | done[1] == {f"s3://mig-shard-src/{key}" for key in expected}
+    assert done[0] and done[1]
+
+
+def test_runs_killed_part_way_are_finished_by_running_again(
+    raw: Any,
+    s3_server: local_s3.LocalS3,
+    engine: Any,
+    wheel_series: list[Path],
+    sdist_series: list[Path],
+    tmp_path: Path,
+) -> None:
+    raw.create_bucket(Bucket="mig-kill-src")
+    raw.create_bucket(Bucket="mig-kill-dst")
+    expected = fill_plain(raw, "mig-kill-src", wheel_series, sdist_series[:1])
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
+    migrated_lines = 0
+    rng = random.Random(11)
+    for trial in range(4):
+        runner = subprocess.Popen(
+            [DG, "migrate", "s3://mig-kill-src", "s3://mig-kill-dst", "--jobs", "3", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert runner.stdout is not None
+        wanted = rng.randint(1, 30)
+        # Killed after a chosen number of finished files, not after a time.
+        for seen, line in enumerate(runner.stdout, start=1):
+            if json.loads(line).get("status") == "migrated":
+                migrated_lines += 1
+            if seen == wanted:
+                runner.send_signal(signal.SIGKILL)
+                break
+        runner.wait()
+        migrated_lines += sum(1 for line in runner.stdout if '"status": "migrated"' in line)
+        assert runner.returncode == -signal.SIGKILL, f"trial {trial}: the run ended before the kill"
+    final = migrate(s3_server, "s3://mig-kill-src", "s3://mig-kill-dst", "--json")
+    assert final.returncode == 0, final.stderr
+    summary = summary_of(final)
+    assert summary["failed"] == 0 and summary["migrated"] + summary["skipped"] == len(expected)
+    # Every file was written once, except those in flight when a run was killed (at most 3 each).
+    assert migrated_lines + summary["migrated"] <= len(expected) + 4 * 3
+    restored(engine, "mig-kill-dst", expected, tmp_path)
