@@ -48,7 +48,7 @@ lint: $(STAMP)
 test: codecs
 	@mkdir -p .cache; \
 	$(PYTHON) scripts/images.py all > .cache/images.log 2>&1 & images=$$!; \
-	$(MAKE) --no-print-directory lint && $(BIN)/python -m pytest -n auto tests e2e; status=$$?; \
+	$(MAKE) --no-print-directory lint && $(BIN)/python -m pytest -n auto --dist worksteal tests e2e; status=$$?; \
 	wait $$images || { echo "error: building the images failed:"; status=1; }; \
 	sed 's/^/  /' .cache/images.log; exit $$status
 

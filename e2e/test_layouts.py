@@ -18,8 +18,6 @@ from local_s3 import LocalS3
 
 from deltaglider.engine import Engine
 
-CONTAINERS = True  # also against the testcontainers servers (conftest)
-
 
 def version_of(wheel: Path) -> str:
     return wheel.name.split("-")[1]

@@ -21,7 +21,9 @@ from test_old_tool import old_deltaglider, run_old  # noqa: F401 (a fixture)
 DG = str(Path(sys.executable).parent / "deltaglider")
 
 
-def fill_plain(raw: Any, bucket: str, wheels: list[Path], sdists: list[Path]) -> dict[str, str]:
+def fill_plain(
+    raw: Any, bucket: str, wheels: list[Path], sdists: list[Path], small: int = 200
+) -> dict[str, str]:
     """A plain bucket as another tool leaves it; returns {key: sha256}."""
     objects: dict[str, bytes] = {}
     for wheel in wheels:
@@ -29,7 +31,7 @@ def fill_plain(raw: Any, bucket: str, wheels: list[Path], sdists: list[Path]) ->
     for sdist in sdists:
         objects[f"sdists/{sdist.name}"] = sdist.read_bytes()
     rng = random.Random(5)
-    for number in range(200):
+    for number in range(small):
         objects[f"small/{number:03d}.json"] = json.dumps(
             {"n": number, "pad": "x" * rng.randint(0, 500)}
         ).encode()
@@ -133,7 +135,7 @@ def test_shards_run_at_once_are_disjoint_and_complete(
 ) -> None:
     raw.create_bucket(Bucket="mig-shard-src")
     raw.create_bucket(Bucket="mig-shard-dst")
-    expected = fill_plain(raw, "mig-shard-src", wheel_series, sdist_series)
+    expected = fill_plain(raw, "mig-shard-src", wheel_series, sdist_series, small=40)
     env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
     runners = [
         subprocess.Popen(
@@ -179,7 +181,7 @@ def test_runs_killed_part_way_are_finished_by_running_again(
 ) -> None:
     raw.create_bucket(Bucket="mig-kill-src")
     raw.create_bucket(Bucket="mig-kill-dst")
-    expected = fill_plain(raw, "mig-kill-src", wheel_series, sdist_series[:1])
+    expected = fill_plain(raw, "mig-kill-src", wheel_series, sdist_series[:1], small=40)
     env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
     migrated_lines = 0
     rng = random.Random(11)
@@ -192,7 +194,7 @@ def test_runs_killed_part_way_are_finished_by_running_again(
             text=True,
         )
         assert runner.stdout is not None
-        wanted = rng.randint(1, 30)
+        wanted = rng.randint(1, 25)
         # Killed after a chosen number of finished files, not after a time.
         for seen, line in enumerate(runner.stdout, start=1):
             if json.loads(line).get("status") == "migrated":
