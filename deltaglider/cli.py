@@ -1115,7 +1115,12 @@ def verify(
 
 @main.command(cls=FilteredCommand)
 @click.argument("source")
-@click.argument("destination")
+@click.argument("destination", required=False)
+@click.option(
+    "--in-place",
+    is_flag=True,
+    help="Compact SOURCE's whole objects where they are (no DESTINATION).",
+)
 @click.option("--source-endpoint-url", help="The source's endpoint, when it differs.")
 @click.option("--source-profile", help="The source's AWS profile, when it differs.")
 @click.option("--shard", help="Only this share of the keys: I/N (1 <= I <= N), for N runners.")
@@ -1130,7 +1135,8 @@ def verify(
 def migrate(
     app: AppContext,
     source: str,
-    destination: str,
+    destination: str | None,
+    in_place: bool,
     source_endpoint_url: str | None,
     source_profile: str | None,
     shard: str | None,
@@ -1151,8 +1157,14 @@ def migrate(
       deltaglider migrate s3://old-releases s3://releases
       deltaglider migrate s3://legacy/app/ s3://releases/app/ --source-endpoint-url https://minio.internal:9000
       deltaglider migrate s3://big s3://releases --shard 3/10 --jobs 8 --json
+      deltaglider migrate s3://releases/app/ --in-place
     """
-    src, dst = S3Url.parse(source), S3Url.parse(destination)
+    if in_place == (destination is not None):
+        raise UsageError("migrate takes SOURCE and DESTINATION, or SOURCE with --in-place")
+    if in_place and (source_endpoint_url or source_profile or dryrun):
+        raise UsageError("--in-place works on one bucket: no --source-*, no --dryrun")
+    src = S3Url.parse(source)
+    dst = S3Url.parse(destination) if destination is not None else src
     try:
         chosen = migration.Shard.parse(shard) if shard else None
     except ValueError as error:
@@ -1179,6 +1191,9 @@ def migrate(
             return
         elif outcome.status == "skipped":
             click.echo(f"skip: {outcome.source} (already at {outcome.target})")
+        elif in_place:
+            sizes = f"{human_size(outcome.stored_size)} stored for {human_size(outcome.file_size)}"
+            click.echo(f"compact: {outcome.source} ({outcome.stored_as}: {sizes})")
         else:
             mark = "(dryrun) " if dryrun else ""
             sizes = f"{human_size(outcome.stored_size)} stored for {human_size(outcome.file_size)}"
@@ -1187,19 +1202,30 @@ def migrate(
                 f"({outcome.stored_as}: {sizes})"
             )
 
-    summary = migration.run(
-        origin,
-        target,
-        src.bucket,
-        src.key,
-        dst.bucket,
-        dst.key,
-        included=filters.included,
-        shard=chosen,
-        jobs=jobs or target.settings.max_concurrency,
-        dryrun=dryrun,
-        say=say,
-    )
+    if in_place:
+        summary = migration.run_in_place(
+            target,
+            src.bucket,
+            src.key,
+            included=filters.included,
+            shard=chosen,
+            jobs=jobs or target.settings.max_concurrency,
+            say=say,
+        )
+    else:
+        summary = migration.run(
+            origin,
+            target,
+            src.bucket,
+            src.key,
+            dst.bucket,
+            dst.key,
+            included=filters.included,
+            shard=chosen,
+            jobs=jobs or target.settings.max_concurrency,
+            dryrun=dryrun,
+            say=say,
+        )
     if as_json:
         click.echo(json.dumps({"summary": summary.__dict__}))
     else:

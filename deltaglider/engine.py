@@ -373,7 +373,44 @@ class Engine:
         sending = progress if reading is None else None
         return Artifact(path, digest, bucket, key, options, checked, sending)
 
-    def _store_file(self, item: Artifact, *, write: bool) -> UploadResult:
+    def compact(self, bucket: str, key: str) -> UploadResult:
+        """`migrate --in-place` for one key: a plain (or direct) object becomes its delta
+        form at the same logical key, and readers never miss it or get other bytes. The delta
+        is written beside the plain object (decoded before it is stored, and newer, so reads
+        take it), read back from the bucket and checked against the plain object's SHA-256;
+        only then is the plain object deleted, and only if it is still the one read (a
+        concurrent writer's newer object stays). A run killed at any point leaves both forms
+        or one, each whole; running it again finishes."""
+        check_user_key(key)
+        plain_head = self._store.head(bucket, key)
+        if plain_head is None:
+            raise NotFoundError(f"s3://{bucket}/{key}: no such object")
+        plain = Located(key, plain_head, classify(key, plain_head.metadata))
+        options = UploadOptions(
+            metadata=user_metadata(plain_head.metadata), content_type=plain_head.content_type
+        )
+        with self.work_directory() as scratch:
+            local = Path(scratch) / "file"
+            with local.open("wb") as out:
+                digest = self.reconstruct(bucket, plain, out)
+            item = self._artifact(local, bucket, key, options)
+            if plain.md5 is not None and item.digest.md5 != plain.md5:
+                raise IntegrityError(f"s3://{bucket}/{key}: read back other bytes than its ETag")
+            result = self._store_file(item, write=True, settle=False)
+        if result.stored_as is StoredAs.DIRECT:
+            return result  # rewritten as itself, same bytes: nothing to remove
+        compact_head = self._store.head(bucket, delta_key(key))
+        if compact_head is None:
+            raise IntegrityError(f"s3://{bucket}/{delta_key(key)}: missing after it was written")
+        compact = Located(delta_key(key), compact_head, ObjectKind.DELTA)
+        if self.reconstruct(bucket, compact, None).sha256 != digest.sha256:
+            raise IntegrityError(f"s3://{bucket}/{compact.stored_key}: does not read back")
+        current = self._store.head(bucket, key)
+        if current is not None and current.etag == plain_head.etag:
+            self._store.delete(bucket, key)
+        return result
+
+    def _store_file(self, item: Artifact, *, write: bool, settle: bool = True) -> UploadResult:
         started = time.monotonic()
         ratio = (
             self.settings.max_ratio if item.options.max_ratio is None else item.options.max_ratio
@@ -390,7 +427,8 @@ class Engine:
         if write and decision.stored_as is not StoredAs.UNCHANGED:
             direct = decision.stored_as is StoredAs.DIRECT
             written = item.key if direct else delta_key(item.key)
-            self._settle_forms(item.bucket, item.key, written, existing)
+            if settle:
+                self._settle_forms(item.bucket, item.key, written, existing)
             log.info(
                 "uploaded",
                 bucket=item.bucket,

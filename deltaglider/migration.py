@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, cast
 
 from deltaglider.errors import DeltagliderError
 from deltaglider.files import temp_root
-from deltaglider.models import UploadOptions
+from deltaglider.metadata import DELTA_SUFFIX
+from deltaglider.models import DeltaPolicy, UploadOptions
 from deltaglider.s3 import Store
 from deltaglider.series import natural_key, series_of
 
@@ -114,6 +115,80 @@ def plan(
         relative = entry.key[len(prefix) :]
         if included(relative) and (shard is None or shard.holds(entry.key)):
             yield entry.key
+
+
+def compactable(
+    engine: Engine,
+    bucket: str,
+    prefix: str,
+    included: Callable[[str], bool],
+    shard: Shard | None,
+) -> Iterator[str]:
+    """`--in-place`: keys under `prefix` stored whole (plain or direct, or both forms left by
+    a killed run) whose names take deltas."""
+    from deltaglider.engine import wants_delta
+
+    for entry in engine.listing(bucket, prefix, recursive=True):
+        relative = entry.key[len(prefix) :]
+        if (
+            not entry.stored_key.endswith(DELTA_SUFFIX)
+            and wants_delta(entry.key, DeltaPolicy.AUTO)
+            and included(relative)
+            and (shard is None or shard.holds(entry.key))
+        ):
+            yield entry.key
+
+
+def compact_one(engine: Engine, bucket: str, key: str) -> Outcome:
+    url = f"s3://{bucket}/{key}"
+    try:
+        stored = engine.compact(bucket, key)
+    except DeltagliderError as error:
+        return Outcome(url, url, "failed", error=str(error))
+    return Outcome(
+        url, url, "migrated", stored.file_size, stored.stored_size, stored.stored_as.value
+    )
+
+
+def run_in_place(
+    engine: Engine,
+    bucket: str,
+    prefix: str,
+    *,
+    included: Callable[[str], bool] = lambda relative: True,
+    shard: Shard | None = None,
+    jobs: int = 4,
+    say: Callable[[Outcome], None] = lambda outcome: None,
+) -> Summary:
+    """Compact the whole objects under `prefix` where they are (`migrate --in-place`)."""
+    summary = Summary()
+    lock = threading.Lock()
+
+    def one(key: str) -> None:
+        outcome = compact_one(engine, bucket, key)
+        with lock:
+            summary.add(outcome)
+            say(outcome)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for wave in _series_first(compactable(engine, bucket, prefix, included, shard), str):
+            list(pool.map(one, wave))
+    return summary
+
+
+def _series_first(keys: Iterator[str], target: Callable[[str], str]) -> Iterator[list[str]]:
+    """Batches of keys in natural order, each split in two waves: the first file of each
+    series not met before, then the rest, so parallel workers share one new reference."""
+    started: set[str] = set()
+    while batch := sorted(islice(keys, BATCH), key=natural_key):
+        first: list[str] = []
+        rest: list[str] = []
+        for key in batch:
+            series = series_of(target(key))
+            (rest if series in started else first).append(key)
+            started.add(series)
+        yield first
+        yield rest
 
 
 def already_there(source: Engine, bucket: str, located: Located, there: Located | None) -> bool:
@@ -232,16 +307,6 @@ def run(
                 summary.add(outcome)
                 say(outcome)
 
-        # Each series' first file goes before its others (a batch at a time), so parallel
-        # workers delta against one new reference instead of each making its own.
-        started: set[str] = set()
-        while batch := sorted(islice(keys, BATCH), key=natural_key):
-            first: list[str] = []
-            rest: list[str] = []
-            for key in batch:
-                series = series_of(target_key(key, src_prefix, dst_prefix))
-                (rest if series in started else first).append(key)
-                started.add(series)
-            list(pool.map(one, first))
-            list(pool.map(one, rest))
+        for wave in _series_first(keys, lambda key: target_key(key, src_prefix, dst_prefix)):
+            list(pool.map(one, wave))
     return summary

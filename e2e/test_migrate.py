@@ -212,3 +212,73 @@ def test_runs_killed_part_way_are_finished_by_running_again(
     # Every file was written once, except those in flight when a run was killed (at most 3 each).
     assert migrated_lines + summary["migrated"] <= len(expected) + 4 * 3
     restored(engine, "mig-kill-dst", expected, tmp_path)
+
+
+def test_in_place_compaction_under_readers_and_a_kill(
+    raw: Any, s3_server: local_s3.LocalS3, engine: Any, wheel_series: list[Path], tmp_path: Path
+) -> None:
+    import threading
+
+    import deltaglider
+
+    raw.create_bucket(Bucket="mig-inplace")
+    expected = {}
+    for wheel in wheel_series:
+        key = f"rel/{wheel.name.split('-')[1]}/{wheel.name}"
+        raw.put_object(Bucket="mig-inplace", Key=key, Body=wheel.read_bytes())
+        expected[key] = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    raw.put_object(Bucket="mig-inplace", Key="rel/NOTES.txt", Body=b"not delta-eligible")
+    before = sum(stored_keys(raw, "mig-inplace").values())
+
+    stop = threading.Event()
+    problems: list[str] = []
+    reads = [0]
+
+    def reader() -> None:
+        client = deltaglider.create_client(endpoint_url=s3_server.endpoint)
+        while not stop.is_set():
+            for key, digest in expected.items():
+                try:
+                    body = client.get_object(Bucket="mig-inplace", Key=key)["Body"].read()
+                except Exception as error:
+                    problems.append(f"{key}: {error}")
+                    continue
+                if hashlib.sha256(body).hexdigest() != digest:
+                    problems.append(f"{key}: other bytes")
+                reads[0] += 1
+        client.close()
+
+    readers = [threading.Thread(target=reader) for _ in range(2)]
+    for thread in readers:
+        thread.start()
+    try:
+        env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
+        runner = subprocess.Popen(
+            [DG, "migrate", "s3://mig-inplace/rel/", "--in-place", "--json", "--jobs", "2"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert runner.stdout is not None
+        for seen, _line in enumerate(runner.stdout, start=1):
+            if seen == 3:  # killed after its third file, mid-run
+                runner.send_signal(signal.SIGKILL)
+                break
+        runner.wait()
+        assert runner.returncode == -signal.SIGKILL
+        final = migrate(s3_server, "s3://mig-inplace/rel/", "--in-place", "--json")
+        assert final.returncode == 0, final.stderr
+        assert summary_of(final)["failed"] == 0
+        again = migrate(s3_server, "s3://mig-inplace/rel/", "--in-place", "--json")
+        assert summary_of(again)["planned"] == 0  # nothing whole is left to compact
+    finally:
+        stop.set()
+        for thread in readers:
+            thread.join()
+    assert not problems, problems[:5]
+    assert reads[0] >= len(expected)
+    keys = stored_keys(raw, "mig-inplace", "rel/")
+    assert set(keys) == {f"{key}.delta" for key in expected} | {"rel/NOTES.txt"}
+    assert sum(stored_keys(raw, "mig-inplace").values()) < before / 3
+    restored(engine, "mig-inplace", expected, tmp_path)
