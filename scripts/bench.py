@@ -5,6 +5,7 @@
     python scripts/bench.py --corpus botocore --runs 5
     python scripts/bench.py --layouts  # stored bytes by bucket layout, renewal thresholds
     python scripts/bench.py --stats    # `deltaglider stats` on 5,000 deltas + 5,000 direct objects
+    python scripts/bench.py --migrate  # `deltaglider migrate` throughput next to `aws s3 sync`
 
 Contenders, all against one SeaweedFS started on 127.0.0.1 for the run:
   boto3        plain upload_file / download_file (what `aws s3 cp` costs)
@@ -606,6 +607,80 @@ def stats_bench(server: local_s3.LocalS3, raw: Any, teams: int = 10, per_team: i
     return "\n".join([header, *rows])
 
 
+def migrate_bench(server: local_s3.LocalS3, raw: Any) -> str:
+    """Plain bucket -> deltaglider bucket with `deltaglider migrate`, next to `aws s3 sync`
+    between two buckets, on one SeaweedFS: 30 botocore wheels (one folder per version) and
+    200 small JSON files."""
+    env = {**os.environ, **server.env()}
+    wheels = pypi_series("botocore", [f"1.35.{n}" for n in range(30)])
+    rng = random.Random(3)
+    objects = {f"botocore/{w.name.split('-')[1]}/{w.name}": w.read_bytes() for w in wheels}
+    objects.update(
+        {
+            f"meta/{n:03d}.json": json.dumps({"n": n, "x": "y" * rng.randint(10, 4000)}).encode()
+            for n in range(200)
+        }
+    )
+    logical = sum(len(body) for body in objects.values())
+    aws = artifacts.venv_tool("awscli", "awscli", "aws")
+    dg = str(Path(sys.executable).parent / "deltaglider")
+    rows = []
+    for label, command in (
+        (
+            "aws s3 sync (plain copy)",
+            lambda src, dst: [
+                str(aws),
+                "s3",
+                "sync",
+                "--only-show-errors",
+                f"s3://{src}",
+                f"s3://{dst}",
+            ],
+        ),
+        (
+            "deltaglider migrate",
+            lambda src, dst: [dg, "migrate", "--quiet", f"s3://{src}", f"s3://{dst}"],
+        ),
+        ("deltaglider migrate, re-run (all verified there)", None),
+    ):
+        times = []
+        for run in range(3):
+            src, dst = f"mb-src-{len(rows)}-{run}", f"mb-dst-{len(rows)}-{run}"
+            raw.create_bucket(Bucket=src)
+            raw.create_bucket(Bucket=dst)
+            for key, body in objects.items():
+                raw.put_object(Bucket=src, Key=key, Body=body)
+            if command is None:  # a finished migration, run again
+                subprocess.run(
+                    [dg, "migrate", "--quiet", f"s3://{src}", f"s3://{dst}"],
+                    env=env,
+                    check=True,
+                    capture_output=True,
+                )
+                argv = [dg, "migrate", "--quiet", f"s3://{src}", f"s3://{dst}"]
+            else:
+                argv = command(src, dst)
+            began = time.monotonic()
+            subprocess.run(argv, env=env, check=True, capture_output=True)
+            times.append(time.monotonic() - began)
+            stored = sum(
+                o["Size"]
+                for page in raw.get_paginator("list_objects_v2").paginate(Bucket=dst)
+                for o in page.get("Contents", [])
+            )
+        seconds = med(times)
+        rows.append(
+            f"| {label} | {seconds:.1f} s | {len(objects) / seconds:.1f} | "
+            f"{logical / MIB / seconds:.1f} | {stored / MIB:.1f} MiB |"
+        )
+    header = (
+        f"{len(objects)} objects, {logical / MIB:.1f} MiB (30 botocore wheels in per-version folders, "
+        "200 small JSON files), plain bucket to another bucket on one SeaweedFS, median of 3\n\n"
+        "| command | time | objects/s | MB/s (logical) | stored at the destination |\n|---|---:|---:|---:|---:|"
+    )
+    return "\n".join([header, *rows])
+
+
 def local_keys(raw: Any, bucket: str) -> list[str]:
     keys: list[str] = []
     for page in raw.get_paginator("list_objects_v2").paginate(Bucket=bucket):
@@ -687,6 +762,10 @@ def main() -> None:
         "--stats", action="store_true", help="`deltaglider stats` at 10,000 objects"
     )
     options = parser.parse_args()
+    if options.migrate:
+        with local_s3.running("seaweedfs") as server:
+            print(migrate_bench(server, server.client()))
+        return
     if options.stats:
         with local_s3.running("seaweedfs") as server:
             print(stats_bench(server, server.client()))
