@@ -761,6 +761,9 @@ def main() -> None:
     parser.add_argument(
         "--stats", action="store_true", help="`deltaglider stats` at 10,000 objects"
     )
+    parser.add_argument(
+        "--migrate", action="store_true", help="migrate throughput next to aws s3 sync"
+    )
     options = parser.parse_args()
     if options.migrate:
         with local_s3.running("seaweedfs") as server:
