@@ -43,6 +43,7 @@ from deltaglider.models import (
     UploadResult,
     VerifyResult,
 )
+from deltaglider.s3 import ec2_region
 from deltaglider.transfer import Action, Filters, Location, Options, Outcome, Task
 from deltaglider.urls import S3Url, base_name, destination_key, is_s3_url
 
@@ -1181,6 +1182,14 @@ def migrate(
     if not target.bucket_exists(dst.bucket):
         raise NotFoundError(f"s3://{dst.bucket}: no such bucket", code="NoSuchBucket")
     filters: Filters = click.get_current_context().meta.get("filters", Filters())
+    for warning in migration.cost_warnings(
+        f"s3://{src.bucket}",
+        origin.bucket_region(src.bucket),
+        f"s3://{dst.bucket}",
+        target.bucket_region(dst.bucket),
+        ec2_region(),
+    ):
+        click.echo(f"deltaglider: warning: {warning}", err=True)
 
     def say(outcome: migration.Outcome) -> None:
         if as_json:

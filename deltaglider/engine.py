@@ -993,6 +993,9 @@ class Engine:
     def bucket_exists(self, bucket: str) -> bool:
         return self._store.bucket_exists(bucket)
 
+    def bucket_region(self, bucket: str) -> str | None:
+        return self._store.bucket_region(bucket)
+
     def list_buckets(self) -> list[Bucket]:
         return self._store.list_buckets()
 

@@ -99,6 +99,30 @@ class Summary:
             self.failures.append(f"{outcome.source}: {outcome.error}")
 
 
+def cost_warnings(
+    source: str,
+    source_region: str | None,
+    target: str,
+    target_region: str | None,
+    here: str | None,
+) -> list[str]:
+    """What a migration's traffic may cost beyond requests: between regions (billed per GB),
+    and from a machine in another EC2 region than the buckets (`here`, from IMDS)."""
+    warnings = []
+    if source_region and target_region and source_region != target_region:
+        warnings.append(
+            f"{source} is in {source_region} and {target} in {target_region}: every byte "
+            "crosses regions (inter-region transfer is billed per GB)"
+        )
+    for url, region in ((source, source_region), (target, target_region)):
+        if here and region and region != here:
+            warnings.append(
+                f"this machine runs in {here} and {url} is in {region}: its bytes cross "
+                "regions (billed per GB); run the migration in the buckets' region"
+            )
+    return warnings
+
+
 def target_key(source_key: str, source_prefix: str, target_prefix: str) -> str:
     return target_prefix + source_key[len(source_prefix) :]
 

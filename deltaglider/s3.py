@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import random
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -484,6 +487,15 @@ class Store:
                 )
             )
 
+    def bucket_region(self, bucket: str) -> str | None:
+        """The region a bucket lives in, as HeadBucket's `x-amz-bucket-region` says (None when
+        the server does not say)."""
+        with _s3_errors(f"s3://{bucket}"):
+            response = self.client.head_bucket(Bucket=bucket)
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        region = headers.get("x-amz-bucket-region")
+        return str(region) if region else None
+
     def bucket_acl(self, bucket: str) -> dict[str, Any]:
         """GetBucketAcl's Owner and Grants."""
         with _s3_errors(f"s3://{bucket}"):
@@ -494,3 +506,34 @@ class Store:
         """PutBucketAcl with `acl`'s arguments (ACL, Grant*, AccessControlPolicy…)."""
         with _s3_errors(f"s3://{bucket}"):
             self.client.put_bucket_acl(Bucket=bucket, **acl)
+
+
+IMDS_ENDPOINT = "http://169.254.169.254"
+
+
+def ec2_region(timeout: float = 0.3) -> str | None:
+    """The EC2 region this machine runs in, from the instance metadata service (IMDSv2, a short
+    timeout), or None: not on EC2, IMDS disabled (AWS_EC2_METADATA_DISABLED) or not answering.
+    AWS_EC2_METADATA_SERVICE_ENDPOINT points it elsewhere, as it does botocore."""
+    if os.environ.get("AWS_EC2_METADATA_DISABLED", "").lower() == "true":
+        return None
+    base = os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT", IMDS_ENDPOINT).rstrip("/")
+    if not base.startswith(("http://", "https://")):
+        return None
+    try:
+        token_request = urllib.request.Request(  # noqa: S310 (http(s) only, checked above)
+            f"{base}/latest/api/token",
+            method="PUT",
+            headers={"X-aws-ec2-metadata-token-ttl-seconds": "60"},
+        )
+        with urllib.request.urlopen(token_request, timeout=timeout) as response:  # noqa: S310
+            token = response.read().decode()
+        region_request = urllib.request.Request(  # noqa: S310 (http(s) only)
+            f"{base}/latest/meta-data/placement/region",
+            headers={"X-aws-ec2-metadata-token": token},
+        )
+        with urllib.request.urlopen(region_request, timeout=timeout) as response:  # noqa: S310
+            region = response.read().decode().strip()
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+    return region or None

@@ -282,3 +282,21 @@ def test_in_place_compaction_under_readers_and_a_kill(
     assert set(keys) == {f"{key}.delta" for key in expected} | {"rel/NOTES.txt"}
     assert sum(stored_keys(raw, "mig-inplace").values()) < before / 3
     restored(engine, "mig-inplace", expected, tmp_path)
+
+
+def test_a_cross_region_migration_is_warned_about(raw: Any, s3_server: local_s3.LocalS3) -> None:
+    raw.create_bucket(Bucket="mig-region-src")
+    raw.put_object(Bucket="mig-region-src", Key="a.txt", Body=b"x")
+    if s3_server.kind != "moto":
+        same = migrate(s3_server, "s3://mig-region-src", "s3://mig-region-src/copy/")
+        assert same.returncode == 0 and "warning" not in same.stderr  # one region: nothing to say
+        return
+    raw.create_bucket(
+        Bucket="mig-region-dst", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    result = migrate(s3_server, "s3://mig-region-src", "s3://mig-region-dst")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "deltaglider: warning: s3://mig-region-src is in us-east-1 and s3://mig-region-dst in "
+        "eu-west-1: every byte crosses regions (inter-region transfer is billed per GB)"
+    ) in result.stderr
