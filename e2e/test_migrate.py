@@ -300,3 +300,55 @@ def test_a_cross_region_migration_is_warned_about(raw: Any, s3_server: local_s3.
         "deltaglider: warning: s3://mig-region-src is in us-east-1 and s3://mig-region-dst in "
         "eu-west-1: every byte crosses regions (inter-region transfer is billed per GB)"
     ) in result.stderr
+
+
+def test_from_another_endpoint_our_own_objects_with_filters(
+    cli: Any,
+    s3_server: local_s3.LocalS3,
+    raw: Any,
+    engine: Any,
+    wheel_series: list[Path],
+    tmp_path: Path,
+) -> None:
+    """A source on another server (moto here, whatever the destination), written by this tool
+    (deltas and references), part of it filtered out."""
+    raw.create_bucket(Bucket="mig-far-dst")
+    with local_s3.running("moto") as far:
+        env = {**os.environ, "AWS_ENDPOINT_URL": far.endpoint}
+        subprocess.run([DG, "mb", "s3://mig-far-src"], env=env, check=True, capture_output=True)
+        expected = {}
+        for wheel in wheel_series[:4]:
+            key = f"rel/{wheel.name.split('-')[1]}/{wheel.name}"
+            subprocess.run(
+                [DG, "cp", str(wheel), f"s3://mig-far-src/{key}"],
+                env=env,
+                check=True,
+                capture_output=True,
+            )
+            expected[key] = hashlib.sha256(wheel.read_bytes()).hexdigest()
+        subprocess.run(
+            [DG, "cp", str(wheel_series[4]), "s3://mig-far-src/skip/me.whl"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        args = [
+            "s3://mig-far-src",
+            "s3://mig-far-dst",
+            "--source-endpoint-url",
+            far.endpoint,
+            "--exclude",
+            "skip/*",
+            "--json",
+        ]
+        result = migrate(s3_server, *args)
+        assert result.returncode == 0, result.stderr
+        assert summary_of(result)["migrated"] == 4
+        assert not any(k.startswith("skip/") for k in stored_keys(raw, "mig-far-dst"))
+        restored(engine, "mig-far-dst", expected, tmp_path)
+        again = migrate(s3_server, *args)
+        assert summary_of(again)["skipped"] == 4  # our recorded SHA-256 on both sides
+    bad = migrate(
+        s3_server, "s3://mig-far-src", "s3://mig-far-dst", "--source-endpoint-url", "nohost:1"
+    )
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1
