@@ -1191,7 +1191,23 @@ def migrate(
     ):
         click.echo(f"deltaglider: warning: {warning}", err=True)
 
+    progress_line = sys.stderr.isatty() and not as_json
+    tally = {"migrated": 0, "skipped": 0, "failed": 0, "planned": 0}
+
     def say(outcome: migration.Outcome) -> None:
+        tally[outcome.status] += 1
+        if progress_line:  # cleared before each line, redrawn after
+            click.echo("\r\033[K", nl=False, err=True)
+        _say_migrated(outcome)
+        if progress_line:
+            click.echo(
+                f"migrate: {tally['migrated'] + tally['planned']} done, {tally['skipped']} "
+                f"already there, {tally['failed']} failed",
+                nl=False,
+                err=True,
+            )
+
+    def _say_migrated(outcome: migration.Outcome) -> None:
         if as_json:
             click.echo(json.dumps(outcome.__dict__))
         elif outcome.status == "failed":
@@ -1235,6 +1251,8 @@ def migrate(
             dryrun=dryrun,
             say=say,
         )
+    if progress_line:
+        click.echo("\r\033[K", nl=False, err=True)
     if as_json:
         click.echo(json.dumps({"summary": summary.__dict__}))
     else:

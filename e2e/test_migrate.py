@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import artifacts
 import local_s3
 from helpers import stored_keys
 from test_old_tool import old_deltaglider, run_old  # noqa: F401 (a fixture)
@@ -70,7 +71,8 @@ def test_a_plain_bucket_migrates_restores_and_resumes(
 ) -> None:
     raw.create_bucket(Bucket="mig-plain-src")
     raw.create_bucket(Bucket="mig-plain-dst")
-    expected = fill_plain(raw, "mig-plain-src", wheel_series, sdist_series)
+    botocore = artifacts.fetch("botocore", ("1.35.0", "1.35.1", "1.35.2"))
+    expected = fill_plain(raw, "mig-plain-src", [*botocore, *wheel_series], sdist_series)
 
     plan = migrate(s3_server, "s3://mig-plain-src", "s3://mig-plain-dst", "--dryrun", "--json")
     assert plan.returncode == 0, plan.stderr
@@ -352,3 +354,69 @@ def test_from_another_endpoint_our_own_objects_with_filters(
         s3_server, "s3://mig-far-src", "s3://mig-far-dst", "--source-endpoint-url", "nohost:1"
     )
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1
+
+
+def test_undecodable_old_deltas_are_named_and_the_rest_migrates(
+    raw: Any, s3_server: local_s3.LocalS3, sdist_series: list[Path], tmp_path: Path
+) -> None:
+    from test_core import _old_encode, put_old_delta
+
+    raw.create_bucket(Bucket="mig-gz-src")
+    raw.create_bucket(Bucket="mig-gz-dst")
+    first, second = sdist_series[0], sdist_series[1]
+    old = tmp_path / "old.delta"
+    _old_encode(first, second, old)  # what 6.2.0 stored for a .tar.gz: not decodable
+    raw.put_object(
+        Bucket="mig-gz-src",
+        Key="old/reference.bin",
+        Body=first.read_bytes(),
+        Metadata={
+            "dg-file-sha256": hashlib.sha256(first.read_bytes()).hexdigest(),
+            "dg-note": "reference",
+        },
+    )
+    put_old_delta(raw, "mig-gz-src", "old/", second, old, first)
+    raw.put_object(Bucket="mig-gz-src", Key="old/README.txt", Body=b"fine")
+    result = migrate(s3_server, "s3://mig-gz-src", "s3://mig-gz-dst", "--json")
+    assert result.returncode == 1
+    summary = summary_of(result)
+    assert summary["migrated"] == 1 and summary["failed"] == 1
+    [failure] = summary["failures"]
+    assert failure.startswith(f"s3://mig-gz-src/old/{second.name}: ")
+    assert "undecodable by an older deltaglider" in failure
+    text = migrate(s3_server, "s3://mig-gz-src", "s3://mig-gz-dst")
+    assert f"migrate failed: s3://mig-gz-src/old/{second.name}: " in text.stderr
+
+
+def test_a_progress_line_on_a_terminal(raw: Any, s3_server: local_s3.LocalS3) -> None:
+    import pty
+
+    raw.create_bucket(Bucket="mig-tty-src")
+    raw.create_bucket(Bucket="mig-tty-dst")
+    for number in range(3):
+        raw.put_object(Bucket="mig-tty-src", Key=f"f{number}.txt", Body=b"x" * number)
+    main, secondary = pty.openpty()
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
+    process = subprocess.run(
+        [DG, "migrate", "s3://mig-tty-src", "s3://mig-tty-dst"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=secondary,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    os.close(secondary)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(main, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(main)
+    assert process.returncode == 0
+    assert b"\rmigrate: 3 done, 0 already there, 0 failed" in seen.replace(b"\x1b[K", b"")
+    assert process.stdout.strip().splitlines()[-1].startswith("migrate: 3 files, 3 migrated")
