@@ -508,6 +508,8 @@ def run_command(args: argparse.Namespace) -> int:
     elif args.command == "deltaglider":
         platforms = [p for p in args.platforms.split(",") if p]
         tag = deltaglider_image(eng, args.tag, platforms)
+        if tag == default_tag() and len(platforms) <= 1:
+            eng.run("tag", tag, f"{IMAGE}:latest")  # so `docker run beshultd/deltaglider` finds it
         print(tag)
         if len(platforms) <= 1:
             size = eng.run("image", "inspect", "--format", "{{.Size}}", tag, capture=True)
