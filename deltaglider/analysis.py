@@ -52,8 +52,7 @@ def analyze(
         key=lambda path: natural_key(path.relative_to(folder).as_posix()),
     )
     with tempfile.TemporaryDirectory(prefix="deltaglider-analyze-") as scratch:
-        store = ScratchStore(Path(scratch))
-        engine = Engine(settings, store=cast(Store, store))
+        engine = scratch_engine(settings, Path(scratch))
         try:
             uploads = []
             for path in files:
@@ -65,6 +64,11 @@ def analyze(
         finally:
             engine.close()
     return Analysis(str(folder), tuple(uploads), result_stats)
+
+
+def scratch_engine(settings: Settings, folder: Path) -> Engine:
+    """The real engine writing into a scratch bucket (`BUCKET`) kept under `folder`."""
+    return Engine(settings, store=cast(Store, ScratchStore(folder)))
 
 
 @dataclass

@@ -1076,7 +1076,6 @@ class Engine:
         """Delete expired presigned-URL copies: (deleted keys, how many were kept)."""
         return maintenance.purge_rehydrations(self._store, bucket)
 
-
     def prune(
         self,
         bucket: str,

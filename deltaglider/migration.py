@@ -25,20 +25,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
+from deltaglider.analysis import BUCKET as SCRATCH_BUCKET
+from deltaglider.analysis import scratch_engine
 from deltaglider.errors import DeltagliderError
 from deltaglider.files import temp_root
 from deltaglider.metadata import DELTA_SUFFIX
-from deltaglider.models import DeltaPolicy, UploadOptions
-from deltaglider.s3 import Store
+from deltaglider.models import DeltaPolicy, ListEntry, UploadOptions
 from deltaglider.series import natural_key, series_of
 
 if TYPE_CHECKING:
     from deltaglider.engine import Engine, Located
 
 BATCH = 256
-SCRATCH_BUCKET = "analyze"  # analysis.ScratchStore's one bucket
 
 
 @dataclass(frozen=True)
@@ -128,38 +128,25 @@ def target_key(source_key: str, source_prefix: str, target_prefix: str) -> str:
 
 
 def plan(
-    source: Engine,
-    bucket: str,
-    prefix: str,
-    included: Callable[[str], bool],
-    shard: Shard | None,
-) -> Iterator[str]:
-    """Source keys to migrate, in listing order, streamed."""
-    for entry in source.listing(bucket, prefix, recursive=True):
-        relative = entry.key[len(prefix) :]
-        if included(relative) and (shard is None or shard.holds(entry.key)):
-            yield entry.key
-
-
-def compactable(
     engine: Engine,
     bucket: str,
     prefix: str,
     included: Callable[[str], bool],
     shard: Shard | None,
-) -> Iterator[str]:
-    """`--in-place`: keys under `prefix` stored whole (plain or direct, or both forms left by
-    a killed run) whose names take deltas."""
+) -> Iterator[ListEntry]:
+    """The files under `prefix` that pass the filters and belong to the shard, streamed."""
+    for entry in engine.listing(bucket, prefix, recursive=True):
+        if included(entry.key[len(prefix) :]) and (shard is None or shard.holds(entry.key)):
+            yield entry
+
+
+def compactable(entries: Iterator[ListEntry]) -> Iterator[str]:
+    """`--in-place`: the keys stored whole (plain or direct, or both forms left by a killed
+    run) whose names take deltas."""
     from deltaglider.engine import wants_delta
 
-    for entry in engine.listing(bucket, prefix, recursive=True):
-        relative = entry.key[len(prefix) :]
-        if (
-            not entry.stored_key.endswith(DELTA_SUFFIX)
-            and wants_delta(entry.key, DeltaPolicy.AUTO)
-            and included(relative)
-            and (shard is None or shard.holds(entry.key))
-        ):
+    for entry in entries:
+        if not entry.stored_key.endswith(DELTA_SUFFIX) and wants_delta(entry.key, DeltaPolicy.AUTO):
             yield entry.key
 
 
@@ -185,17 +172,30 @@ def run_in_place(
     say: Callable[[Outcome], None] = lambda outcome: None,
 ) -> Summary:
     """Compact the whole objects under `prefix` where they are (`migrate --in-place`)."""
+    keys = compactable(plan(engine, bucket, prefix, included, shard))
+    return _run_waves(keys, str, lambda key: compact_one(engine, bucket, key), jobs, say)
+
+
+def _run_waves(
+    keys: Iterator[str],
+    series_key: Callable[[str], str],
+    work: Callable[[str], Outcome],
+    jobs: int,
+    say: Callable[[Outcome], None],
+) -> Summary:
+    """`work` on every key, `jobs` at a time, a series' first file before its others
+    (`_series_first`, by the series of `series_key(key)`); each outcome told as it ends."""
     summary = Summary()
     lock = threading.Lock()
 
     def one(key: str) -> None:
-        outcome = compact_one(engine, bucket, key)
+        outcome = work(key)
         with lock:
             summary.add(outcome)
             say(outcome)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for wave in _series_first(compactable(engine, bucket, prefix, included, shard), str):
+        for wave in _series_first(keys, series_key):
             list(pool.map(one, wave))
     return summary
 
@@ -296,27 +296,21 @@ def run(
     dryrun: bool = False,
     say: Callable[[Outcome], None] = lambda outcome: None,
 ) -> Summary:
-    summary = Summary()
-    lock = threading.Lock()
-    keys = plan(source, src_bucket, src_prefix, included, shard)
+    keys = (entry.key for entry in plan(source, src_bucket, src_prefix, included, shard))
     with (
         tempfile.TemporaryDirectory(prefix="deltaglider-migrate-", dir=temp_root()) as scratch,
-        ThreadPoolExecutor(max_workers=1 if dryrun else max(1, jobs)) as pool,
         contextlib.ExitStack() as stack,
     ):
         writer = target
         if dryrun:  # predictions come from the real engine writing into a scratch bucket
-            from deltaglider.analysis import ScratchStore
-            from deltaglider.engine import Engine as ScratchEngine
-
             folder = stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="deltaglider-plan-", dir=temp_root())
             )
-            writer = ScratchEngine(target.settings, store=cast(Store, ScratchStore(Path(folder))))
+            writer = scratch_engine(target.settings, Path(folder))
             stack.callback(writer.close)
 
-        def one(key: str) -> None:
-            outcome = migrate_one(
+        def one(key: str) -> Outcome:
+            return migrate_one(
                 source,
                 target,
                 writer,
@@ -327,10 +321,11 @@ def run(
                 Path(scratch),
                 dryrun,
             )
-            with lock:
-                summary.add(outcome)
-                say(outcome)
 
-        for wave in _series_first(keys, lambda key: target_key(key, src_prefix, dst_prefix)):
-            list(pool.map(one, wave))
-    return summary
+        return _run_waves(
+            keys,
+            lambda key: target_key(key, src_prefix, dst_prefix),
+            one,
+            1 if dryrun else jobs,
+            say,
+        )

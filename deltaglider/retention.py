@@ -31,7 +31,7 @@ from deltaglider.metadata import (
 from deltaglider.models import ListEntry
 from deltaglider.s3 import Store
 from deltaglider.series import natural_key, series_of
-from deltaglider.urls import parent_prefix
+from deltaglider.urls import base_name, parent_prefix
 
 if TYPE_CHECKING:
     from deltaglider.engine import Engine
@@ -94,7 +94,11 @@ def prune(
         say(f"{mark}delete: s3://{bucket}/{entry.key}")
         if not dryrun:
             result = engine.delete(bucket, entry.key)
-            removed += [key for key in result.removed if key in predicted or _is_reference(key)]
+            removed += [
+                key
+                for key in result.removed
+                if key in predicted or base_name(key) == REFERENCE_NAME
+            ]
     references = sorted(predicted) if dryrun else sorted(set(removed))
     for key in references:
         say(f"{mark}delete: s3://{bucket}/{key} (a reference no remaining delta needs)")
@@ -108,10 +112,6 @@ def prune(
         freed,
         dryrun,
     )
-
-
-def _is_reference(key: str) -> bool:
-    return key.endswith(f"/{REFERENCE_NAME}") or key == REFERENCE_NAME
 
 
 def _freed_references(

@@ -26,6 +26,7 @@ from io import BytesIO
 from itertools import islice
 
 from deltaglider.errors import DeltagliderError
+from deltaglider.listing import stored_objects
 from deltaglider.log import get_logger
 from deltaglider.metadata import (
     DELTA_SUFFIX,
@@ -39,7 +40,7 @@ from deltaglider.metadata import (
     now,
     recorded_size,
 )
-from deltaglider.s3 import ListedPrefix, ObjectHead, Store
+from deltaglider.s3 import Store
 from deltaglider.series import series_id, series_of
 from deltaglider.urls import base_name, parent_prefix
 
@@ -242,7 +243,7 @@ def _scan(store: Store, bucket: str, prefix: str, tick: Progress) -> _Scan:
     scan = _Scan()
     recent: OrderedDict[str, None] = OrderedDict()
     series_seen: set[str] = set()
-    for head in _objects(store, bucket, prefix):
+    for head in stored_objects(store, bucket, prefix):
         if head.key.startswith(STATS_PREFIX):
             continue  # our own cache: counted in no total, so writing it changes nothing
         scan.objects += 1
@@ -287,7 +288,7 @@ def _scan(store: Store, bucket: str, prefix: str, tick: Progress) -> _Scan:
             scan.direct_bytes += head.size
     if prefix and not prefix.startswith(INTERNAL_PREFIX):
         # Shared references live outside any prefix: count those of the series seen here.
-        for head in _objects(store, bucket, REFS_PREFIX):
+        for head in stored_objects(store, bucket, REFS_PREFIX):
             sid = head.key[len(REFS_PREFIX) :].split("/", 1)[0]
             if is_shared_reference(head.key) and sid in series_seen:
                 scan.objects += 1
@@ -295,13 +296,6 @@ def _scan(store: Store, bucket: str, prefix: str, tick: Progress) -> _Scan:
                 scan.shared_refs.setdefault(sid, []).append(head.size)
     tick(scan.objects, 0)
     return scan
-
-
-def _objects(store: Store, bucket: str, prefix: str) -> Iterator[ObjectHead]:
-    for page in store.iter_listing(bucket, prefix):
-        for item in page:
-            if not isinstance(item, ListedPrefix):
-                yield item
 
 
 def _reference_size(scan: _Scan, pair: _Pair) -> int | None:
@@ -325,7 +319,7 @@ def _head_deltas(
     shadow_check: OrderedDict[str, None] = OrderedDict()
 
     def wanted() -> Iterator[tuple[_Pair, str]]:
-        for head in _objects(store, bucket, prefix):
+        for head in stored_objects(store, bucket, prefix):
             key = head.key
             if key.startswith(INTERNAL_PREFIX) or base_name(key) == REFERENCE_NAME:
                 continue
