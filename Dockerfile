@@ -32,7 +32,9 @@ RUN groupadd --gid 1000 deltaglider \
     && useradd --uid 1000 --gid 1000 --create-home --home-dir /home/deltaglider deltaglider \
     && mkdir -p /work && chown 1000:1000 /work
 USER 1000:1000
-ENV HOME=/home/deltaglider
+# Each `docker run` starts clean, so references are cached for one process (encrypted); to keep
+# them between runs mount a volume and set DG_CACHE_BACKEND=persistent DG_CACHE_DIR=/cache.
+ENV HOME=/home/deltaglider DG_CACHE_BACKEND=filesystem
 WORKDIR /work
 ENTRYPOINT ["deltaglider"]
 CMD ["--help"]

@@ -1,31 +1,58 @@
 """deltaglider: versioned build artifacts on S3-compatible storage as binary deltas.
 
 This module exports the public API only; each submodule owns one job (see its docstring).
+The exports are imported on first use (PEP 562), so `deltaglider --version` and `--help` start
+without boto3 or the engine.
 
     import deltaglider
     s3 = deltaglider.create_client(endpoint_url="http://127.0.0.1:9000")
     s3.put_object(Bucket="releases", Key="1.2.3/app.zip", Body=open("app.zip", "rb"))
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "7.0.0"
 
-from deltaglider.client import DeltagliderClient, StreamingBody, create_client
-from deltaglider.errors import (
-    DeltagliderError,
-    IntegrityError,
-    NotFoundError,
-    StorageError,
-    UsageError,
-)
-from deltaglider.models import (
-    DeleteResult,
-    DeltaPolicy,
-    DownloadResult,
-    StoredAs,
-    UploadResult,
-    VerifyResult,
-)
-from deltaglider.stats import BucketStats, GroupStats
+if TYPE_CHECKING:
+    from deltaglider.client import DeltagliderClient, StreamingBody, create_client
+    from deltaglider.errors import (
+        DeltagliderError,
+        IntegrityError,
+        NotFoundError,
+        StorageError,
+        UsageError,
+    )
+    from deltaglider.models import (
+        DeleteResult,
+        DeltaPolicy,
+        DownloadResult,
+        StoredAs,
+        UploadResult,
+        VerifyResult,
+    )
+    from deltaglider.stats import BucketStats, GroupStats
+
+_EXPORTED_FROM = {
+    "BucketStats": "stats",
+    "DeleteResult": "models",
+    "DeltaPolicy": "models",
+    "DeltagliderClient": "client",
+    "DeltagliderError": "errors",
+    "DownloadResult": "models",
+    "GroupStats": "stats",
+    "IntegrityError": "errors",
+    "NotFoundError": "errors",
+    "StorageError": "errors",
+    "StoredAs": "models",
+    "StreamingBody": "client",
+    "UploadResult": "models",
+    "UsageError": "errors",
+    "VerifyResult": "models",
+    "create_client": "client",
+}
 
 __all__ = [
     "BucketStats",
@@ -46,3 +73,17 @@ __all__ = [
     "__version__",
     "create_client",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import an export's module the first time the export is asked for."""
+    module = _EXPORTED_FROM.get(name)
+    if module is None:
+        raise AttributeError(f"module 'deltaglider' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"deltaglider.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTED_FROM})

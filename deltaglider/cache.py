@@ -1,9 +1,12 @@
-"""The per-process reference cache, addressed by the reference's SHA-256.
+"""The reference cache, addressed by the reference's SHA-256.
 
-Owns: keeping references fetched once per process (encrypted and authenticated at rest in a
-0700 directory removed at exit, or in memory under an LRU byte bound), re-verifying every entry
-by SHA-256 before use, and dropping corrupt or tampered entries. Must not talk to S3: callers
-pass a `fetch` function that writes the reference's bytes.
+Owns: keeping fetched references for later use: across processes in a persistent 0700
+directory under an LRU byte bound (the default; plaintext, or encrypted with the user's
+DG_CACHE_ENCRYPTION_KEY), or for one process only (encrypted with a random key in a 0700
+directory removed at exit, or in memory under an LRU byte bound); re-verifying every entry by
+SHA-256 before each use, dropping corrupt, stale or tampered entries, and each process's
+scratch directory. Must not talk to S3: callers pass a `fetch` function that writes the
+reference's bytes.
 """
 
 from __future__ import annotations
@@ -15,20 +18,22 @@ import contextlib
 import hashlib
 import os
 import shutil
+import stat
 import struct
 import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+from deltaglider.config import Settings, cache_directory
 from deltaglider.errors import CacheError, ReferenceMismatch
-from deltaglider.files import CHUNK_SIZE, HashingWriter, Sink, temp_root
+from deltaglider.files import CHUNK_SIZE, HashingWriter, Sink, digest_file, temp_root
 from deltaglider.log import get_logger
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 log = get_logger(__name__)
 
@@ -64,15 +69,13 @@ class ReferenceCache:
 
     @contextlib.contextmanager
     def reference(self, sha256: str, fetch: Fetch, label: str) -> Iterator[Path]:
-        """A plaintext copy of the reference with this SHA-256, fetched at most once per process
-        (unless the cached copy fails its check). Raises IntegrityError naming `label` when
-        freshly fetched bytes do not match `sha256`."""
-        fd, name = tempfile.mkstemp(prefix="ref.", dir=self._scratch)
-        path = Path(name)
+        """A plaintext copy of the reference with this SHA-256, fetched only when no intact
+        cached copy exists. Raises ReferenceMismatch naming `label` when freshly fetched bytes
+        do not match `sha256`."""
+        path = self._lease(sha256)
         try:
-            with os.fdopen(fd, "wb") as out:
-                restored = self._restore(sha256, out)
-            if not restored:
+            if path is None:
+                path = self._new_lease()
                 with path.open("wb") as out:
                     writer = HashingWriter(out)
                     fetch(writer)
@@ -84,11 +87,32 @@ class ReferenceCache:
                 self.store(sha256, path)
             yield path
         finally:
+            if path is not None:
+                path.unlink(missing_ok=True)
+
+    def _new_lease(self) -> Path:
+        """A new empty file that only this call uses (removed when the block ends)."""
+        fd, name = tempfile.mkstemp(prefix="ref.", dir=self._scratch)
+        os.close(fd)
+        return Path(name)
+
+    def _lease(self, sha256: str) -> Path | None:
+        """A new file holding the cached bytes, checked against `sha256`; None when there is
+        no intact entry (a bad one is dropped)."""
+        path = self._new_lease()
+        try:
+            with path.open("r+b") as out:
+                if self._restore(sha256, out):
+                    return path
+        except BaseException:
             path.unlink(missing_ok=True)
+            raise
+        path.unlink(missing_ok=True)
+        return None
 
     def work_directory(self) -> tempfile.TemporaryDirectory[str]:
-        """A private temporary directory inside this process's cache directory, so whatever a
-        killed process leaves behind is removed with it by the next process."""
+        """A private temporary directory inside this process's scratch directory, so whatever
+        a killed process leaves behind is removed with it by the next process."""
         return tempfile.TemporaryDirectory(prefix="work-", dir=self._scratch)
 
     def store(self, sha256: str, source: Path) -> None:
@@ -103,54 +127,49 @@ class ReferenceCache:
         shutil.rmtree(self._scratch, ignore_errors=True)
 
 
-class FileCache(ReferenceCache):
-    """Encrypted, authenticated files in a private 0700 directory, removed at exit.
+def _scratch_directory() -> Path:
+    """This process's private scratch directory (0700, named with its PID so that the next
+    process removes it if this one is killed)."""
+    remove_stale_directories()
+    root = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=temp_root()))
+    root.chmod(0o700)
+    return root
 
-    Each entry is AES-256-GCM in 1 MiB segments: a random 8-byte nonce prefix per file, a
-    segment counter in each nonce, and the SHA-256 plus a last-segment flag as associated data,
-    so truncation, reordering and substitution are all detected.
-    """
 
-    def __init__(self, key: bytes | None = None) -> None:
-        remove_stale_directories()
-        root = Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=temp_root()))
-        root.chmod(0o700)
-        super().__init__(root)
-        self.directory = root
-        self._aead = AESGCM(key if key is not None else AESGCM.generate_key(bit_length=256))
-        atexit.register(self.close)
+class Sealer:
+    """AES-256-GCM in 1 MiB segments: a random 8-byte nonce prefix per file, a segment counter
+    in each nonce, and the SHA-256 plus a last-segment flag as associated data, so truncation,
+    reordering and substitution are all detected."""
 
-    def entry_path(self, sha256: str) -> Path:
-        return self.directory / f"{sha256}.enc"
+    def __init__(self, key: bytes) -> None:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    def store(self, sha256: str, source: Path) -> None:
-        fd, name = tempfile.mkstemp(prefix="entry.", dir=self.directory)
+        self._aead: AESGCM = AESGCM(key)
+
+    @staticmethod
+    def random_key() -> bytes:
+        return os.urandom(32)
+
+    def seal(self, sha256: str, source: Path, out: BinaryIO) -> None:
         prefix = os.urandom(8)
-        try:
-            with source.open("rb") as src, os.fdopen(fd, "wb") as out:
-                out.write(_MAGIC + prefix)
-                chunk = src.read(CHUNK_SIZE)
-                counter = 0
-                while True:
-                    following = src.read(CHUNK_SIZE) if chunk else b""
-                    last = not following
-                    out.write(self._seal(prefix, counter, sha256, last, chunk))
-                    if last:
-                        break
-                    chunk, counter = following, counter + 1
-            Path(name).replace(self.entry_path(sha256))
-        except BaseException:
-            Path(name).unlink(missing_ok=True)
-            raise
+        with source.open("rb") as src:
+            out.write(_MAGIC + prefix)
+            chunk = src.read(CHUNK_SIZE)
+            counter = 0
+            while True:
+                following = src.read(CHUNK_SIZE) if chunk else b""
+                last = not following
+                nonce = prefix + struct.pack(">I", counter)
+                out.write(self._aead.encrypt(nonce, chunk, _aad(sha256, last)))
+                if last:
+                    break
+                chunk, counter = following, counter + 1
 
-    def _seal(self, prefix: bytes, counter: int, sha256: str, last: bool, data: bytes) -> bytes:
-        nonce = prefix + struct.pack(">I", counter)
-        return self._aead.encrypt(nonce, data, _aad(sha256, last))
+    def unseal(self, sha256: str, entry: Path, out: BinaryIO) -> bool:
+        """Decrypt `entry` into `out`; False (with `out` emptied) when it fails its
+        authentication or its SHA-256."""
+        from cryptography.exceptions import InvalidTag
 
-    def _restore(self, sha256: str, out: BinaryIO) -> bool:
-        entry = self.entry_path(sha256)
-        if not entry.exists():
-            return False
         writer = HashingWriter(out)
         try:
             with entry.open("rb") as src:
@@ -170,28 +189,197 @@ class FileCache(ReferenceCache):
                     sealed, counter = following, counter + 1
         except (InvalidTag, OSError):
             log.warning("cache_entry_dropped", sha256=sha256, reason="failed authentication")
-            return self._drop(entry, out)
+            return _emptied(out)
         if writer.digest.sha256 != sha256:
             log.warning("cache_entry_dropped", sha256=sha256, reason="sha256 mismatch")
-            return self._drop(entry, out)
+            return _emptied(out)
         return True
 
-    @staticmethod
-    def _drop(entry: Path, out: BinaryIO) -> bool:
+
+def _emptied(out: BinaryIO) -> bool:
+    out.seek(0)
+    out.truncate()
+    return False
+
+
+class FileCache(ReferenceCache):
+    """One process's cache: encrypted, authenticated files (`Sealer`, a random key unless one
+    is given) in its private 0700 scratch directory, removed at exit."""
+
+    def __init__(self, key: bytes | None = None) -> None:
+        root = _scratch_directory()
+        super().__init__(root)
+        self.directory = root
+        self._sealer = Sealer(key if key is not None else Sealer.random_key())
+        atexit.register(self.close)
+
+    def entry_path(self, sha256: str) -> Path:
+        return self.directory / f"{sha256}.enc"
+
+    def store(self, sha256: str, source: Path) -> None:
+        fd, name = tempfile.mkstemp(prefix="entry.", dir=self.directory)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                self._sealer.seal(sha256, source, out)
+            Path(name).replace(self.entry_path(sha256))
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
+
+    def _restore(self, sha256: str, out: BinaryIO) -> bool:
+        entry = self.entry_path(sha256)
+        if not entry.exists():
+            return False
+        if self._sealer.unseal(sha256, entry, out):
+            return True
         entry.unlink(missing_ok=True)
-        out.seek(0)
-        out.truncate()
         return False
+
+
+class PersistentCache(ReferenceCache):
+    """References kept between processes (successive commands of a CI job reuse them).
+
+    Layout of `directory` (0700, refused when another user owns it): `refs/<sha256>` (or
+    `refs/<sha256>.enc`, sealed with the user's key, when one is given), `tmp/` for entries
+    being written (a rename makes each one appear whole), `leases/<pid>-…` for the copies in
+    use. An entry is hard-linked to a lease and the lease hashed before every use, so a stale,
+    corrupt or tampered entry is dropped and fetched again, and an eviction by another process
+    never pulls bytes from under a running encode. Entries are touched on use and the least
+    recently used removed beyond `max_bytes`."""
+
+    def __init__(self, directory: Path, max_bytes: int, key: bytes | None = None) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self._sealer = Sealer(key) if key is not None else None
+        for folder in (directory, directory / "refs", directory / "tmp", directory / "leases"):
+            _private_directory(folder)
+        _remove_dead_leases(directory / "leases")
+        super().__init__(_scratch_directory())
+        atexit.register(self.close)
+
+    def entry_path(self, sha256: str) -> Path:
+        suffix = ".enc" if self._sealer is not None else ""
+        return self.directory / "refs" / f"{sha256}{suffix}"
+
+    def _new_lease(self) -> Path:
+        if self._sealer is not None:  # decrypted bytes only ever in this process's scratch
+            return super()._new_lease()
+        fd, name = tempfile.mkstemp(prefix=f"{os.getpid()}-", dir=self.directory / "leases")
+        os.close(fd)
+        return Path(name)
+
+    def _lease(self, sha256: str) -> Path | None:
+        entry = self.entry_path(sha256)
+        if self._sealer is not None:
+            return super()._lease(sha256)
+        lease = self.directory / "leases" / f"{os.getpid()}-{os.urandom(8).hex()}"
+        try:
+            os.link(entry, lease)
+        except FileNotFoundError:
+            return None
+        except OSError:  # no hard links on this filesystem: a copy is as good
+            try:
+                shutil.copyfile(entry, lease)
+            except FileNotFoundError:
+                lease.unlink(missing_ok=True)
+                return None
+        if digest_file(lease).sha256 != sha256:
+            log.warning("cache_entry_dropped", sha256=sha256, reason="sha256 mismatch")
+            lease.unlink(missing_ok=True)
+            entry.unlink(missing_ok=True)
+            return None
+        _touch(entry)
+        return lease
+
+    def _restore(self, sha256: str, out: BinaryIO) -> bool:
+        assert self._sealer is not None  # plaintext entries are leased, never copied out
+        entry = self.entry_path(sha256)
+        if not entry.exists():
+            return False
+        if self._sealer.unseal(sha256, entry, out):
+            _touch(entry)
+            return True
+        entry.unlink(missing_ok=True)
+        return False
+
+    def store(self, sha256: str, source: Path) -> None:
+        if source.stat().st_size > self.max_bytes:
+            return
+        written = self.directory / "tmp" / f"{os.getpid()}-{os.urandom(8).hex()}"
+        try:
+            if self._sealer is not None:
+                with written.open("xb") as out:
+                    self._sealer.seal(sha256, source, out)
+            else:
+                try:
+                    os.link(source, written)  # a lease or the uploaded file: no copy
+                except OSError:
+                    shutil.copyfile(source, written)
+            written.replace(self.entry_path(sha256))
+        except BaseException:
+            written.unlink(missing_ok=True)
+            raise
+        self._evict()
+
+    def _evict(self) -> None:
+        """Remove the least recently used entries until the rest fit in `max_bytes`."""
+        entries = []
+        for entry in (self.directory / "refs").iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                info = entry.stat()
+                entries.append((info.st_mtime_ns, info.st_size, entry))
+        total = sum(size for _, size, _ in entries)
+        for _, size, entry in sorted(entries):
+            if total <= self.max_bytes:
+                break
+            entry.unlink(missing_ok=True)
+            total -= size
+            log.debug("cache_entry_evicted", entry=entry.name)
+
+
+def _touch(entry: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.utime(entry)
+
+
+def _private_directory(folder: Path) -> None:
+    """Create `folder` 0700, or make an existing one of ours 0700; refuse another user's."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = folder.stat()
+    except OSError as error:
+        raise CacheError(f"cache directory {folder}: {error.strerror}") from None
+    if info.st_uid != os.getuid():
+        raise CacheError(
+            f"cache directory {folder} belongs to another user; set DG_CACHE_DIR to one of yours"
+        )
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        folder.chmod(0o700)
+
+
+def _remove_dead_leases(leases: Path) -> None:
+    """Leases of processes that no longer exist (a SIGKILL skips the removal)."""
+    for lease in leases.iterdir():
+        pid_text = lease.name.split("-", 1)[0]
+        if pid_text.isdigit() and not _alive(int(pid_text)):
+            lease.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 class MemoryCache(ReferenceCache):
     """References held in memory, least recently used dropped beyond `max_bytes`."""
 
     def __init__(self, max_bytes: int) -> None:
-        remove_stale_directories()
-        super().__init__(
-            Path(tempfile.mkdtemp(prefix=f"{_DIR_PREFIX}{os.getpid()}-", dir=temp_root()))
-        )
+        super().__init__(_scratch_directory())
         self.max_bytes = max_bytes
         self._entries: OrderedDict[str, bytes] = OrderedDict()
         atexit.register(self.close)
@@ -242,8 +430,15 @@ def _aad(sha256: str, last: bool) -> bytes:
     return sha256.encode("ascii") + (b"\x01" if last else b"\x00")
 
 
-def open_cache(backend: str, memory_bytes: int, encryption_key: str | None) -> ReferenceCache:
-    """The cache the settings ask for."""
-    if backend == "memory":
-        return MemoryCache(memory_bytes)
-    return FileCache(parse_key(encryption_key) if encryption_key else None)
+def open_cache(settings: Settings) -> ReferenceCache:
+    """The cache the settings ask for (README "Reference cache")."""
+    key = parse_key(settings.cache_encryption_key) if settings.cache_encryption_key else None
+    if settings.cache_backend == "memory":
+        return MemoryCache(settings.cache_memory_bytes)
+    if settings.cache_backend == "filesystem":
+        return FileCache(key)
+    try:
+        return PersistentCache(cache_directory(settings), settings.cache_size_bytes, key)
+    except CacheError as error:  # a cache is a speed-up: never a reason to fail a transfer
+        log.warning("persistent_cache_unavailable", reason=str(error), using="filesystem")
+        return FileCache(key)

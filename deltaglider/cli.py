@@ -18,18 +18,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 
-from deltaglider import __version__, analysis, interrupt, migration, stats, transfer
+from deltaglider import __version__, interrupt, transfer
 from deltaglider.config import CODECS, REFERENCE_MODES, Settings, check_endpoint
-from deltaglider.engine import Engine, check_user_key
 from deltaglider.errors import DeltagliderError, FatalError, NotFoundError, UsageError
-from deltaglider.log import configure_cli_logging
 from deltaglider.metadata import (
     DELTA_SUFFIX,
     BucketSettings,
+    check_user_key,
     check_user_metadata,
     is_internal_key,
 )
@@ -43,9 +42,12 @@ from deltaglider.models import (
     UploadResult,
     VerifyResult,
 )
-from deltaglider.s3 import ec2_region
 from deltaglider.transfer import Action, Filters, Location, Options, Outcome, Task
 from deltaglider.urls import S3Url, base_name, destination_key, is_s3_url
+
+if TYPE_CHECKING:  # imported where used: --version and --help start without boto3
+    from deltaglider import stats
+    from deltaglider.engine import Engine
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -72,9 +74,7 @@ class AppContext:
     """Settings from the environment and global flags; an engine per set of settings, built
     on first use (`make_engine` is `Engine` except in tests that bring their own store)."""
 
-    def __init__(
-        self, settings: Settings, make_engine: Callable[[Settings], Engine] = Engine
-    ) -> None:
+    def __init__(self, settings: Settings, make_engine: Callable[[Settings], Engine]) -> None:
         self.settings = settings
         self.make_engine = make_engine
         self._engines: dict[Settings, Engine] = {}
@@ -509,6 +509,9 @@ def main(
     deltaglider ls s3://releases/1.2.3/
     deltaglider cp s3://releases/1.2.3/build.zip ./
     """
+    from deltaglider.engine import Engine
+    from deltaglider.log import configure_cli_logging
+
     configure_cli_logging(debug)
     settings = Settings.from_env().with_overrides(
         endpoint_url=endpoint_url,
@@ -1164,6 +1167,9 @@ def migrate(
         raise UsageError("migrate takes SOURCE and DESTINATION, or SOURCE with --in-place")
     if in_place and (source_endpoint_url or source_profile or dryrun):
         raise UsageError("--in-place works on one bucket: no --source-*, no --dryrun")
+    from deltaglider import migration
+    from deltaglider.s3 import ec2_region
+
     src = S3Url.parse(source)
     dst = S3Url.parse(destination) if destination is not None else src
     try:
@@ -1372,6 +1378,8 @@ def stats_command(
         raise UsageError("--sampled and --detailed cannot be combined")
     if no_cache and refresh:
         raise UsageError("--refresh and --no-cache cannot be combined")
+    from deltaglider import stats
+
     url = S3Url.parse(path)
     mode = stats.Mode.DETAILED if detailed else stats.Mode.SAMPLED if sampled else stats.Mode.QUICK
     show_progress = sys.stderr.isatty()
@@ -1546,6 +1554,8 @@ def analyze(
             )
         else:
             click.echo(f"analyze: {result.key}{_detail(result)}")
+
+    from deltaglider import analysis
 
     found = analysis.analyze(folder, settings, options, say)
     result = found.stats

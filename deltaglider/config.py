@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from deltaglider.errors import UsageError
 
@@ -24,8 +25,10 @@ class Settings:
     max_ratio: float = 0.5
     references: str | None = None  # "shared" or "folder"; None: the bucket's setting
     renew_ratio: float = 0.25  # shared references: a delta over this ratio starts a new one
-    cache_backend: str = "filesystem"  # or "memory"
+    cache_backend: str = "persistent"  # or "filesystem" (one process, encrypted) or "memory"
     cache_memory_bytes: int = 100 * MIB
+    cache_dir: str | None = None  # persistent cache; None: DG_CACHE_DIR or the XDG cache dir
+    cache_size_bytes: int = 2048 * MIB  # persistent cache bound (least recently used go)
     cache_encryption_key: str | None = None
     codec: str = "xdelta3"  # or "zstd": faster, not readable by deltaglider 6.x
     codec_memory_bytes: int = 1024 * MIB  # bound on xdelta3's source window
@@ -42,8 +45,10 @@ class Settings:
         env = os.environ if env is None else env
         defaults = cls()
         backend = env.get("DG_CACHE_BACKEND", defaults.cache_backend) or defaults.cache_backend
-        if backend not in ("filesystem", "memory"):
-            raise UsageError(f"DG_CACHE_BACKEND must be 'filesystem' or 'memory', not {backend!r}")
+        if backend not in CACHE_BACKENDS:
+            raise UsageError(
+                f"DG_CACHE_BACKEND must be one of {', '.join(CACHE_BACKENDS)}, not {backend!r}"
+            )
         return cls(
             codec=check_codec(env.get("DG_CODEC") or defaults.codec, "DG_CODEC"),
             endpoint_url=check_endpoint(
@@ -60,6 +65,8 @@ class Settings:
             cache_backend=backend,
             cache_memory_bytes=_mib(env, "DG_CACHE_MEMORY_SIZE_MB", defaults.cache_memory_bytes),
             cache_encryption_key=env.get("DG_CACHE_ENCRYPTION_KEY") or None,
+            cache_dir=env.get("DG_CACHE_DIR") or None,
+            cache_size_bytes=_mib(env, "DG_CACHE_SIZE_MB", defaults.cache_size_bytes),
             codec_memory_bytes=_mib(env, "DG_CODEC_MEMORY_MB", defaults.codec_memory_bytes),
             multipart_threshold=_mib(
                 env, "DG_MULTIPART_THRESHOLD_MB", defaults.multipart_threshold
@@ -88,6 +95,21 @@ class Settings:
 
 
 CODECS = ("xdelta3", "zstd")
+CACHE_BACKENDS = ("persistent", "filesystem", "memory")
+
+
+def cache_directory(settings: Settings, env: Mapping[str, str] | None = None) -> Path:
+    """Where the persistent reference cache lives: `cache_dir` (DG_CACHE_DIR), else
+    `$XDG_CACHE_HOME/deltaglider`, else `~/.cache/deltaglider`."""
+    env = os.environ if env is None else env
+    if settings.cache_dir:
+        return Path(settings.cache_dir)
+    base = env.get("XDG_CACHE_HOME") or ""
+    if not Path(base).is_absolute():  # the XDG spec: a relative value is ignored
+        base = str(Path(env.get("HOME") or "/nonexistent") / ".cache")
+    return Path(base) / "deltaglider"
+
+
 REFERENCE_MODES = ("shared", "folder")
 
 

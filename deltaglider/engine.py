@@ -52,6 +52,7 @@ from deltaglider.metadata import (
     DirectMeta,
     ObjectKind,
     check_metadata,
+    check_user_key,
     check_user_metadata,
     classify,
     delta_key,
@@ -79,7 +80,7 @@ from deltaglider.models import (
 from deltaglider.references import Reference, References
 from deltaglider.s3 import AlreadyExists, Bucket, ObjectHead, Store, make_client
 from deltaglider.series import series_of
-from deltaglider.urls import MAX_KEY_BYTES, base_name, parent_prefix, validate_key
+from deltaglider.urls import MAX_KEY_BYTES, base_name, parent_prefix
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -132,20 +133,6 @@ def wants_delta(key: str, policy: DeltaPolicy) -> bool:
 def is_delta_eligible(name: str) -> bool:
     """True when a file of this name is tried as a delta by default."""
     return name.lower().endswith(DELTA_EXTENSIONS)
-
-
-def check_user_key(key: str) -> None:
-    """Refuse logical keys that would collide with deltaglider's own objects."""
-    name = base_name(key)
-    if not name:
-        raise UsageError(f"no file name in key {key!r}")
-    if name == REFERENCE_NAME:
-        raise UsageError(f"{key!r}: the name {REFERENCE_NAME!r} is reserved for delta references")
-    if name.endswith(DELTA_SUFFIX):
-        raise UsageError(f"{key!r}: names ending in {DELTA_SUFFIX!r} are reserved for deltas")
-    if key.startswith(INTERNAL_PREFIX):
-        raise UsageError(f"{key!r}: keys under {INTERNAL_PREFIX!r} are reserved")
-    validate_key(key, key)
 
 
 def written_at(head: ObjectHead) -> datetime:
@@ -300,9 +287,7 @@ class Engine:
         boto3's usual chain; they go to the client and are never kept or logged here."""
         self.settings = settings
         self._store = store or Store(make_client(settings, credentials), settings)
-        self._cache = cache or open_cache(
-            settings.cache_backend, settings.cache_memory_bytes, settings.cache_encryption_key
-        )
+        self._cache = cache or open_cache(settings)
         self.references = References(self._store, self._cache, settings)
         self._bucket_settings: dict[str, BucketSettings] = {}
         self._settings_lock = threading.Lock()

@@ -16,7 +16,7 @@ from enum import Enum
 
 from deltaglider import __version__
 from deltaglider.errors import IntegrityError, UsageError
-from deltaglider.urls import base_name, join_key, parent_prefix
+from deltaglider.urls import base_name, join_key, parent_prefix, validate_key
 
 REFERENCE_NAME = "reference.bin"
 DELTA_SUFFIX = ".delta"
@@ -54,6 +54,20 @@ class ObjectKind(Enum):
     DELTA = "delta"
     DIRECT = "direct"
     PLAIN = "plain"  # no deltaglider metadata: written by another tool
+
+
+def check_user_key(key: str) -> None:
+    """Refuse logical keys that would collide with deltaglider's own objects."""
+    name = base_name(key)
+    if not name:
+        raise UsageError(f"no file name in key {key!r}")
+    if name == REFERENCE_NAME:
+        raise UsageError(f"{key!r}: the name {REFERENCE_NAME!r} is reserved for delta references")
+    if name.endswith(DELTA_SUFFIX):
+        raise UsageError(f"{key!r}: names ending in {DELTA_SUFFIX!r} are reserved for deltas")
+    if key.startswith(INTERNAL_PREFIX):
+        raise UsageError(f"{key!r}: keys under {INTERNAL_PREFIX!r} are reserved")
+    validate_key(key, key)
 
 
 def lookup(meta: dict[str, str], field: str) -> str | None:

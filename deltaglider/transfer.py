@@ -17,9 +17,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deltaglider import interrupt
-from deltaglider.engine import Engine, wants_delta
 from deltaglider.errors import DeltagliderError, NotFoundError, UsageError
 from deltaglider.files import Progress, is_partial_download
 from deltaglider.models import (
@@ -31,6 +31,9 @@ from deltaglider.models import (
 )
 from deltaglider.series import series_of
 from deltaglider.urls import S3Url, parent_prefix
+
+if TYPE_CHECKING:
+    from deltaglider.engine import Engine
 
 
 class Action(Enum):
@@ -393,6 +396,8 @@ def _reference_group(engine: Engine, task: Task, options: Options) -> tuple[str,
     destination = task.destination
     if task.action not in (Action.UPLOAD, Action.COPY) or not isinstance(destination, S3Url):
         return None
+    from deltaglider.engine import wants_delta  # the engine's rule; imported when used
+
     if not wants_delta(destination.key, options.upload.policy):
         return None
     if engine.reference_mode(destination.bucket) == "shared":

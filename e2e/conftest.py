@@ -157,6 +157,17 @@ def s3_server(
 
 
 @pytest.fixture(autouse=True)
+def private_reference_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each test its own persistent reference cache (commands in one test share it, as the
+    steps of one CI job do): nothing from the user's ~/.cache, nothing from another test."""
+    folder = tmp_path_factory.mktemp("dg-cache")
+    monkeypatch.setenv("DG_CACHE_DIR", str(folder / "deltaglider"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(folder))
+
+
+@pytest.fixture(autouse=True)
 def references(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Where new references go for this test: a parametrized value (indirect), else a
     module's `REFERENCES` ("folder" where its tests pin the folder layout), else shared. The CLI in-process and in

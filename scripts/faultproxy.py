@@ -7,7 +7,9 @@ Per request, with probability `rate`, one fault drawn from `faults`:
   truncate  forwarded; the response ends early (headers promise more than is sent)
   latency   forwarded after 50-300 ms
 It counts the bytes it carries each way (`sent`: request bodies, `received`: response
-bodies), which is how `scripts/bench.py` measures bytes over the wire.
+bodies) and the requests by S3 operation (`operations`: "HEAD", "GET", "PUT", "LIST", …), and
+notes when the first request arrived (`first_request_at`, `time.perf_counter()`): how
+`scripts/bench.py` measures bytes over the wire, requests per file and time to first request.
 `strip_conditional` drops If-None-Match, to play a server without conditional writes (only
 usable where the server does not check signatures: the header is signed). Requests are bounded
 by the tests that send them; the proxy only ever connects to the upstream on loopback.
@@ -51,6 +53,8 @@ class FaultProxy:
         self.strip_conditional = strip_conditional
         self.injected: Counter[str] = Counter()
         self.requests = 0
+        self.operations: Counter[str] = Counter()
+        self.first_request_at: float | None = None
         self.sent = 0
         self.received = 0
         self._random = random.Random(seed)
@@ -70,6 +74,23 @@ class FaultProxy:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.operations.clear()
+            self.first_request_at = None
+
+    def count(self, method: str, path: str) -> None:
+        """One request, by what it does: LIST for listings, else the HTTP method (a bucket
+        settings or multipart call counts as the method it uses)."""
+        query = urlsplit(path).query
+        operation = (
+            "LIST" if method == "GET" and ("list-type" in query or "prefix=" in query) else method
+        )
+        with self._lock:
+            if self.first_request_at is None:
+                self.first_request_at = time.perf_counter()
+            self.operations[operation] += 1
 
     def draw(self) -> str | None:
         with self._lock:
@@ -94,6 +115,7 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 with proxy._lock:
                     proxy.sent += len(body)
+                proxy.count(self.command, self.path)
                 fault = proxy.draw()
                 if fault in ("500", "503"):
                     code = "InternalError" if fault == "500" else "SlowDown"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from deltaglider.cache import FileCache, MemoryCache, open_cache, parse_key
+from deltaglider.cache import FileCache, MemoryCache, PersistentCache, open_cache, parse_key
+from deltaglider.config import Settings, cache_directory
 from deltaglider.errors import CacheError, IntegrityError
 from deltaglider.files import Sink, digest_file
 
@@ -104,7 +105,9 @@ def test_memory_cache_is_lru_bounded(tmp_path: Path) -> None:
 def test_encryption_key_from_environment() -> None:
     key = base64.urlsafe_b64encode(os.urandom(32)).decode()
     assert len(parse_key(key)) == 32
-    assert isinstance(open_cache("filesystem", 0, key), FileCache)
+    assert isinstance(
+        open_cache(Settings(cache_backend="filesystem", cache_encryption_key=key)), FileCache
+    )
     for garbage in ["not base64 !!", base64.b64encode(b"short").decode()]:
         with pytest.raises(CacheError, match="DG_CACHE_ENCRYPTION_KEY"):
             parse_key(garbage)
@@ -129,4 +132,162 @@ def test_directories_of_killed_processes_are_removed(
     assert not stale.exists()
     assert running.exists()
     assert cache.directory.parent == tmp_path
+    cache.close()
+
+
+# ------------------------------------------------------------------ the persistent cache
+
+
+def persistent(
+    tmp_path: Path, max_bytes: int = 1 << 30, key: bytes | None = None
+) -> PersistentCache:
+    return PersistentCache(tmp_path / "cache", max_bytes, key)
+
+
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_persistent_cache_serves_a_later_process_without_a_fetch(
+    tmp_path: Path, encrypted: bool
+) -> None:
+    """A new PersistentCache on the same directory (as the next command of a CI job opens)
+    restores the exact bytes without fetching; the directories are 0700."""
+    key = os.urandom(32) if encrypted else None
+    ref, sha = make_reference(tmp_path, 3 * 1024 * 1024 + 17)
+    first, fetch = persistent(tmp_path, key=key), CountingFetch(ref)
+    with first.reference(sha, fetch, "s3://b/r") as path:
+        assert path.read_bytes() == ref.read_bytes()
+    first.close()
+    second = persistent(tmp_path, key=key)
+    for _ in range(2):
+        with second.reference(sha, fetch, "s3://b/r") as path:
+            assert path.read_bytes() == ref.read_bytes()
+    assert fetch.calls == 1
+    for folder in ("", "refs", "tmp", "leases"):
+        assert stat.S_IMODE((tmp_path / "cache" / folder).stat().st_mode) == 0o700
+    entry = second.entry_path(sha)
+    assert (ref.read_bytes()[:64] in entry.read_bytes()) is not encrypted
+    second.close()
+    assert not list((tmp_path / "cache" / "leases").iterdir())  # every lease returned
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "other-file"])
+@pytest.mark.parametrize("encrypted", [False, True])
+def test_persistent_entry_that_changed_is_dropped_and_fetched_again(
+    tmp_path: Path, damage: str, encrypted: bool
+) -> None:
+    ref, sha = make_reference(tmp_path, 2 * 1024 * 1024 + 5)
+    cache, fetch = (
+        persistent(tmp_path, key=os.urandom(32) if encrypted else None),
+        CountingFetch(ref),
+    )
+    cache.store(sha, ref)
+    entry = cache.entry_path(sha)
+    data = bytearray(entry.read_bytes())
+    if damage == "flip":
+        data[len(data) // 2] ^= 1
+    elif damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data = bytearray(os.urandom(len(data)))
+    entry.unlink()  # a new inode, as a writer replacing the file would
+    entry.write_bytes(bytes(data))
+    with cache.reference(sha, fetch, "s3://b/r") as path:
+        assert path.read_bytes() == ref.read_bytes()
+    assert fetch.calls == 1
+    with cache.reference(sha, fetch, "s3://b/r") as path:  # the fetched bytes were kept
+        assert path.read_bytes() == ref.read_bytes()
+    assert fetch.calls == 1
+    cache.close()
+
+
+def test_persistent_cache_evicts_least_recently_used_beyond_its_bound(tmp_path: Path) -> None:
+    cache = persistent(tmp_path, max_bytes=2500)
+    refs = []
+    for index in range(3):
+        folder = tmp_path / f"r{index}"
+        folder.mkdir()
+        refs.append(make_reference(folder, 1000))
+    now = 1_700_000_000
+    for index, (ref, sha) in enumerate(refs[:2]):
+        cache.store(sha, ref)
+        os.utime(cache.entry_path(sha), (now + index, now + index))
+    with cache.reference(refs[0][1], CountingFetch(refs[0][0]), "s3://b/r0"):
+        pass  # used: now the most recent
+    cache.store(refs[2][1], refs[2][0])  # 3000 bytes > 2500: the least recent one goes
+    assert cache.entry_path(refs[0][1]).exists()
+    assert not cache.entry_path(refs[1][1]).exists()
+    assert cache.entry_path(refs[2][1]).exists()
+    big, big_sha = make_reference(tmp_path, 3000)
+    cache.store(big_sha, big)  # larger than the whole bound: not kept, nothing evicted for it
+    assert not cache.entry_path(big_sha).exists()
+    cache.close()
+
+
+def test_an_entry_in_use_survives_eviction_by_another_process(tmp_path: Path) -> None:
+    ref, sha = make_reference(tmp_path, 4096)
+    user, evictor = persistent(tmp_path), persistent(tmp_path, max_bytes=1)
+    user.store(sha, ref)
+    with user.reference(sha, CountingFetch(ref), "s3://b/r") as path:
+        evictor._evict()  # another process's bound removes the entry
+        assert not user.entry_path(sha).exists()
+        assert path.read_bytes() == ref.read_bytes()  # the lease still holds the bytes
+    user.close()
+    evictor.close()
+
+
+def test_concurrent_processes_fill_one_cache_with_whole_entries(tmp_path: Path) -> None:
+    """Several processes fetch the same and different references into one cache at once:
+    every use gets exact bytes and every entry left is whole."""
+    import subprocess
+    import sys
+
+    refs = []
+    for index in range(3):
+        folder = tmp_path / f"r{index}"
+        folder.mkdir()
+        refs.append(make_reference(folder, 1024 * 1024 + index))
+    script = """
+import sys
+from pathlib import Path
+from deltaglider.cache import PersistentCache
+cache = PersistentCache(Path(sys.argv[1]), 1 << 30)
+for round in range(5):
+    for ref, sha in zip(sys.argv[2::2], sys.argv[3::2]):
+        with cache.reference(sha, lambda out, ref=ref: out.write(Path(ref).read_bytes()), ref) as p:
+            assert p.read_bytes() == Path(ref).read_bytes()
+cache.close()
+"""
+    args = [str(tmp_path / "cache")] + [str(x) for ref, sha in refs for x in (ref, sha)]
+    workers = [subprocess.Popen([sys.executable, "-c", script, *args]) for _ in range(4)]
+    assert [w.wait() for w in workers] == [0, 0, 0, 0]
+    cache = persistent(tmp_path)
+    for _, sha in refs:
+        assert digest_file(cache.entry_path(sha)).sha256 == sha
+    assert not list((tmp_path / "cache" / "tmp").iterdir())
+    cache.close()
+
+
+def test_cache_directory_from_settings_and_environment(tmp_path: Path) -> None:
+    assert cache_directory(Settings(cache_dir="/x/y"), {}) == Path("/x/y")
+    assert cache_directory(Settings(), {"XDG_CACHE_HOME": "/xdg"}) == Path("/xdg/deltaglider")
+    home = {"HOME": "/home/u", "XDG_CACHE_HOME": "relative"}  # XDG says: ignore a relative one
+    assert cache_directory(Settings(), home) == Path("/home/u/.cache/deltaglider")
+    assert (
+        Settings.from_env({"DG_CACHE_DIR": "/c", "DG_CACHE_SIZE_MB": "3"}).cache_size_bytes
+        == 3 << 20
+    )
+
+
+def test_unusable_cache_directory_falls_back_to_the_process_cache(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_bytes(b"")
+    cache = open_cache(Settings(cache_dir=str(blocker / "cache")))  # under a file: cannot exist
+    assert isinstance(cache, FileCache)
+    cache.close()
+    os.chmod(tmp_path, 0o755)
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    cache = open_cache(Settings(cache_dir=str(shared)))
+    assert isinstance(cache, PersistentCache)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o700  # ours: made private
     cache.close()

@@ -274,3 +274,34 @@ def test_codec_processes_are_bounded_whatever_the_number_of_threads(
     with ThreadPoolExecutor(8) as pool:
         assert all(pool.map(one, range(8)))
     assert 1 <= most <= 2
+
+
+@pytest.mark.parametrize(
+    ("reference_size", "expected"),
+    [(0, 6), (12 * MIB, 6), (64 * MIB - 1, 6), (64 * MIB, 3), (1024 * MIB, 3)],
+)
+def test_level_follows_the_reference_size_and_is_recorded(
+    tmp_path: Path, reference_size: int, expected: int
+) -> None:
+    ref, new = tmp_path / "ref", tmp_path / "new"
+    with ref.open("wb") as out:  # sparse: only the size matters to the command line
+        out.truncate(reference_size)
+    new.write_bytes(b"x")
+    command, encoding = xdelta.encode_command(ref, new, tmp_path / "d", budget=1024 * MIB)
+    assert command[2] == f"-{expected}" and xdelta.level(reference_size) == expected
+    assert encoding.command.startswith(f"xdelta3 -e -{expected} -D -B ")
+
+
+def test_a_large_class_delta_reads_back_with_the_plain_decoder(tmp_path: Path) -> None:
+    """A delta made at the large-reference level decodes with 6.2.0's plain command line."""
+    rng = random.Random(3)
+    reference = rng.randbytes(64 * MIB)
+    target = bytearray(reference)
+    target[1000:1010] = b"0123456789"
+    ref, new, delta, out = (tmp_path / n for n in ("ref", "new", "new.delta", "out"))
+    ref.write_bytes(reference)
+    new.write_bytes(bytes(target))
+    encoding = xdelta.encode(ref, new, delta, budget=1024 * MIB)
+    assert encoding.command.startswith("xdelta3 -e -3 ")
+    subprocess.run(["xdelta3", "-d", "-f", "-s", str(ref), str(delta), str(out)], check=True)
+    assert out.read_bytes() == bytes(target)
