@@ -68,11 +68,13 @@ class ReferenceCache:
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
-    def reference(self, sha256: str, fetch: Fetch, label: str) -> Iterator[Path]:
+    def reference(
+        self, sha256: str, fetch: Fetch, label: str, *, fresh: bool = False
+    ) -> Iterator[Path]:
         """A plaintext copy of the reference with this SHA-256, fetched only when no intact
-        cached copy exists. Raises ReferenceMismatch naming `label` when freshly fetched bytes
-        do not match `sha256`."""
-        path = self._lease(sha256)
+        cached copy exists (always with `fresh`: what the bucket holds is what is checked).
+        Raises ReferenceMismatch naming `label` when fetched bytes do not match `sha256`."""
+        path = None if fresh else self._lease(sha256)
         try:
             if path is None:
                 path = self._new_lease()
@@ -310,11 +312,10 @@ class PersistentCache(ReferenceCache):
             if self._sealer is not None:
                 with written.open("xb") as out:
                     self._sealer.seal(sha256, source, out)
-            else:
-                try:
-                    os.link(source, written)  # a lease or the uploaded file: no copy
-                except OSError:
-                    shutil.copyfile(source, written)
+            elif source.parent == self.directory / "leases":
+                os.link(source, written)  # our own fetched copy: no second copy
+            else:  # a user's file is copied, never linked: its inode stays theirs alone
+                shutil.copyfile(source, written)
             written.replace(self.entry_path(sha256))
         except BaseException:
             written.unlink(missing_ok=True)

@@ -7,6 +7,7 @@ documents them. Must not decide how anything is stored: each command is a thin c
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -70,13 +71,28 @@ def human_size(value: float) -> str:
     return f"{int(value)} Bytes"
 
 
+def new_engine(settings: Settings) -> Engine:
+    """An engine on boto3 (imported here, by the first command that needs one)."""
+    from deltaglider.engine import Engine
+
+    return Engine(settings)
+
+
 class AppContext:
     """Settings from the environment and global flags; an engine per set of settings, built
-    on first use (`make_engine` is `Engine` except in tests that bring their own store)."""
+    on first use (`make_engine` is `new_engine` except in tests that bring their own store),
+    with logging set up then: `--help` and usage errors never import the engine."""
 
-    def __init__(self, settings: Settings, make_engine: Callable[[Settings], Engine]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        make_engine: Callable[[Settings], Engine],
+        *,
+        debug: bool = False,
+    ) -> None:
         self.settings = settings
         self.make_engine = make_engine
+        self.debug = debug
         self._engines: dict[Settings, Engine] = {}
 
     def engine(
@@ -92,6 +108,10 @@ class AppContext:
             max_ratio=max_ratio, codec=codec, references=references
         )
         if settings not in self._engines:
+            if not self._engines:
+                from deltaglider.log import configure_cli_logging
+
+                configure_cli_logging(self.debug)
             self._engines[settings] = self.make_engine(settings)
         return self._engines[settings]
 
@@ -509,18 +529,14 @@ def main(
     deltaglider ls s3://releases/1.2.3/
     deltaglider cp s3://releases/1.2.3/build.zip ./
     """
-    from deltaglider.engine import Engine
-    from deltaglider.log import configure_cli_logging
-
-    configure_cli_logging(debug)
     settings = Settings.from_env().with_overrides(
         endpoint_url=endpoint_url,
         region=region,
         profile=profile,
         verify_ssl=False if no_verify_ssl else None,
     )
-    make_engine = ctx.obj.make_engine if isinstance(ctx.obj, AppContext) else Engine
-    ctx.obj = AppContext(settings, make_engine)
+    make_engine = ctx.obj.make_engine if isinstance(ctx.obj, AppContext) else new_engine
+    ctx.obj = AppContext(settings, make_engine, debug=debug)
 
 
 def _policy(no_delta: bool, force_delta: bool) -> DeltaPolicy:
@@ -1028,7 +1044,8 @@ def cleanup(app: AppContext, path: str, older_than: float, dryrun: bool) -> None
     "changes",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Change a setting (references=shared|folder); may be repeated.",
+    help="Change a setting: references=shared|folder, codec=xdelta3|zstd|default, "
+    "conditional_writes=true|false|probe; may be repeated.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
 @click.pass_obj
@@ -1039,32 +1056,71 @@ def config(app: AppContext, path: str, changes: tuple[str, ...], as_json: bool) 
     references: where new references go. shared (the default) keeps one reference per file
     series under .deltaglider/refs/ and encodes across folders, so one folder per version
     saves as much as one folder for all; folder keeps each folder's own reference.bin, which
-    deltaglider 6.x and the Rust proxy also read. Existing objects are never rewritten.
+    deltaglider 6.x and the Rust proxy also read.
+
+    codec: what every writer of the bucket encodes new deltas with, unless its --codec or
+    DG_CODEC says otherwise. zstd encodes several times faster; deltaglider 6.x cannot read
+    it. default (the same as unset) is xdelta3.
+
+    conditional_writes: whether the server honours If-None-Match (folder references only);
+    the first folder-mode upload probes it and records the answer; probe forgets it.
+
+    Existing objects are never rewritten.
 
     \b
       deltaglider config s3://releases
       deltaglider config s3://releases --set references=folder
+      deltaglider config s3://releases --set codec=zstd
     """
     url = S3Url.parse(path)
+    for change in changes:  # every change checked before the bucket is asked
+        changed_setting(BucketSettings(), change)
     engine = app.engine()
     current = engine.bucket_settings(url.bucket)
     if changes:
-        values = {"references": current.references}
         for change in changes:
-            key, sep, value = change.partition("=")
-            if not sep or key not in values:
-                raise UsageError(f"--set expects references=shared|folder, not {change!r}")
-            if value not in REFERENCE_MODES:
-                raise UsageError(
-                    f"references must be one of {', '.join(REFERENCE_MODES)}, not {value!r}"
-                )
-            values[key] = value
-        current = BucketSettings(references=values["references"])
+            current = changed_setting(current, change)
         engine.set_bucket_settings(url.bucket, current)
+    shown = {
+        "references": current.references,
+        "codec": current.codec or "xdelta3 (default)",
+        "conditional_writes": (
+            "not probed yet"
+            if current.conditional_writes is None
+            else str(current.conditional_writes).lower()
+        ),
+    }
     if as_json:
-        click.echo(json.dumps({"bucket": url.bucket, "references": current.references}))
+        document: dict[str, object] = {
+            "bucket": url.bucket,
+            "references": current.references,
+            "codec": current.codec,
+            "conditional_writes": current.conditional_writes,
+        }
+        click.echo(json.dumps(document))
     else:
-        click.echo(f"references = {current.references}")
+        for name, value in shown.items():
+            click.echo(f"{name} = {value}")
+
+
+def changed_setting(current: BucketSettings, change: str) -> BucketSettings:
+    """One `--set KEY=VALUE` applied to the bucket settings (UsageError for anything else)."""
+    key, sep, value = change.partition("=")
+    choices = {
+        "references": REFERENCE_MODES,
+        "codec": (*CODECS, "default"),
+        "conditional_writes": ("true", "false", "probe"),
+    }
+    if not sep or key not in choices:
+        raise UsageError(f"--set expects one of {', '.join(choices)} as KEY=VALUE, not {change!r}")
+    if value not in choices[key]:
+        raise UsageError(f"{key} must be one of {', '.join(choices[key])}, not {value!r}")
+    if key == "references":
+        return dataclasses.replace(current, references=value)
+    if key == "codec":
+        return dataclasses.replace(current, codec=None if value == "default" else value)
+    known = None if value == "probe" else value == "true"
+    return dataclasses.replace(current, conditional_writes=known)
 
 
 @main.command(cls=FilteredCommand)

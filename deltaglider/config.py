@@ -30,7 +30,8 @@ class Settings:
     cache_dir: str | None = None  # persistent cache; None: DG_CACHE_DIR or the XDG cache dir
     cache_size_bytes: int = 2048 * MIB  # persistent cache bound (least recently used go)
     cache_encryption_key: str | None = None
-    codec: str = "xdelta3"  # or "zstd": faster, not readable by deltaglider 6.x
+    codec: str | None = None  # "xdelta3" or "zstd" (faster, 6.x cannot read it); None: the
+    # bucket's setting, else xdelta3
     codec_memory_bytes: int = 1024 * MIB  # bound on xdelta3's source window
     multipart_threshold: int = 64 * MIB
     multipart_chunksize: int = 16 * MIB
@@ -50,7 +51,7 @@ class Settings:
                 f"DG_CACHE_BACKEND must be one of {', '.join(CACHE_BACKENDS)}, not {backend!r}"
             )
         return cls(
-            codec=check_codec(env.get("DG_CODEC") or defaults.codec, "DG_CODEC"),
+            codec=check_codec(env["DG_CODEC"], "DG_CODEC") if env.get("DG_CODEC") else None,
             endpoint_url=check_endpoint(
                 env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or None,
                 "AWS_ENDPOINT_URL",

@@ -12,11 +12,14 @@ subprocesses (xdelta does).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
+import itertools
 import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,6 +30,7 @@ from deltaglider.cache import ReferenceCache, open_cache
 from deltaglider.config import Settings
 from deltaglider.errors import (
     CodecError,
+    DeltagliderError,
     IntegrityError,
     NotFoundError,
     ReferenceMismatch,
@@ -77,7 +81,7 @@ from deltaglider.models import (
     UploadResult,
     VerifyResult,
 )
-from deltaglider.references import Reference, References
+from deltaglider.references import SERIES_CANDIDATES, Reference, References
 from deltaglider.s3 import AlreadyExists, Bucket, ObjectHead, Store, make_client
 from deltaglider.series import series_of
 from deltaglider.urls import MAX_KEY_BYTES, base_name, parent_prefix
@@ -289,6 +293,12 @@ class Engine:
         self._store = store or Store(make_client(settings, credentials), settings)
         self._cache = cache or open_cache(settings)
         self.references = References(self._store, self._cache, settings)
+        # small requests one operation sends together (HEADs, the settings, a listing page);
+        # only leaf calls run here, never one that submits more
+        self._requests = ThreadPoolExecutor(
+            max_workers=4 * max(settings.max_concurrency, 2),
+            thread_name_prefix="deltaglider-request",
+        )
         self._bucket_settings: dict[str, BucketSettings] = {}
         self._settings_lock = threading.Lock()
 
@@ -306,7 +316,9 @@ class Engine:
         return self._cache.work_directory()
 
     def close(self) -> None:
-        """Remove this process's cached references and scratch files."""
+        """Remove this process's scratch files (and its cached references, unless the cache
+        is the persistent one)."""
+        self._requests.shutdown(wait=False, cancel_futures=True)
         self._cache.close()
 
     # ----------------------------------------------------------------- upload
@@ -318,14 +330,18 @@ class Engine:
         key: str,
         options: UploadOptions | None = None,
         progress: Progress | None = None,
+        *,
+        absent: bool = False,
     ) -> UploadResult:
         """Store a local file under a logical key as reference+delta, delta, or direct.
 
         `options.metadata` (the user's own, as `aws s3 cp --metadata`) and `content_type` are
         kept on the stored object and returned by reads. `progress` is told the file's bytes
-        as they are done (read for a delta, sent for a direct object), summing to its size."""
+        as they are done (read for a delta, sent for a direct object), summing to its size.
+        `absent`: a listing just showed neither form of the key (sync), so it is not looked
+        up and the other form is not looked for after the write (FORMAT "Writing")."""
         item = self._artifact(path, bucket, key, options, progress)
-        return self._store_file(item, write=True)
+        return self._store_file(item, write=True, absent=absent)
 
     def estimate(
         self, path: Path, bucket: str, key: str, options: UploadOptions | None = None
@@ -395,24 +411,36 @@ class Engine:
             self._store.delete(bucket, key)
         return result
 
-    def _store_file(self, item: Artifact, *, write: bool, settle: bool = True) -> UploadResult:
+    def _store_file(
+        self, item: Artifact, *, write: bool, settle: bool = True, absent: bool = False
+    ) -> UploadResult:
         started = time.monotonic()
         ratio = (
             self.settings.max_ratio if item.options.max_ratio is None else item.options.max_ratio
         )
+        listed: Future[list[Reference]] | None = None
         with step(log, "located", key=item.key) as found:
-            existing = self.find(item.bucket, item.key)
+            if wants_delta(item.key, item.options.policy):
+                # what a delta needs, asked together with the HEADs of `find`: the bucket's
+                # settings and its series' shared references (one listing page)
+                known = self._requests.submit(self.bucket_settings, item.bucket)
+                listed = self._requests.submit(
+                    self.references.shared_candidates, item.bucket, series_of(item.key)
+                )
+            existing = None if absent else self.find(item.bucket, item.key)
             found.update(existing=existing.stored_key if existing else None)
+            if listed is not None:
+                known.result()  # kept by bucket_settings; a failure is raised here
         decision = decide_upload(item, existing, ratio)
         stored_size = 0
         if decision.stored_as is None:
-            decision, stored_size = self._store_via_delta(item, ratio, write)
+            decision, stored_size = self._store_via_delta(item, ratio, write, listed)
         elif decision.stored_as is StoredAs.DIRECT:
             stored_size = self._put_direct(item) if write else item.digest.size
         if write and decision.stored_as is not StoredAs.UNCHANGED:
             direct = decision.stored_as is StoredAs.DIRECT
             written = item.key if direct else delta_key(item.key)
-            if settle:
+            if settle and not absent:
                 self._settle_forms(item.bucket, item.key, written, existing)
             log.info(
                 "uploaded",
@@ -424,13 +452,22 @@ class Engine:
             )
         return _result(item, started, decision, stored_size)
 
-    def _store_via_delta(self, item: Artifact, ratio: float, write: bool) -> tuple[Decision, int]:
+    def _store_via_delta(
+        self,
+        item: Artifact,
+        ratio: float,
+        write: bool,
+        listed: Future[list[Reference]] | None = None,
+    ) -> tuple[Decision, int]:
         """Store `item` against its space's reference, creating the reference if there is
         none. A delta is only reported stored once its reference is confirmed in place after
-        the delta was written (a concurrent `rm` may have removed it: it is put back); if the
-        reference was replaced by different bytes the delta is made again."""
-        for _ in range(REFERENCE_ATTEMPTS):
-            stored = self._try_delta(item, ratio, write)
+        the delta was written (a concurrent `rm` may have removed it: it is put back, or the
+        upload starts again without it); if the reference was replaced by different bytes
+        the delta is made again. `listed`: the series' shared references, already asked for."""
+        lost: set[str] = set()  # references found gone: not candidates again
+        for attempt in range(REFERENCE_ATTEMPTS):
+            shared = listed.result() if listed is not None and attempt == 0 else None
+            stored = self._try_delta(item, ratio, write, shared, lost)
             if stored is not None:
                 return stored
             log.warning("reference_changed_during_upload", bucket=item.bucket, key=item.key)
@@ -441,40 +478,69 @@ class Engine:
         )
         return decision, self._put_direct(item) if write else item.digest.size
 
-    def _try_delta(self, item: Artifact, ratio: float, write: bool) -> tuple[Decision, int] | None:
-        """One attempt; None when a reference was lost to a race (start again).
+    def _candidates(
+        self, bucket: str, key: str, series: str | None, shared: list[Reference] | None
+    ) -> Iterator[Reference]:
+        """What an upload may encode against, best guess first: the newest shared references
+        of its series (when `series` is given; `shared` if already listed), then the folder's
+        own `reference.bin`, looked up only when the loop asks for it."""
+        if series is not None:
+            if shared is None:
+                shared = self.references.shared_candidates(bucket, series)
+            yield from shared
+        folder = self.references.find(bucket, parent_prefix(key))
+        if folder is not None:
+            yield folder
 
-        Candidates (`References.candidates`) are tried best guess first; with shared
-        references a second one only when the first gives a delta over the renewal ratio."""
+    def _try_delta(
+        self,
+        item: Artifact,
+        ratio: float,
+        write: bool,
+        shared: list[Reference] | None = None,
+        lost: set[str] | None = None,
+    ) -> tuple[Decision, int] | None:
+        """One attempt; None when a reference was lost to a race (start again; a reference
+        found gone is added to `lost`).
+
+        Candidates (`_candidates`) are tried best guess first; with shared references a
+        second one only when the first gives a delta over the renewal ratio."""
+        lost = set() if lost is None else lost
         bucket = item.bucket
         series: str | None = series_of(item.key)
         if self.reference_mode(bucket) == "folder" and (
-            not write or self.references.conditional_writes(bucket)
+            not write
+            or self.references.find(bucket, parent_prefix(item.key)) is not None
+            or self.conditional_writes(bucket)
         ):
-            # Folder references, unless the server ignores If-None-Match: then a racing
-            # writer could replace one after our delta was checked against it, while a shared
+            # Folder references, unless the folder has none yet and the server ignores
+            # If-None-Match: then racing writers could each create one, while a shared
             # reference's key is ours alone (FORMAT "Writing").
             series = None
         renew = self.settings.renew_ratio if series is not None else None
         with step(log, "candidates", key=item.key, series=series) as listed:
-            candidates = self.references.candidates(bucket, parent_prefix(item.key), series)
-            listed.update(found=[c.key for c in candidates])
-        if not candidates:
+            found = (
+                c for c in self._candidates(bucket, item.key, series, shared) if c.key not in lost
+            )
+            first = next(found, None)
+            listed.update(first=first.key if first else None)
+        if first is None:
             return self._new_reference(item, ratio, write, series)
         with contextlib.ExitStack() as held:  # fetched references stay until the decision
             scratch = Path(held.enter_context(self.work_directory()))
             trials: list[tuple[Reference, Path, EncodedDelta]] = []
-            for number, candidate in enumerate(candidates[:2]):
-                if trials and (renew is None or trials[0][2].size <= renew * item.digest.size):
-                    break
+            for number, candidate in enumerate(itertools.chain([first], found)):
                 try:
                     fetching = time.perf_counter()
                     ref = held.enter_context(
                         self.references.fetch(bucket, candidate.key, candidate.sha256)
                     )
                 except (NotFoundError, ReferenceMismatch):
+                    lost.add(candidate.key)
                     if not trials:
-                        return None  # removed or replaced between our HEAD and GET: again
+                        return None  # removed or replaced after it was found: again
+                    if number + 1 >= SERIES_CANDIDATES:
+                        break
                     continue
                 waited = round((time.perf_counter() - fetching) * 1000, 1)
                 log.debug("reference_ready", ref_key=candidate.key, ms=waited)
@@ -482,6 +548,10 @@ class Engine:
                     delta = self._encode(ref, item, scratch / f"{number}.delta", check=False)
                     done.update(delta_size=delta.size)
                 trials.append((candidate, ref, delta))
+                if number + 1 >= SERIES_CANDIDATES or renew is None:
+                    break
+                if delta.size <= renew * item.digest.size:
+                    break  # good enough: the next candidate is not looked up
             reference, ref, delta = min(trials, key=lambda trial: trial[2].size)
             decision = decide_upload(item, None, ratio, DeltaTrial(delta.size), renew)
             if decision.stored_as is StoredAs.REFERENCE:
@@ -502,6 +572,7 @@ class Engine:
                     self.references.add_user(bucket, reference, delta_key(item.key))
                     self._put_delta(item, delta, reference, zero_diff=False)
                 if not self.references.in_place(bucket, reference, ref, delta_key(item.key)):
+                    lost.add(reference.key)
                     return None
         return decision, delta.size
 
@@ -519,9 +590,9 @@ class Engine:
         digest = item.digest
         name = base_name(item.key)
         if series is not None:
-            reference = Reference.new_shared(series, name, digest.sha256, digest.size)
+            reference = Reference.new_shared(series, name, digest.sha256)
         else:
-            reference = Reference.new(parent_prefix(item.key), name, digest.sha256, digest.size)
+            reference = Reference.new(parent_prefix(item.key), name, digest.sha256)
         if (
             write
             and not reference.shared
@@ -556,7 +627,7 @@ class Engine:
             ref_path,
             item.path,
             out,
-            codec=self.settings.codec,
+            codec=self.codec(item.bucket),
             budget=self.settings.codec_memory_bytes,
         )
         delta = EncodedDelta(out, out.stat().st_size, encoding)
@@ -630,19 +701,23 @@ class Engine:
         used (if ours uses another), and remove the logical key's other form (`k` vs
         `k.delta`) if it is older than what was just written; a newer one is a concurrent
         writer's."""
-        ours = self._store.head(bucket, stored_key)
-        if ours is None:
-            return
+        ours: ObjectHead | None = None
         if (
             replaced is not None
             and replaced.stored_key == stored_key
             and replaced.kind is ObjectKind.DELTA
-            and _ref_key(replaced.head) != _ref_key(ours)
         ):
-            self.references.release(bucket, _ref_key(replaced.head), stored_key)
+            ours = self._store.head(bucket, stored_key)
+            if ours is None:
+                return
+            if _ref_key(replaced.head) != _ref_key(ours):
+                self.references.release(bucket, _ref_key(replaced.head), stored_key)
         other = delta_key(key) if stored_key == key else key
         other_head = self._store.head(bucket, other)
         if other_head is None:
+            return
+        ours = ours or self._store.head(bucket, stored_key)
+        if ours is None:
             return
         pair = [
             Located(k, h, classify(k, h.metadata))
@@ -687,10 +762,14 @@ class Engine:
         Both are looked at: when two writers left both forms (each deletes the other only if
         it is older than its own), the newer wins and `key` wins a tie, so every reader
         agrees on one of the writes."""
+        keys = (key, delta_key(key))
+        heads = list(
+            self._requests.map(lambda stored_key: self._store.head(bucket, stored_key), keys)
+        )
         found = [
             Located(stored_key, head, classify(stored_key, head.metadata))
-            for stored_key in (key, delta_key(key))
-            if (head := self._store.head(bucket, stored_key)) is not None
+            for stored_key, head in zip(keys, heads, strict=True)
+            if head is not None
         ]
         if not found:
             return None
@@ -709,14 +788,34 @@ class Engine:
         raise NotFoundError(f"s3://{bucket}/{key}: no such object")
 
     def download(
-        self, bucket: str, key: str, destination: Path, progress: Progress | None = None
+        self,
+        bucket: str,
+        key: str,
+        destination: Path,
+        progress: Progress | None = None,
+        *,
+        stored_key: str = "",
     ) -> DownloadResult:
         """Reconstruct a logical key into `destination`, which only ever receives a complete,
-        verified file (or is left untouched)."""
+        verified file (or is left untouched). `stored_key`: the one form of the key a listing
+        just showed (`key` or `key.delta`), read without HEADs; as with `aws s3 sync`, a
+        write after that listing may or may not be seen."""
         started = time.monotonic()
-        located = self.locate(bucket, key)
         with atomic_output(destination) as (out, _):
-            digest = self.reconstruct(bucket, located, out, progress)
+            read: tuple[Located, Digest] | None = None
+            if stored_key in (key, delta_key(key)):
+                try:
+                    read = self._read_listed(bucket, key, stored_key, out, progress)
+                except NotFoundError as error:
+                    if error.code == "NoSuchBucket":
+                        raise
+                if read is None:  # gone or changed since the listing: read it by the rule
+                    out.seek(0)
+                    out.truncate()
+            if read is None:
+                located = self.locate(bucket, key)
+                read = located, self.reconstruct(bucket, located, out, progress)
+            located, digest = read
         return DownloadResult(
             bucket,
             key,
@@ -733,9 +832,10 @@ class Engine:
     def verify(self, bucket: str, key: str) -> VerifyResult:
         """Reconstruct a logical key without writing it anywhere and check its SHA-256.
 
-        A mismatch raises IntegrityError, like a download does."""
+        A mismatch raises IntegrityError, like a download does. References are read from the
+        bucket, never the local cache: what is checked is what is stored."""
         located = self.locate(bucket, key)
-        digest = self.reconstruct(bucket, located, None)
+        digest = self.reconstruct(bucket, located, None, fresh=True)
         return VerifyResult(
             bucket,
             key,
@@ -751,42 +851,95 @@ class Engine:
         located: Located,
         out: BinaryIO | None,
         progress: Progress | None = None,
+        fetched_delta: Path | None = None,
+        *,
+        fresh: bool = False,
     ) -> Digest:
         """Write the verified logical bytes of a located object into `out` (seekable; may
-        be None to only check). A failed check raises IntegrityError; `out` is then empty."""
+        be None to only check). A failed check raises IntegrityError; `out` is then empty.
+        `fetched_delta`: the delta's bytes, already downloaded; `fresh`: the reference is read
+        from the bucket, not the cache (verify checks what is stored)."""
         where = f"s3://{bucket}/{located.stored_key}"
         if located.kind is not ObjectKind.DELTA:
             writer = HashingWriter(out, progress=progress)
             self._store.download(bucket, located.stored_key, writer)
-            expected = located.sha256
-            if expected is not None and writer.digest.sha256 != expected.lower():
-                if out is not None:
-                    out.seek(0)
-                    out.truncate()
-                raise IntegrityError(f"{where}: content does not match its recorded SHA-256")
-            return writer.digest
+            return self._checked_whole(where, located, writer, out)
 
         meta = DeltaMeta.from_dict(located.head.metadata, located.stored_key)
-        with (
-            self.references.fetch(bucket, meta.ref_key, meta.ref_sha256) as ref_path,
-            self.work_directory() as scratch,
-        ):
-            if meta.file_sha256 == meta.ref_sha256:
-                # the file is its reference (a first upload's self-delta): serve the checked
-                # reference bytes; 6.2.0's self-deltas of .tar.gz files do not decode to them
-                writer = HashingWriter(out, progress=progress)
-                with ref_path.open("rb") as source:
-                    while chunk := source.read(CHUNK_SIZE):
-                        writer.write(chunk)
-                return writer.digest
-            delta_path = Path(scratch) / "in.delta"
-            with (
-                step(log, "delta_fetched", key=located.stored_key),
-                delta_path.open("wb") as handle,
-            ):
-                self._store.download(bucket, located.stored_key, handle)
-            with step(log, "decoded_and_checked", key=located.stored_key, ref_key=meta.ref_key):
-                return self._decode_checked(ref_path, delta_path, meta, out, where, progress)
+        with self.work_directory() as scratch:
+            delta_path = fetched_delta or Path(scratch) / "in.delta"
+            pending: Future[None] | None = None
+            if fetched_delta is None and meta.file_sha256 != meta.ref_sha256:
+                # the delta's GET goes alongside the reference's (or its cache check)
+                pending = self._requests.submit(
+                    self._download_to, bucket, located.stored_key, delta_path
+                )
+            try:
+                with self.references.fetch(
+                    bucket, meta.ref_key, meta.ref_sha256, fresh=fresh
+                ) as ref_path:
+                    if meta.file_sha256 == meta.ref_sha256:
+                        # the file is its reference (a first upload's self-delta): serve the
+                        # checked reference bytes; 6.2.0's self-deltas of .tar.gz files do not
+                        # decode to them
+                        writer = HashingWriter(out, progress=progress)
+                        with ref_path.open("rb") as source:
+                            while chunk := source.read(CHUNK_SIZE):
+                                writer.write(chunk)
+                        return writer.digest
+                    if pending is not None:
+                        with step(log, "delta_fetched", key=located.stored_key):
+                            pending.result()
+                    with step(
+                        log, "decoded_and_checked", key=located.stored_key, ref_key=meta.ref_key
+                    ):
+                        return self._decode_checked(
+                            ref_path, delta_path, meta, out, where, progress
+                        )
+            finally:
+                if pending is not None:
+                    wait([pending])  # never leave a GET writing into a removed directory
+
+    def _download_to(self, bucket: str, key: str, path: Path) -> None:
+        with path.open("wb") as handle:
+            self._store.download(bucket, key, handle)
+
+    @staticmethod
+    def _checked_whole(
+        where: str, located: Located, writer: HashingWriter, out: BinaryIO | None
+    ) -> Digest:
+        """A direct or plain object's bytes, read through `writer`, against its recorded
+        SHA-256 (a plain object has none); on a mismatch `out` is emptied."""
+        expected = located.sha256
+        if expected is not None and writer.digest.sha256 != expected.lower():
+            if out is not None:
+                out.seek(0)
+                out.truncate()
+            raise IntegrityError(f"{where}: content does not match its recorded SHA-256")
+        return writer.digest
+
+    def _read_listed(
+        self, bucket: str, key: str, stored_key: str, out: BinaryIO, progress: Progress | None
+    ) -> tuple[Located, Digest] | None:
+        """Read a logical key whose one stored form a listing just showed: its GET says what
+        a HEAD would, so no HEAD is made. None when the object is not what the name says
+        (read it by the rule instead); NotFoundError when it is gone."""
+        where = f"s3://{bucket}/{stored_key}"
+        if stored_key == key:
+            writer = HashingWriter(out, progress=progress)
+            head = self._store.download(bucket, stored_key, writer)
+            located = Located(stored_key, head, classify(stored_key, head.metadata))
+            if located.kind is ObjectKind.DELTA:
+                return None
+            return located, self._checked_whole(where, located, writer, out)
+        with self.work_directory() as scratch:
+            delta_path = Path(scratch) / "listed.delta"
+            with delta_path.open("wb") as handle:
+                head = self._store.download(bucket, stored_key, handle)
+            located = Located(stored_key, head, classify(stored_key, head.metadata))
+            if located.kind is not ObjectKind.DELTA:
+                return None
+            return located, self.reconstruct(bucket, located, out, progress, delta_path)
 
     @staticmethod
     def _decode_checked(
@@ -950,6 +1103,26 @@ class Engine:
         """Where new references go in `bucket`: `shared` or `folder` (FORMAT "Bucket
         settings"): `--references`/DG_REFERENCES, else the bucket's setting, else shared."""
         return self.settings.references or self.bucket_settings(bucket).references
+
+    def codec(self, bucket: str) -> str:
+        """The codec new deltas in `bucket` use: `--codec`/DG_CODEC, else the bucket's
+        setting (FORMAT "Bucket settings"), else xdelta3, which deltaglider 6.x reads."""
+        return self.settings.codec or self.bucket_settings(bucket).codec or xdelta.XDELTA3
+
+    def conditional_writes(self, bucket: str) -> bool:
+        """Whether the server honours `If-None-Match: *`: the bucket settings' remembered
+        answer, else probed once (FORMAT "Writing") and remembered there for later writers."""
+        remembered = self.bucket_settings(bucket).conditional_writes
+        answer = self.references.conditional_writes(bucket, remembered)
+        if remembered is None:
+            current = self.bucket_settings(bucket)
+            try:
+                self.set_bucket_settings(
+                    bucket, dataclasses.replace(current, conditional_writes=answer)
+                )
+            except DeltagliderError as error:  # only a speed-up for the next writer
+                log.warning("probe_not_remembered", bucket=bucket, error=str(error))
+        return answer
 
     def bucket_settings(self, bucket: str) -> BucketSettings:
         """The bucket's `.deltaglider/config.json`, read once per process (defaults when

@@ -73,7 +73,10 @@ def _logical_stream(
                     stored_size=item.size,
                     etag=item.etag,
                     stored_key=item.key,
+                    both_forms=seen is not None,
                 )
+            else:
+                pending[logical] = replace(seen, both_forms=True)
         bound = unseen_bound(position, prefix)
         for key in sorted(k for k in pending if k < bound):
             yield pending.pop(key)

@@ -30,6 +30,7 @@ USERS_FOLDER = "users/"  # beside a shared reference: one marker per delta made 
 STATS_PREFIX = f"{INTERNAL_PREFIX}stats/"  # `deltaglider stats` results: stats/<id>.json
 SETTINGS_KEY = f"{INTERNAL_PREFIX}config.json"  # the bucket's deltaglider settings
 SETTINGS_VERSION = 1
+SETTINGS_CODECS = ("xdelta3", "zstd")
 _NEWEST_FIRST = 10**16 - 1  # shared reference slots sort newest first: this minus microseconds
 TOOL = f"deltaglider/{__version__}"
 REFERENCE_NOTE = "reference"
@@ -371,6 +372,18 @@ def shared_reference_key(series_id: str, created_at: datetime, sha256: str) -> s
     return f"{REFS_PREFIX}{series_id}/{_NEWEST_FIRST - micros:016d}-{sha256}/{REFERENCE_NAME}"
 
 
+def slot_sha256(slot: str) -> str | None:
+    """The SHA-256 a shared reference slot's name carries (`…/<16 digits>-<sha256>/`), or None
+    for a name of another shape."""
+    name = slot.rstrip("/").rsplit("/", 1)[-1]
+    digits, _, sha256 = name.partition("-")
+    if len(digits) != 16 or not digits.isdigit() or len(sha256) != 64:
+        return None
+    if any(c not in "0123456789abcdef" for c in sha256):
+        return None
+    return sha256
+
+
 def trash_folder(ref_key: str) -> str:
     """Where a reference being removed is kept until the removal is sure (FORMAT "Objects"):
     one folder per reference key, so a writer about to create that key can find it."""
@@ -413,9 +426,16 @@ class BucketSettings:
 
     references: str = "shared"  # where new references go: "shared" or "folder"
     version: int = SETTINGS_VERSION
+    codec: str | None = None  # the codec writers use unless told otherwise; None: xdelta3
+    conditional_writes: bool | None = None  # the probe's answer, kept for later writers
 
     def to_json(self) -> bytes:
-        return json.dumps({"version": self.version, "references": self.references}).encode()
+        document: dict[str, object] = {"version": self.version, "references": self.references}
+        if self.codec is not None:
+            document["codec"] = self.codec
+        if self.conditional_writes is not None:
+            document["conditional_writes"] = self.conditional_writes
+        return json.dumps(document).encode()
 
     @classmethod
     def from_json(cls, data: bytes, key: str) -> BucketSettings:
@@ -434,7 +454,13 @@ class BucketSettings:
         references = loaded.get("references", "shared")
         if references not in ("shared", "folder"):
             raise IntegrityError(f"{key}: references must be shared or folder, not {references!r}")
-        return cls(references, version)
+        codec = loaded.get("codec")
+        if codec not in (None, *SETTINGS_CODECS):
+            raise IntegrityError(f"{key}: codec must be xdelta3 or zstd, not {codec!r}")
+        conditional = loaded.get("conditional_writes")
+        if conditional is not None and not isinstance(conditional, bool):
+            raise IntegrityError(f"{key}: conditional_writes must be true or false")
+        return cls(references, version, codec, conditional)
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,7 @@ class ListEntry:
     head: ObjectHead | None = None  # the delta's HEAD when one was made (for ETag, metadata)
     etag: str = ""  # the stored object's ETag, as listed
     stored_key: str = ""  # `key` or `key.delta`; empty for a folder
+    both_forms: bool = False  # `key` and `key.delta` were both listed (a read decides which)
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from deltaglider.metadata import (
     reference_key,
     series_refs_prefix,
     shared_reference_key,
+    slot_sha256,
     trash_folder,
     user_marker_key,
     user_marker_meta,
@@ -53,11 +54,11 @@ log = get_logger(__name__)
 
 @dataclass(frozen=True)
 class Reference:
-    """A reference as an encode needs it (its metadata, to put it back if it vanishes)."""
+    """A reference as an encode needs it (its metadata, to put it back if it vanishes;
+    empty for a shared reference known from a listing, whose key names its SHA-256)."""
 
     key: str
     sha256: str
-    size: int
     metadata: dict[str, str]
 
     @property
@@ -65,19 +66,19 @@ class Reference:
         return is_shared_reference(self.key)
 
     @classmethod
-    def new(cls, space: str, source_name: str, sha256: str, size: int) -> Reference:
+    def new(cls, space: str, source_name: str, sha256: str) -> Reference:
         """The reference a space's first delta-eligible file becomes (folder mode)."""
         key = reference_key(space)
         meta = ReferenceMeta(source_name, sha256, now()).to_dict()
-        return cls(key, sha256, size, check_metadata(meta, key))
+        return cls(key, sha256, check_metadata(meta, key))
 
     @classmethod
-    def new_shared(cls, series: str, source_name: str, sha256: str, size: int) -> Reference:
+    def new_shared(cls, series: str, source_name: str, sha256: str) -> Reference:
         """A new shared reference of `series` made from a file (shared mode)."""
         created = now()
         key = shared_reference_key(series_id(series), created, sha256)
         meta = ReferenceMeta(source_name, sha256, created, series=series).to_dict()
-        return cls(key, sha256, size, check_metadata(meta, key))
+        return cls(key, sha256, check_metadata(meta, key))
 
 
 class References:
@@ -98,40 +99,33 @@ class References:
         if head is None:
             return None
         sha256 = ReferenceMeta.from_dict(head.metadata, key).file_sha256
-        return Reference(key, sha256, head.size, head.metadata)
+        return Reference(key, sha256, head.metadata)
 
-    def candidates(self, bucket: str, space: str, series: str | None) -> list[Reference]:
-        """What an upload into `space` may encode against, best guess first: the newest
-        shared references of its series (when `series` is given), then the folder's own.
-        Costs one HEAD, one listing page and a HEAD per series candidate, whatever the
-        bucket holds."""
-        found: list[Reference] = []
-        if series is not None:
-            slots: list[str] = []
-            for page in self._store.iter_listing(
-                bucket, series_refs_prefix(series_id(series)), "/"
-            ):
-                slots = sorted(e.prefix for e in page if isinstance(e, ListedPrefix))
-                break  # newest first: the first page holds them
+    def shared_candidates(self, bucket: str, series: str) -> list[Reference]:
+        """The newest shared references of a series, newest first, from one listing page: a
+        slot's name carries its reference's SHA-256 (FORMAT "Objects"), so no HEAD is needed.
+        A slot whose reference is gone is found out by the fetch (NotFoundError)."""
+        for page in self._store.iter_listing(bucket, series_refs_prefix(series_id(series)), "/"):
+            slots = sorted(e.prefix for e in page if isinstance(e, ListedPrefix))
+            found = []
             for slot in slots[:SERIES_CANDIDATES]:
-                shared = self.head(bucket, slot + reference_key(""))
-                if shared is not None:
-                    found.append(shared)
-        folder = self.find(bucket, space)
-        if folder is not None:
-            found.append(folder)
-        return found
+                sha256 = slot_sha256(slot)
+                if sha256 is not None:
+                    found.append(Reference(slot + reference_key(""), sha256, {}))
+            return found  # newest first: the first page holds them
+        return []
 
     def fetch(
-        self, bucket: str, ref_key: str, ref_sha256: str
+        self, bucket: str, ref_key: str, ref_sha256: str, *, fresh: bool = False
     ) -> contextlib.AbstractContextManager[Path]:
         """A local copy of the reference whose bytes have `ref_sha256` (ReferenceMismatch when
-        the stored one has other bytes; NotFoundError when it is gone)."""
+        the stored one has other bytes; NotFoundError when it is gone); with `fresh`, read
+        from the bucket even when the cache has it."""
 
         def download(out: Sink) -> None:
             self._store.download(bucket, ref_key, out)
 
-        return self._cache.reference(ref_sha256, download, f"s3://{bucket}/{ref_key}")
+        return self._cache.reference(ref_sha256, download, f"s3://{bucket}/{ref_key}", fresh=fresh)
 
     def create_shared(self, bucket: str, reference: Reference, source: Path) -> None:
         """Write a new shared reference: its key is unique to this file and moment, so no
@@ -200,12 +194,14 @@ class References:
             break  # the first page is enough: one copy is all it takes
         return False
 
-    def conditional_writes(self, bucket: str) -> bool:
+    def conditional_writes(self, bucket: str, remembered: bool | None = None) -> bool:
         """Whether the server honours `If-None-Match: *` (a second create gets 412), probed
-        once per bucket and process."""
+        once per bucket and process unless `remembered` (the bucket settings' answer) says."""
         with self._probe_lock:
-            known = self._conditional.get(bucket)
-            if known is None:
+            known = self._conditional.get(bucket, remembered)
+            if known is not None:
+                self._conditional[bucket] = known
+            else:
                 known = self._store.conditional_writes_work(bucket, PROBE_PREFIX)
                 if not known:
                     log.warning(
@@ -224,6 +220,11 @@ class References:
         if reference.shared:
             self.add_user(bucket, reference, delta_key)
         head = self._store.head(bucket, reference.key)
+        if head is None and not reference.metadata:
+            # known from a listing only, so it cannot be put back: the upload starts again
+            # without it, and its marker goes (a removal in progress then finishes)
+            self._store.delete(bucket, user_marker_key(reference.key, delta_key))
+            return False
         if head is None:
             log.warning("reference_restored", bucket=bucket, ref_key=reference.key)
             try:

@@ -173,6 +173,18 @@ def _s3_errors(what: str) -> Iterator[None]:
         raise _translate(error, what) from None
 
 
+def _head_of(key: str, response: Any) -> ObjectHead:
+    """An object's HEAD from a HeadObject or (whole-object) GetObject response."""
+    return ObjectHead(
+        key=key,
+        size=int(response["ContentLength"]),
+        etag=str(response.get("ETag", "")).strip('"'),
+        last_modified=response["LastModified"],
+        metadata={k.lower(): v for k, v in response.get("Metadata", {}).items()},
+        content_type=response.get("ContentType"),
+    )
+
+
 class Store:
     """Thin, typed operations over one boto3 client."""
 
@@ -194,17 +206,12 @@ class Store:
                 if _status(error) == 404 and error_code(error) != "NoSuchBucket":
                     return None
                 raise
-        return ObjectHead(
-            key=key,
-            size=int(response["ContentLength"]),
-            etag=str(response.get("ETag", "")).strip('"'),
-            last_modified=response["LastModified"],
-            metadata={k.lower(): v for k, v in response.get("Metadata", {}).items()},
-            content_type=response.get("ContentType"),
-        )
+        return _head_of(key, response)
 
-    def download(self, bucket: str, key: str, out: Sink) -> None:
-        """Stream an object's body into `out` in bounded chunks.
+    def download(self, bucket: str, key: str, out: Sink) -> ObjectHead:
+        """Stream an object's body into `out` in bounded chunks; returns what the GET said
+        about the object (as a HEAD would: size, ETag, metadata), so a read that knows the key
+        needs no HEAD first.
 
         A body cut off mid-stream (reset, truncation, timeout) is resumed with a ranged GET
         pinned to the first response's ETag (`If-Match`), so two versions are never spliced;
@@ -213,12 +220,15 @@ class Store:
         received = 0
         etag = ""
         total: int | None = None
+        first: ObjectHead | None = None
         for attempt in range(DOWNLOAD_ATTEMPTS):
             kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
             if received:
                 kwargs.update(Range=f"bytes={received}-", IfMatch=etag)
             try:
                 response = self.client.get_object(**kwargs)
+                if not received:
+                    first = _head_of(key, response)
                 etag = etag or str(response.get("ETag", ""))
                 if total is None:
                     total = int(response.get("ContentLength", 0))
@@ -230,7 +240,8 @@ class Store:
                     raise botocore.exceptions.IncompleteReadError(
                         actual_bytes=received, expected_bytes=total
                     )
-                return
+                assert first is not None  # set by the GET that started at byte 0
+                return first
             except _STREAM_ERRORS as error:
                 log.warning(
                     "download_interrupted",

@@ -56,6 +56,8 @@ class Task:
     destination: Location | None = None
     size: int = 0
     label: str = ""  # how the source is shown when not its path (`-` for stdin)
+    stored_key: str = ""  # an S3 source's one stored form, as listed: read without HEADs
+    destination_absent: bool = False  # the destination's listing showed nothing at the key
 
 
 Result = UploadResult | DownloadResult | DeleteResult | VerifyResult | None
@@ -106,6 +108,7 @@ class Entry:
     mtime: float
     skip: str = ""  # why it cannot be transferred (`aws s3`'s warning), or "" when it can
     folder_marker: bool = False  # a zero-byte `name/` object as S3 consoles make folders
+    stored_key: str = ""  # S3: the one stored form the listing showed ("" if both or unknown)
 
 
 NOT_READABLE = "File/Directory is not readable."
@@ -158,7 +161,12 @@ def s3_entries(engine: Engine, url: S3Url, *, logical_sizes: bool) -> Iterator[E
         mtime = item.last_modified.timestamp() if item.last_modified else 0.0
         marker = item.key.endswith("/") and item.size == 0
         yield Entry(
-            item.key[len(prefix) :], url.child(item.key), item.size, mtime, folder_marker=marker
+            item.key[len(prefix) :],
+            url.child(item.key),
+            item.size,
+            mtime,
+            folder_marker=marker,
+            stored_key="" if item.both_forms else item.stored_key,
         )
 
 
@@ -205,8 +213,11 @@ def _transfer_action(source: Location, destination: Location) -> Action:
     return Action.UPLOAD
 
 
-def _transfer_task(entry: Entry, destination_root: Location) -> Task | Outcome:
-    """The task copying `entry` under `destination_root`, or a failed/skipped outcome."""
+def _transfer_task(
+    entry: Entry, destination_root: Location, *, absent: bool = False
+) -> Task | Outcome:
+    """The task copying `entry` under `destination_root`, or a failed/skipped outcome;
+    `absent`: the destination's listing showed nothing there."""
     action = _transfer_action(entry.location, destination_root)
     if entry.skip:
         return Outcome(
@@ -221,7 +232,14 @@ def _transfer_task(entry: Entry, destination_root: Location) -> Task | Outcome:
             target = destination_for(destination_root, entry.relative)
     except UsageError as error:
         return Outcome(Task(action, entry.location), error=str(error))
-    return Task(action, entry.location, target, entry.size)
+    return Task(
+        action,
+        entry.location,
+        target,
+        entry.size,
+        stored_key=entry.stored_key,
+        destination_absent=absent and isinstance(target, S3Url),
+    )
 
 
 def plan_copy(
@@ -240,7 +258,7 @@ def plan_copy(
     return plan
 
 
-def _add_entry(plan: Plan, entry: Entry, destination: Location) -> None:
+def _add_entry(plan: Plan, entry: Entry, destination: Location, *, absent: bool = False) -> None:
     """The transfer of one entry; a folder marker becomes a local folder (as `aws s3` does)
     or nothing when copied to S3."""
     if entry.folder_marker:
@@ -252,7 +270,7 @@ def _add_entry(plan: Plan, entry: Entry, destination: Location) -> None:
                     Outcome(Task(Action.DOWNLOAD, entry.location), error=str(error))
                 )
         return
-    _add(plan, _transfer_task(entry, destination))
+    _add(plan, _transfer_task(entry, destination, absent=absent))
 
 
 def _add(plan: Plan, item: Task | Outcome) -> None:
@@ -288,7 +306,7 @@ def plan_sync(
         other = theirs.get(entry.relative)
         action = _transfer_action(entry.location, destination)
         if other is None or _differs(entry, other, action, size_only, exact_timestamps):
-            _add_entry(plan, entry, destination)
+            _add_entry(plan, entry, destination, absent=other is None)
     if delete:
         for relative, other in sorted(theirs.items()):
             if relative not in seen and filters.included(relative):
@@ -368,7 +386,12 @@ def _execute(engine: Engine, task: Task, options: Options, progress: Progress | 
     result: Result
     if isinstance(source, Path) and isinstance(destination, S3Url):
         result = engine.upload(
-            source, destination.bucket, destination.key, options.upload, progress
+            source,
+            destination.bucket,
+            destination.key,
+            options.upload,
+            progress,
+            absent=task.destination_absent,
         )
         if options.move:
             source.unlink()
@@ -381,7 +404,9 @@ def _execute(engine: Engine, task: Task, options: Options, progress: Progress | 
     else:
         assert destination is not None
         destination.parent.mkdir(parents=True, exist_ok=True)
-        result = engine.download(source.bucket, source.key, destination, progress)
+        result = engine.download(
+            source.bucket, source.key, destination, progress, stored_key=task.stored_key
+        )
         if result.last_modified is not None:  # as aws does, so a later sync sees no change
             stamp = result.last_modified.timestamp()
             os.utime(destination, (stamp, stamp))

@@ -28,6 +28,7 @@ from deltaglider.models import DeltaPolicy, UploadOptions
 # These tests pin the folder layout of FORMAT "Objects" (each folder's own reference.bin).
 REFERENCES = "folder"
 
+
 @dataclass(frozen=True)
 class Case:
     name: str
@@ -225,6 +226,7 @@ def test_bad_input_is_one_line_nonzero_and_changes_nothing(
     wheel_series: list[Path],
     tmp_path: Path,
     silent_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     if case.only and case.only != s3_server.kind:
         pytest.skip(f"needs {case.only}'s behaviour")
@@ -248,6 +250,8 @@ def test_bad_input_is_one_line_nonzero_and_changes_nothing(
         Body=second.read_bytes(),
         Metadata=metadata(raw, bucket, "swapped/reference.bin"),
     )
+    # the commands run as on another machine: no reference cached from the set-up above
+    monkeypatch.setenv("DG_CACHE_DIR", str(tmp_path / "another-machine"))
     (tmp_path / "folder").mkdir()
     (tmp_path / "afile").write_text("a file")
     (tmp_path / "out").mkdir()
@@ -364,6 +368,7 @@ def test_a_file_changing_during_upload_is_never_stored_with_a_wrong_checksum(
         return digest
 
     monkeypatch.setattr(engine_module, "digest_file", hash_then_change)
+    engine.conditional_writes(bucket)  # the bucket's one-time probe memo, made beforehand
     before = snapshot(raw, bucket)
     policy = DeltaPolicy.NEVER if "direct" in kind else DeltaPolicy.AUTO
     with pytest.raises(IntegrityError, match="change"):

@@ -406,6 +406,7 @@ def test_corruption_is_an_error_and_leaves_no_file(
     wheel_series: list[Path],
     tmp_path: Path,
     victim: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     engine.upload(wheel_series[0], bucket, "c/a.whl")
     engine.upload(wheel_series[1], bucket, "c/b.whl")
@@ -418,6 +419,9 @@ def test_corruption_is_an_error_and_leaves_no_file(
     body = bytearray(raw.get_object(Bucket=bucket, Key=key)["Body"].read())
     body[len(body) // 2] ^= 0xFF
     raw.put_object(Bucket=bucket, Key=key, Body=bytes(body), Metadata=metadata(raw, bucket, key))
+    # verify reads what is stored, even where the reference cache still has good bytes
+    assert cli("verify", f"s3://{bucket}/{logical}").exit_code == 1
+    monkeypatch.setenv("DG_CACHE_DIR", str(tmp_path / "another-machine"))
     dest = tmp_path / "dest"
     dest.mkdir()
     result = cli("cp", f"s3://{bucket}/{logical}", f"{dest}/")

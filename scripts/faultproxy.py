@@ -54,6 +54,7 @@ class FaultProxy:
         self.injected: Counter[str] = Counter()
         self.requests = 0
         self.operations: Counter[str] = Counter()
+        self.paths: list[tuple[str, str]] = []  # (operation, path) of each request, in order
         self.first_request_at: float | None = None
         self.sent = 0
         self.received = 0
@@ -78,6 +79,7 @@ class FaultProxy:
     def reset_counts(self) -> None:
         with self._lock:
             self.operations.clear()
+            self.paths.clear()
             self.first_request_at = None
 
     def count(self, method: str, path: str) -> None:
@@ -91,6 +93,7 @@ class FaultProxy:
             if self.first_request_at is None:
                 self.first_request_at = time.perf_counter()
             self.operations[operation] += 1
+            self.paths.append((operation, urlsplit(path).path))
 
     def draw(self) -> str | None:
         with self._lock:

@@ -66,13 +66,17 @@ class MemoryStore:
             obj.content_type,
         )
 
-    def download(self, bucket: str, key: str, out: Sink) -> None:
-        self.requests.append("GetObject")
+    def download(self, bucket: str, key: str, out: Sink) -> ObjectHead:
         obj = self._bucket(bucket).get(key)
         if obj is None:
+            self.requests.append("GetObject")
             raise NotFoundError(f"s3://{bucket}/{key}: no such key")
+        head = self.head(bucket, key)
+        self.requests[-1] = "GetObject"  # one request: the GET says what a HEAD would
+        assert head is not None
         for start in range(0, len(obj.body), 1024 * 1024):  # streamed in chunks, as S3 bodies
             out.write(obj.body[start : start + 1024 * 1024])
+        return head
 
     def put_file(
         self,

@@ -291,3 +291,17 @@ def test_unusable_cache_directory_falls_back_to_the_process_cache(tmp_path: Path
     assert isinstance(cache, PersistentCache)
     assert stat.S_IMODE(shared.stat().st_mode) == 0o700  # ours: made private
     cache.close()
+
+
+def test_a_remembered_user_file_is_copied_never_linked_or_touched(tmp_path: Path) -> None:
+    """The file a reference was made from is the user's: the cache keeps its own copy, so
+    using the entry never changes the file's times (sync compares them) or shares its inode."""
+    ref, sha = make_reference(tmp_path, 50_000)
+    os.utime(ref, (1_600_000_000, 1_600_000_000))
+    cache = persistent(tmp_path)
+    cache.store(sha, ref)
+    with cache.reference(sha, CountingFetch(ref), "s3://b/r") as path:
+        assert path.read_bytes() == ref.read_bytes()
+    assert ref.stat().st_nlink == 1
+    assert ref.stat().st_mtime == 1_600_000_000
+    cache.close()

@@ -350,3 +350,32 @@ def test_ls_json_gives_sizes_and_kind(run, tmp_path: Path) -> None:  # type: ign
     ]
     assert records[0]["stored_size"] < 200
     assert json.loads(run("ls", "s3://b/", "--json").stdout) == {"key": "j/", "kind": "folder"}
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["cp", "--help"]])
+def test_version_and_help_start_without_boto3_or_the_engine(args: list[str]) -> None:
+    """What makes `deltaglider --version` fast: none of the heavy modules is imported."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        f"sys.argv = ['deltaglider', *{args!r}]\n"
+        "from deltaglider.cli import run\n"
+        "try:\n    run()\nexcept SystemExit:\n    pass\n"
+        "heavy = {'boto3', 'botocore', 'cryptography', 'structlog', 'deltaglider.engine'}\n"
+        "print(sorted(heavy & set(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_package_exports_resolve_on_first_use() -> None:
+    import deltaglider
+
+    for name in deltaglider.__all__:
+        assert getattr(deltaglider, name) is not None
+    assert deltaglider.create_client.__module__ == "deltaglider.client"
+    with pytest.raises(AttributeError):
+        deltaglider.no_such_export  # noqa: B018

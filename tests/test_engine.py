@@ -180,7 +180,7 @@ def test_reference_goes_with_the_last_delta_of_its_space(
     engine.delete("b", "r/a.zip")
     assert "r/reference.bin" in memory.buckets["b"]
     assert engine.delete("b", "r/b.zip").removed == ("r/b.zip.delta", "r/reference.bin")
-    assert memory.buckets["b"] == {}
+    assert set(memory.buckets["b"]) == {".deltaglider/config.json"}  # the remembered probe
 
 
 def test_a_read_takes_the_newer_of_two_forms(
@@ -431,3 +431,33 @@ def test_releasing_keeps_a_marker_another_writer_needs(memory: MemoryStore, tmp_
     delta = builds[1][1] + ".delta"
     assert engine.references.release("b", reference, delta) == []
     assert len([k for k in keys_of(memory) if "/users/" in k]) == 2
+
+
+def test_a_listed_form_is_read_without_heads_and_a_stale_one_falls_back(
+    memory: MemoryStore, engine: Engine, tmp_path: Path
+) -> None:
+    """sync's downloads name the stored form their listing showed: one GET, no HEAD. A form
+    gone since the listing (here: rewritten as the other form) is read by the rule instead."""
+    first, second = versions(tmp_path, 2)
+    engine.upload(first, "b", "s/app.zip")
+    engine.upload(second, "b", "s/app-2.zip")
+    listed = {e.key: e for e in engine.listing("b", "s/", recursive=True)}
+    assert listed["s/app-2.zip"].stored_key == "s/app-2.zip.delta"
+    assert not listed["s/app-2.zip"].both_forms
+    memory.requests.clear()
+    engine.download("b", "s/app-2.zip", tmp_path / "out", stored_key="s/app-2.zip.delta")
+    assert (tmp_path / "out").read_bytes() == second.read_bytes()
+    assert "HeadObject" not in memory.requests
+    stale = engine.download("b", "s/app.zip", tmp_path / "stale", stored_key="s/app.zip")
+    assert stale.stored_as == "delta"  # the listing guessed wrong: found by the rule
+    assert (tmp_path / "stale").read_bytes() == first.read_bytes()
+
+
+def test_both_forms_listed_are_marked_so_a_read_decides(
+    memory: MemoryStore, engine: Engine, tmp_path: Path
+) -> None:
+    (first,) = versions(tmp_path, 1)
+    engine.upload(first, "b", "s/app.zip")
+    memory.put("b", "s/app.zip", first.read_bytes())  # another tool wrote the plain form
+    (entry,) = engine.listing("b", "s/", recursive=True)
+    assert entry.both_forms and entry.stored_key == "s/app.zip"
