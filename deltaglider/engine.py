@@ -300,6 +300,7 @@ class Engine:
             thread_name_prefix="deltaglider-request",
         )
         self._bucket_settings: dict[str, BucketSettings] = {}
+        self._settings_stored: set[str] = set()  # buckets that have a settings object
         self._settings_lock = threading.Lock()
 
     # ------------------------------------------------------------------ process
@@ -421,16 +422,14 @@ class Engine:
         listed: Future[list[Reference]] | None = None
         with step(log, "located", key=item.key) as found:
             if wants_delta(item.key, item.options.policy):
-                # what a delta needs, asked together with the HEADs of `find`: the bucket's
-                # settings and its series' shared references (one listing page)
-                known = self._requests.submit(self.bucket_settings, item.bucket)
+                # what a delta needs, asked together with the HEADs of `find`: its series'
+                # shared references (one listing page; botocore's retries only, so a failing
+                # endpoint fails it as fast as the HEADs)
                 listed = self._requests.submit(
                     self.references.shared_candidates, item.bucket, series_of(item.key)
                 )
             existing = None if absent else self.find(item.bucket, item.key)
             found.update(existing=existing.stored_key if existing else None)
-            if listed is not None:
-                known.result()  # kept by bucket_settings; a failure is raised here
         decision = decide_upload(item, existing, ratio)
         stored_size = 0
         if decision.stored_as is None:
@@ -1111,10 +1110,11 @@ class Engine:
 
     def conditional_writes(self, bucket: str) -> bool:
         """Whether the server honours `If-None-Match: *`: the bucket settings' remembered
-        answer, else probed once (FORMAT "Writing") and remembered there for later writers."""
+        answer, else probed once (FORMAT "Writing") and, in a bucket that has a settings
+        object, remembered there for later writers (none is created just for this)."""
         remembered = self.bucket_settings(bucket).conditional_writes
         answer = self.references.conditional_writes(bucket, remembered)
-        if remembered is None:
+        if remembered is None and bucket in self._settings_stored:
             current = self.bucket_settings(bucket)
             try:
                 self.set_bucket_settings(
@@ -1136,6 +1136,7 @@ class Engine:
                     known = BucketSettings.from_json(
                         out.getvalue(), f"s3://{bucket}/{SETTINGS_KEY}"
                     )
+                    self._settings_stored.add(bucket)
                 except NotFoundError as error:
                     if error.code == "NoSuchBucket":
                         raise
@@ -1147,6 +1148,7 @@ class Engine:
         self._store.put_bytes(bucket, SETTINGS_KEY, settings.to_json(), {})
         with self._settings_lock:
             self._bucket_settings[bucket] = settings
+            self._settings_stored.add(bucket)
 
     def bucket_exists(self, bucket: str) -> bool:
         return self._store.bucket_exists(bucket)
