@@ -198,6 +198,15 @@ class Artifact:
 
 
 @dataclass(frozen=True)
+class Asked:
+    """Requests an upload sent before its decision: the HEADs of `key` and `key.delta` (None
+    when a listing just showed neither) and its series' shared references (None: no delta)."""
+
+    heads: list[Future[ObjectHead | None]] | None
+    listed: Future[list[Reference]] | None
+
+
+@dataclass(frozen=True)
 class DeltaTrial:
     """A delta encoded for an upload: its size, and whether it is the self-delta of a space's
     new reference."""
@@ -341,8 +350,29 @@ class Engine:
         as they are done (read for a delta, sent for a direct object), summing to its size.
         `absent`: a listing just showed neither form of the key (sync), so it is not looked
         up and the other form is not looked for after the write (FORMAT "Writing")."""
+        check_user_key(key)
+        asked = (
+            self._ask(bucket, key, options or UploadOptions(), absent) if path.is_file() else None
+        )
+        # the file is hashed while those requests are out
         item = self._artifact(path, bucket, key, options, progress)
-        return self._store_file(item, write=True, absent=absent)
+        return self._store_file(item, write=True, absent=absent, asked=asked)
+
+    def _ask(self, bucket: str, key: str, options: UploadOptions, absent: bool) -> Asked:
+        """Send what an upload's decision needs: the HEADs of both forms of the key (unless a
+        listing just showed neither) and, for a delta, its series' shared references (one
+        listing page; botocore's retries only, so a failing endpoint fails it as fast as the
+        HEADs)."""
+        heads = None if absent else self._heads(bucket, key)
+        listed = None
+        if wants_delta(key, options.policy):
+            listed = self._requests.submit(
+                self.references.shared_candidates, bucket, series_of(key)
+            )
+        return Asked(heads, listed)
+
+    def _heads(self, bucket: str, key: str) -> list[Future[ObjectHead | None]]:
+        return [self._requests.submit(self._store.head, bucket, k) for k in (key, delta_key(key))]
 
     def estimate(
         self, path: Path, bucket: str, key: str, options: UploadOptions | None = None
@@ -413,22 +443,22 @@ class Engine:
         return result
 
     def _store_file(
-        self, item: Artifact, *, write: bool, settle: bool = True, absent: bool = False
+        self,
+        item: Artifact,
+        *,
+        write: bool,
+        settle: bool = True,
+        absent: bool = False,
+        asked: Asked | None = None,
     ) -> UploadResult:
         started = time.monotonic()
         ratio = (
             self.settings.max_ratio if item.options.max_ratio is None else item.options.max_ratio
         )
-        listed: Future[list[Reference]] | None = None
         with step(log, "located", key=item.key) as found:
-            if wants_delta(item.key, item.options.policy):
-                # what a delta needs, asked together with the HEADs of `find`: its series'
-                # shared references (one listing page; botocore's retries only, so a failing
-                # endpoint fails it as fast as the HEADs)
-                listed = self._requests.submit(
-                    self.references.shared_candidates, item.bucket, series_of(item.key)
-                )
-            existing = None if absent else self.find(item.bucket, item.key)
+            asked = asked or self._ask(item.bucket, item.key, item.options, absent)
+            existing = None if asked.heads is None else self._located(item.key, asked.heads)
+            listed = asked.listed
             found.update(existing=existing.stored_key if existing else None)
         decision = decide_upload(item, existing, ratio)
         stored_size = 0
@@ -761,14 +791,15 @@ class Engine:
         Both are looked at: when two writers left both forms (each deletes the other only if
         it is older than its own), the newer wins and `key` wins a tie, so every reader
         agrees on one of the writes."""
-        keys = (key, delta_key(key))
-        heads = list(
-            self._requests.map(lambda stored_key: self._store.head(bucket, stored_key), keys)
-        )
+        return self._located(key, self._heads(bucket, key))
+
+    @staticmethod
+    def _located(key: str, heads: list[Future[ObjectHead | None]]) -> Located | None:
+        """`find`'s choice from the HEADs of `key` and `key.delta` (in that order)."""
         found = [
             Located(stored_key, head, classify(stored_key, head.metadata))
-            for stored_key, head in zip(keys, heads, strict=True)
-            if head is not None
+            for stored_key, future in zip((key, delta_key(key)), heads, strict=True)
+            if (head := future.result()) is not None
         ]
         if not found:
             return None
