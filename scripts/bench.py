@@ -874,9 +874,15 @@ def loop_bench(server: local_s3.LocalS3) -> str:
             started = time.perf_counter()
             for wheel in wheels:
                 version = wheel.name.split("-")[1]
-                command = [*(tool or [sys.executable, "-m", "deltaglider"]), "cp", str(wheel)]
-                destination = f"s3://{bucket}/" if tool else f"s3://{bucket}/{version}/"
-                measure([*command, destination], {**env, **extra})
+                if tool:  # 6.2.0: a .zip name (it stores .whl whole) in the root (its layout)
+                    named = Path(scratch) / (wheel.name + ".zip")
+                    if not named.exists():
+                        os.link(wheel, named)
+                    command = [*tool, "cp", str(named), f"s3://{bucket}/"]
+                else:
+                    ours = [sys.executable, "-m", "deltaglider", "cp", str(wheel)]
+                    command = [*ours, f"s3://{bucket}/{version}/"]
+                measure(command, {**env, **extra})
             rows.append((name, time.perf_counter() - started))
     lines = ["| 8 `cp` processes, one series | total s | per file s |", "|---|---|---|"]
     lines += [f"| {name} | {total:.2f} | {total / 8:.2f} |" for name, total in rows]
