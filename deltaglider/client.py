@@ -95,7 +95,7 @@ def create_client(
         }.items()
         if v
     }
-    return DeltagliderClient(Engine(base, credentials=credentials))
+    return DeltagliderClient(Engine(base, credentials=credentials, boto3_methods=True))
 
 
 def _metadata(status: int = 200) -> ResponseMetadata:

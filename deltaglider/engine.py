@@ -295,11 +295,16 @@ class Engine:
         cache: ReferenceCache | None = None,
         *,
         credentials: dict[str, str] | None = None,
+        boto3_methods: bool = False,
     ) -> None:
         """`credentials` (aws_access_key_id, aws_secret_access_key, aws_session_token) override
-        boto3's usual chain; they go to the client and are never kept or logged here."""
+        boto3's usual chain; they go to the client and are never kept or logged here.
+        `boto3_methods`: a boto3 client (the SDK passes its extra methods through), not a
+        plain botocore one."""
         self.settings = settings
-        self._store = store or Store(make_client(settings, credentials), settings)
+        self._store = store or Store(
+            make_client(settings, credentials, boto3_methods=boto3_methods), settings
+        )
         self._cache = cache or open_cache(settings)
         self.references = References(self._store, self._cache, settings)
         # small requests one operation sends together (HEADs, the settings, a listing page);

@@ -22,10 +22,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-import boto3
 import botocore.exceptions
+import botocore.session
 import urllib3.exceptions
-from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from deltaglider import interrupt
@@ -101,19 +100,17 @@ class AlreadyExists(Exception):
     """A conditional write lost: the key was created by someone else first."""
 
 
-def make_client(settings: Settings, credentials: dict[str, str] | None = None) -> S3Client:
-    """A boto3 S3 client that works against S3-compatible stores as well as AWS.
+def make_client(
+    settings: Settings, credentials: dict[str, str] | None = None, *, boto3_methods: bool = False
+) -> S3Client:
+    """An S3 client that works against S3-compatible stores as well as AWS.
 
     `credentials` (aws_access_key_id, aws_secret_access_key, aws_session_token) override the
-    usual chain; they are handed to boto3 and never stored or logged here."""
-    given = credentials or {}
-    session = boto3.session.Session(
-        aws_access_key_id=given.get("aws_access_key_id"),
-        aws_secret_access_key=given.get("aws_secret_access_key"),
-        aws_session_token=given.get("aws_session_token"),
-        profile_name=settings.profile,
-        region_name=settings.region,
-    )
+    usual chain; they are handed to botocore and never stored or logged here. The client is
+    botocore's (boto3 and s3transfer take ~0.1 s to import and set up, a tenth of a small
+    upload); with `boto3_methods` it is boto3's, with the methods boto3 adds (`upload_fileobj`,
+    `copy`, `generate_presigned_post`, …) that the SDK passes through."""
+    given = {k: v for k, v in (credentials or {}).items() if v}
     config = Config(
         signature_version="s3v4",
         request_checksum_calculation="when_required",
@@ -123,10 +120,21 @@ def make_client(settings: Settings, credentials: dict[str, str] | None = None) -
         read_timeout=settings.read_timeout,
         max_pool_connections=max(10, settings.max_concurrency * 2),
     )
+    options: dict[str, Any] = {
+        "endpoint_url": settings.endpoint_url,
+        "config": config,
+        "verify": settings.verify_ssl,
+        "region_name": settings.region,
+        **given,
+    }
     try:
-        return session.client(
-            "s3", endpoint_url=settings.endpoint_url, config=config, verify=settings.verify_ssl
-        )
+        if boto3_methods:
+            import boto3.session
+
+            session = boto3.session.Session(profile_name=settings.profile)
+            return session.client("s3", **options)
+        core = botocore.session.Session(profile=settings.profile)
+        return cast(S3Client, core.create_client("s3", **options))
     except botocore.exceptions.BotoCoreError as error:
         raise UsageError(f"cannot create an S3 client: {error}") from None
 
@@ -190,12 +198,9 @@ class Store:
 
     def __init__(self, client: S3Client, settings: Settings) -> None:
         self.client = client
-        self.transfer = TransferConfig(
-            multipart_threshold=settings.multipart_threshold,
-            multipart_chunksize=settings.multipart_chunksize,
-            max_concurrency=settings.max_concurrency,
-            use_threads=True,
-        )
+        self.multipart_threshold = settings.multipart_threshold
+        self.multipart_chunksize = settings.multipart_chunksize
+        self.max_concurrency = settings.max_concurrency
 
     def head(self, bucket: str, key: str) -> ObjectHead | None:
         """Metadata of one object, or None when it does not exist."""
@@ -282,7 +287,7 @@ class Store:
         condition: dict[str, Any] = {"IfNoneMatch": "*"} if exclusive else {}
         with _s3_errors(where):
             try:
-                if path.stat().st_size <= min(SINGLE_PUT_LIMIT, self.transfer.multipart_threshold):
+                if path.stat().st_size <= min(SINGLE_PUT_LIMIT, self.multipart_threshold):
                     data = path.read_bytes()
                     if sha256 is not None:
                         _check_unchanged(data_sha256(data), sha256, path)
@@ -309,22 +314,20 @@ class Store:
         sha256: str | None,
         progress: Progress | None,
     ) -> None:
-        part_size = max(self.transfer.multipart_chunksize, MIN_PART_SIZE)
+        part_size = max(self.multipart_chunksize, MIN_PART_SIZE)
         upload_id = self.client.create_multipart_upload(Bucket=bucket, Key=key, **extra)["UploadId"]
         hasher = hashlib.sha256()
         try:
             with (
-                ThreadPoolExecutor(max_workers=self.transfer.max_request_concurrency) as pool,
+                ThreadPoolExecutor(max_workers=self.max_concurrency) as pool,
                 path.open("rb") as source,
             ):
                 pending: list[Future[dict[str, Any]]] = []
                 number = 1
                 while True:
-                    # bounded memory: at most max_request_concurrency parts exist at once, the
+                    # bounded memory: at most max_concurrency parts exist at once, the
                     # next one is read only when one of them has been sent
-                    while (
-                        sum(not f.done() for f in pending) >= self.transfer.max_request_concurrency
-                    ):
+                    while sum(not f.done() for f in pending) >= self.max_concurrency:
                         wait(pending, return_when=FIRST_COMPLETED)
                     interrupt.check()  # cancelled: the except below aborts the upload
                     chunk = source.read(part_size)
@@ -394,9 +397,15 @@ class Store:
         with _s3_errors(f"s3://{bucket}/{source}"):
             head = self.head(bucket, source)
             if head is not None and head.size > SINGLE_PUT_LIMIT * 512:
-                self.client.copy(  # managed multipart copy for objects over 4 GiB
-                    {"Bucket": bucket, "Key": source}, bucket, target, Config=self.transfer
+                # a managed multipart copy for objects over 4 GiB (imported only for one)
+                from s3transfer.manager import TransferConfig, TransferManager
+
+                config = TransferConfig(
+                    multipart_chunksize=max(self.multipart_chunksize, MIN_PART_SIZE),
+                    max_request_concurrency=self.max_concurrency,
                 )
+                with TransferManager(self.client, config) as manager:
+                    manager.copy({"Bucket": bucket, "Key": source}, bucket, target).result()
             else:
                 self.client.copy_object(
                     Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": source}

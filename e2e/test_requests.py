@@ -155,3 +155,21 @@ def test_the_conditional_write_probe_runs_once_per_bucket_not_per_process(
     assert not stored_keys(raw, bucket, ".deltaglider/probe/")
     shown = run(proxy, "config", f"s3://{bucket}", "--set", "conditional_writes=probe").stdout
     assert "conditional_writes = not probed yet" in shown.splitlines()
+
+
+def test_a_large_server_side_copy_goes_through_the_transfer_manager(
+    settings: Any, raw: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Objects over 4 GiB are copied as multipart by s3transfer on the plain botocore client
+    (shown here with the limit lowered, and a part size that forces several parts)."""
+    from deltaglider import s3
+
+    monkeypatch.setattr(s3, "SINGLE_PUT_LIMIT", 1024)
+    store = s3.Store(s3.make_client(settings.with_overrides(max_attempts=2)), settings)
+    store.multipart_chunksize = 5 * 1024 * 1024
+    body = os.urandom(12 * 1024 * 1024)
+    raw.put_object(Bucket=bucket, Key="big/src", Body=body, Metadata={"dg-note": "kept"})
+    store.copy_within(bucket, "big/src", "big/dst")
+    copied = raw.get_object(Bucket=bucket, Key="big/dst")
+    assert copied["Body"].read() == body
+    assert copied["Metadata"] == {"dg-note": "kept"}
