@@ -177,7 +177,9 @@ def corpora(quick: bool, only: str | None) -> list[Corpus]:
         ),
         "big1g": lambda: Corpus("big1g", big_file_pair(1024), "1 GiB pair, for memory"),
     }
-    names = [only] if only else [n for n in makers if not (quick and n in ("big1g", "numpy"))]
+    names = (
+        only.split(",") if only else [n for n in makers if not (quick and n in ("big1g", "numpy"))]
+    )
     return [makers[n]() for n in names]
 
 
@@ -970,7 +972,7 @@ def per_file_sections(server: local_s3.LocalS3) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small corpora, one run")
-    parser.add_argument("--corpus", help="only this corpus")
+    parser.add_argument("--corpus", help="only these corpora (comma-separated)")
     parser.add_argument("--runs", type=int, default=None, help="repetitions per file")
     parser.add_argument("--contenders", default="boto3,dg-6.2.0,ours,ours-zstd,ours-ratio1")
     parser.add_argument(
