@@ -124,14 +124,15 @@ class ScratchStore:
             key, obj.size, obj.etag, obj.last_modified, dict(obj.metadata), obj.content_type
         )
 
-    def download(self, bucket: str, key: str, out: Sink) -> None:
-        self._check(bucket)
+    def download(self, bucket: str, key: str, out: Sink) -> ObjectHead:
+        head = self.head(bucket, key)
         obj = self.objects.get(key)
-        if obj is None:
+        if head is None or obj is None:
             raise NotFoundError(f"s3://{bucket}/{key}: no such key")
         with obj.path.open("rb") as handle:
             while chunk := handle.read(1 << 20):
                 out.write(chunk)
+        return head
 
     def put_file(
         self,
