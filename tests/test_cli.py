@@ -332,7 +332,10 @@ def test_verify_recursive_checks_every_file(run, memory: MemoryStore, tmp_path: 
 
     nothing = run("verify", "--recursive", "s3://b/never-uploaded/")
     assert nothing.exit_code == 1
-    assert nothing.stderr.strip() == "deltaglider: error: no stored files to verify under s3://b/never-uploaded/"
+    assert (
+        nothing.stderr.strip()
+        == "deltaglider: error: no stored files to verify under s3://b/never-uploaded/"
+    )
 
 
 def test_ls_json_gives_sizes_and_kind(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

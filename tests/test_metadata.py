@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from deltaglider.errors import IntegrityError, UsageError
 from deltaglider.metadata import (
+    BucketSettings,
     DeltaMeta,
     DirectMeta,
     ObjectKind,
@@ -186,3 +187,31 @@ def test_metadata_limits() -> None:
         long_name, SHA_A, 1, datetime.now(UTC), "r/reference.bin", SHA_B, 1, "c"
     ).to_dict()
     assert check_metadata(meta, "k") == meta
+
+
+@given(
+    references=st.sampled_from(["shared", "folder"]),
+    codec=st.sampled_from([None, "xdelta3", "zstd"]),
+    conditional=st.sampled_from([None, True, False]),
+)
+def test_bucket_settings_roundtrip_through_json(
+    references: str, codec: str | None, conditional: bool | None
+) -> None:
+    settings = BucketSettings(references, codec=codec, conditional_writes=conditional)
+    assert BucketSettings.from_json(settings.to_json(), "k") == settings
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        (b'{"codec": "lzma"}', "codec must be"),
+        (b'{"conditional_writes": "yes"}', "conditional_writes must be"),
+        (b'{"version": 2}', "newer than this deltaglider"),
+        (b"[]", "not a JSON object"),
+    ],
+)
+def test_bad_bucket_settings_are_refused_by_name(document: bytes, message: str) -> None:
+    with pytest.raises(IntegrityError, match=message):
+        BucketSettings.from_json(document, "s3://b/.deltaglider/config.json")
+    older = BucketSettings.from_json(b'{"version": 1, "references": "folder", "x": 1}', "k")
+    assert older.codec is None and older.conditional_writes is None  # unknown keys ignored
