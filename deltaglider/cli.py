@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gc
 import json
 import os
 import shutil
@@ -71,11 +72,21 @@ def human_size(value: float) -> str:
     return f"{int(value)} Bytes"
 
 
+_collector = {"paused": False}
+
+
 def new_engine(settings: Settings) -> Engine:
-    """An engine on boto3 (imported here, by the first command that needs one)."""
+    """An engine on botocore (imported here, by the first command that needs one). The
+    console entry pauses the garbage collector for start-up; the first engine resumes it, with
+    what start-up loaded frozen out of later collections."""
     from deltaglider.engine import Engine
 
-    return Engine(settings)
+    engine = Engine(settings)
+    if _collector["paused"]:
+        _collector["paused"] = False
+        gc.freeze()
+        gc.enable()
+    return engine
 
 
 class AppContext:
@@ -1782,10 +1793,12 @@ def hoist_global_options(args: list[str]) -> list[str]:
     return args[:command] + hoisted + args[command : command + 1] + rest
 
 
-def run() -> None:
+def run(*, collector_paused: bool = False) -> None:
     """Console entry point: `main` with click's usage errors as one line and exit status 2;
     SIGINT and SIGTERM stop codec children, abort multipart uploads, remove temp files and
-    exit 130 / 143."""
+    exit 130 / 143. `collector_paused`: the caller disabled the garbage collector for
+    start-up (`__main__`); the first engine turns it back on."""
+    _collector["paused"] = collector_paused
     interrupt.install_handlers()
     args = sys.argv[1:]
     if not args:  # bare `deltaglider`: the help, not an error

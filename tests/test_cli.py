@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 from pathlib import Path
@@ -372,6 +373,26 @@ def test_version_and_help_start_without_boto3_or_the_engine(args: list[str]) -> 
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_console_entry_resumes_the_garbage_collector_once_the_engine_exists() -> None:
+    """The console script starts with the collector paused (start-up makes no garbage); the
+    first engine turns it back on, start-up's objects frozen out of later collections."""
+    import subprocess
+    import sys
+
+    script = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('collector', gc.isenabled(), gc.get_freeze_count() > 0))\n"
+        "sys.argv = ['deltaglider', '--endpoint-url', 'http://127.0.0.1:9', 'ls', 's3://b/']\n"
+        "from deltaglider.__main__ import console\n"
+        "console()\n"
+    )
+    env = {**os.environ, "AWS_MAX_ATTEMPTS": "1", "AWS_ACCESS_KEY_ID": "k"}
+    env.update(AWS_SECRET_ACCESS_KEY="s", AWS_REGION="us-east-1")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert done.returncode != 0  # nothing listens there
+    assert done.stdout.strip().splitlines()[-1] == "collector True True", done.stderr
 
 
 def test_package_exports_resolve_on_first_use() -> None:
