@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -363,8 +364,10 @@ def run_contender(
                 if run == 0 and not same_bytes(target, path):
                     result.roundtrip_ok = False
                 target.unlink(missing_ok=True)
+                shutil.rmtree(cold["DG_CACHE_DIR"], ignore_errors=True)
             if run == 0:
                 result.wire_down = proxy.received - before_received
+            shutil.rmtree(up_env["DG_CACHE_DIR"], ignore_errors=True)
         # one command for the whole series, as a release job uploading dist/ does
         folder = scratch / f"series-{name}"
         folder.mkdir(exist_ok=True)
@@ -381,7 +384,18 @@ def run_contender(
             result.recursive_upload_s = measure(
                 [*tool, "cp", flag, str(folder), f"s3://{stem}-r/"], env
             ).seconds
+    for bucket in [f"{stem}-{run}" for run in range(runs)] + [f"{stem}-r"]:
+        drop_bucket(raw, bucket)  # a long run must not fill the server's volumes
+    shutil.rmtree(folder, ignore_errors=True)
     return result
+
+
+def drop_bucket(raw: Any, bucket: str) -> None:
+    for page in raw.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+        if keys:
+            raw.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+    raw.delete_bucket(Bucket=bucket)
 
 
 def set_bucket_codec(server: local_s3.LocalS3, bucket: str, codec: str) -> None:
@@ -1053,14 +1067,23 @@ def main() -> None:
                     )
                     results.append(failed)
                     print(f"    failed: {error}", file=sys.stderr)
-        report = table(results, codec, inproc)
+        print(table(results, codec, inproc), flush=True)
+        write_results(options.quick, runs, results, codec, inproc)
         if not options.corpus and not options.quick:
-            report += "\n\n" + per_file_sections(server)
-    print(report)
+            print("\n\n" + per_file_sections(server))
+
+
+def write_results(
+    quick: bool,
+    runs: int,
+    results: list[Result],
+    codec: dict[str, dict[str, float]],
+    inproc: dict[str, dict[str, float]],
+) -> None:
     (CACHE / "results.json").write_text(
         json.dumps(
             {
-                "quick": options.quick,
+                "quick": quick,
                 "runs": runs,
                 "results": [asdict(r) for r in results],
                 "bare_codec": codec,
