@@ -24,7 +24,9 @@ class Settings:
     profile: str | None = None
     max_ratio: float = 0.5
     references: str | None = None  # "shared" or "folder"; None: the bucket's setting
-    renew_ratio: float = 0.25  # shared references: a delta over this ratio starts a new one
+    # shared references: a file whose best delta is over this ratio starts a new reference;
+    # None: the max ratio (where the file would otherwise be stored direct: the same bytes)
+    renew_ratio: float | None = None
     cache_backend: str = "persistent"  # or "filesystem" (one process, encrypted) or "memory"
     cache_memory_bytes: int = 100 * MIB
     cache_dir: str | None = None  # persistent cache; None: DG_CACHE_DIR or the XDG cache dir
@@ -40,6 +42,11 @@ class Settings:
     read_timeout: float = 60.0
     max_attempts: int = 5  # per request, botocore's standard retry mode
     verify_ssl: bool = True  # --no-verify-ssl
+
+    @property
+    def renewal(self) -> float:
+        """The renew ratio in force: `renew_ratio`, else the max ratio."""
+        return self.max_ratio if self.renew_ratio is None else self.renew_ratio
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -60,8 +67,10 @@ class Settings:
             profile=env.get("AWS_PROFILE") or None,
             max_ratio=check_ratio(env.get("DG_MAX_RATIO"), defaults.max_ratio, "DG_MAX_RATIO"),
             references=check_references(env.get("DG_REFERENCES") or None, "DG_REFERENCES"),
-            renew_ratio=check_ratio(
-                env.get("DG_RENEW_RATIO"), defaults.renew_ratio, "DG_RENEW_RATIO"
+            renew_ratio=(
+                check_ratio(env["DG_RENEW_RATIO"], 1.0, "DG_RENEW_RATIO")
+                if env.get("DG_RENEW_RATIO")
+                else None
             ),
             cache_backend=backend,
             cache_memory_bytes=_mib(env, "DG_CACHE_MEMORY_SIZE_MB", defaults.cache_memory_bytes),

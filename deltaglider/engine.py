@@ -551,7 +551,7 @@ class Engine:
             # If-None-Match: then racing writers could each create one, while a shared
             # reference's key is ours alone (FORMAT "Writing").
             series = None
-        renew = self.settings.renew_ratio if series is not None else None
+        renew = self.settings.renewal if series is not None else None
         with step(log, "candidates", key=item.key, series=series) as listed:
             found = (
                 c for c in self._candidates(bucket, item.key, series, shared) if c.key not in lost
@@ -641,7 +641,7 @@ class Engine:
                 log.info("reference_race_lost", bucket=item.bucket, ref_key=reference.key)
                 return None
             self.references.remember(reference, item.path)
-        renew = self.settings.renew_ratio if series is not None else None
+        renew = self.settings.renewal if series is not None else None
         with self.work_directory() as scratch:
             delta = self._encode(item.path, item, Path(scratch) / "self.delta", check=write)
             decision = decision or decide_upload(

@@ -281,6 +281,36 @@ def test_renewal_starts_a_new_reference_when_deltas_grow(
     assert len([k for k in keys_of(memory) if k.endswith("reference.bin")]) == 3
 
 
+def test_by_default_a_series_renews_only_where_the_file_would_otherwise_go_direct(
+    memory: MemoryStore, tmp_path: Path
+) -> None:
+    """Versions that each differ by a third (compiled wheels) stay deltas against the first
+    reference; a rewrite (delta over the max ratio) becomes the series' next reference rather
+    than a direct object: the same bytes, and the versions after it delta against it."""
+    engine = shared_engine(memory)
+    rng = random.Random(7)
+    first = bytearray(rng.randbytes(96 * 1024))
+    third_changed = bytearray(first)
+    for start in range(0, len(third_changed), 3 * 4096):  # a third of the 4 KiB blocks
+        third_changed[start : start + 4096] = rng.randbytes(4096)
+    rewrite = rng.randbytes(96 * 1024)
+    after = bytearray(rewrite)
+    after[:100] = rng.randbytes(100)
+    stored = []
+    for n, body in enumerate([first, third_changed, rewrite, after]):
+        path = tmp_path / f"app-1.0.{n}.zip"
+        path.write_bytes(bytes(body))
+        stored.append(engine.upload(path, "b", f"rel/1.0.{n}/{path.name}"))
+    assert [r.stored_as for r in stored] == [
+        StoredAs.REFERENCE,
+        StoredAs.DELTA,
+        StoredAs.REFERENCE,
+        StoredAs.DELTA,
+    ], [r.note for r in stored]
+    assert 0.25 < stored[1].stored_size / len(first) < 0.5
+    assert stored[3].stored_size < 4096  # against the rewrite, not the first reference
+
+
 def test_replacing_a_key_releases_the_reference_it_used(
     memory: MemoryStore, tmp_path: Path
 ) -> None:
