@@ -292,7 +292,8 @@ def transfer_options(command: F) -> F:
         click.option(
             "--max-ratio",
             type=float,
-            help="Store direct when delta/file exceeds this (0-1; DG_MAX_RATIO; 0.5).",
+            help="Over this delta/file ratio the file is stored whole: direct, or with shared "
+            "references as its series' next reference (0-1; DG_MAX_RATIO; 0.5).",
         ),
         click.option(
             "--codec",

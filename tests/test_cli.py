@@ -103,7 +103,12 @@ def test_command_options_reach_the_engine(run, memory: MemoryStore, tmp_path: Pa
     first, second, third = builds(tmp_path, 3)
     run("cp", str(first), "s3://b/o/")
     result = run("cp", str(second), "s3://b/o/", "--max-ratio", "0.0001")
-    assert "(direct: " in result.stdout and "delta over max ratio 0.0001" in result.stdout
+    # stored whole: with shared references (the default) as the series' next reference
+    assert "(reference: " in result.stdout and "new reference for its series" in result.stdout
+    folder = run("cp", str(second), "s3://b/f/", "--max-ratio", "0.0001", "--references", "folder")
+    assert "(reference: " in folder.stdout  # the folder's first file
+    folder = run("cp", str(third), "s3://b/f/", "--max-ratio", "0.0001", "--references", "folder")
+    assert "(direct: " in folder.stdout and "delta over max ratio 0.0001" in folder.stdout
     result = run("cp", str(third), "s3://b/o/", "--no-delta", "--metadata", "build=7")
     assert "(direct: " in result.stdout
     assert memory.buckets["b"]["o/app-2.zip"].metadata["build"] == "7"
