@@ -22,3 +22,11 @@ def test_max_ratio_out_of_range_is_refused(value: str) -> None:
 def test_unknown_cache_backend_is_refused() -> None:
     with pytest.raises(UsageError, match="DG_CACHE_BACKEND"):
         Settings.from_env({"DG_CACHE_BACKEND": "redis"})
+
+
+def test_renewal_follows_the_max_ratio_unless_set() -> None:
+    assert Settings.from_env({}).renewal == 0.5
+    assert Settings.from_env({"DG_MAX_RATIO": "0.8"}).renewal == 0.8
+    assert Settings.from_env({"DG_MAX_RATIO": "0.8", "DG_RENEW_RATIO": "0.25"}).renewal == 0.25
+    with pytest.raises(UsageError, match="DG_RENEW_RATIO"):
+        Settings.from_env({"DG_RENEW_RATIO": "1.5"})
