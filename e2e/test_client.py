@@ -188,9 +188,15 @@ def test_client_agrees_with_a_dict_model(s3_server: LocalS3, flavour: str) -> No
             kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": page}
             if delimiter:
                 kwargs["Delimiter"] = delimiter
+            phantoms: set[str] = set()
             while True:
                 response = client.list_objects_v2(**kwargs)
                 entries = [c["Key"] for c in response.get("Contents", [])]
+                phantoms.update(
+                    c["Key"]
+                    for c in response.get("Contents", [])
+                    if c["Key"].endswith("/") and c["Size"] == 0
+                )
                 entries += [p["Prefix"] for p in response.get("CommonPrefixes", [])]
                 assert response["KeyCount"] == len(entries) <= page
                 listed.extend(sorted(entries))
@@ -199,16 +205,22 @@ def test_client_agrees_with_a_dict_model(s3_server: LocalS3, flavour: str) -> No
                         c["Key"]: c["Size"]
                         for c in response.get("Contents", [])
                         if not (quirks and c["Key"].endswith("/"))
+                        and not (c["Key"] in phantoms and c["Key"] not in self.model)
                     }
                 )
                 if not response["IsTruncated"]:
                     break
                 kwargs["ContinuationToken"] = response["NextContinuationToken"]
-            if quirks:
+            if quirks or (s3_server.kind == "seaweedfs" and flavour == "deltaglider"):
+                # SeaweedFS may still list a just-emptied directory as a zero-byte `folder/`
+                # object (seen once, on `é/`, in the container): no client can tell it from a
+                # folder marker someone stored, so deltaglider shows it as S3 would show a marker
                 listed = [
                     k
                     for k in listed
-                    if not k.endswith("/") or any(m.startswith(k) for m in self.model)
+                    if not k.endswith("/")
+                    or any(m.startswith(k) for m in self.model)
+                    or (not quirks and k not in phantoms)
                 ]
             assert listed == expected_listing(self.model, prefix, delimiter)
             for key, size in sizes.items():
