@@ -17,15 +17,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from deltaglider import stats
 from deltaglider.config import Settings
 from deltaglider.engine import Engine
 from deltaglider.errors import NotFoundError, UsageError
+from deltaglider.events import Subscriber
 from deltaglider.files import Sink
-from deltaglider.models import UploadOptions, UploadResult
-from deltaglider.s3 import AlreadyExists, Bucket, ListedPrefix, ObjectHead, Store
+from deltaglider.models import Bucket, ListedPrefix, ObjectHead, UploadOptions, UploadResult
+from deltaglider.s3 import AlreadyExists
 from deltaglider.series import natural_key
 
 BUCKET = "analyze"
@@ -42,9 +43,13 @@ class Analysis:
 def analyze(
     folder: Path,
     settings: Settings,
-    options: UploadOptions,
-    say: Callable[[UploadResult], None] | None = None,
+    options: UploadOptions | None = None,
+    subscriber: Subscriber | None = None,
 ) -> Analysis:
+    """Upload every file under `folder` into a scratch bucket, in natural order of their
+    paths, and read that bucket's exact stats; `subscriber.on_done(result=)` is told each
+    upload."""
+    told = subscriber or Subscriber()
     if not folder.is_dir():
         raise UsageError(f"{folder}: not a directory")
     files = sorted(
@@ -58,8 +63,7 @@ def analyze(
             for path in files:
                 result = engine.upload(path, BUCKET, path.relative_to(folder).as_posix(), options)
                 uploads.append(result)
-                if say is not None:
-                    say(result)
+                told.on_done(result=result)
             result_stats = engine.stats(BUCKET, mode=stats.Mode.DETAILED, use_cache=False)
         finally:
             engine.close()
@@ -68,7 +72,7 @@ def analyze(
 
 def scratch_engine(settings: Settings, folder: Path) -> Engine:
     """The real engine writing into a scratch bucket (`BUCKET`) kept under `folder`."""
-    return Engine(settings, store=cast(Store, ScratchStore(folder)))
+    return Engine(settings, store=ScratchStore(folder))
 
 
 @dataclass
@@ -82,7 +86,7 @@ class _Object:
 
 
 class ScratchStore:
-    """One bucket on local disk with `Store`'s methods, for `analyze` only."""
+    """One bucket on local disk, an `s3.ObjectStore`, for `analyze` and `migrate --dryrun`."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -222,3 +226,18 @@ class ScratchStore:
 
     def delete_bucket(self, bucket: str) -> None:
         self._check(bucket)
+
+    def presigned_url(
+        self, method: str, params: dict[str, Any], expires_in: int, http_method: str | None
+    ) -> str:
+        raise UsageError("a scratch bucket on local disk has no URLs")
+
+    def bucket_region(self, bucket: str) -> str | None:
+        self._check(bucket)
+        return None
+
+    def bucket_acl(self, bucket: str) -> dict[str, Any]:
+        raise UsageError("a scratch bucket on local disk has no ACL")
+
+    def put_bucket_acl(self, bucket: str, acl: dict[str, Any]) -> None:
+        raise UsageError("a scratch bucket on local disk has no ACL")

@@ -11,7 +11,6 @@ every object call goes through an `Engine` method, and boto3 is reached only thr
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import os
 import shutil
@@ -19,31 +18,35 @@ import tempfile
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import botocore.exceptions
 
 from deltaglider.config import Settings
-from deltaglider.engine import Engine, Located
-from deltaglider.errors import NotFoundError, StorageError, UsageError
+from deltaglider.engine import Engine
+from deltaglider.errors import NotFoundError
 from deltaglider.files import CHUNK_SIZE, temp_root
 from deltaglider.maintenance import DEFAULT_CONTENT_TYPE
-from deltaglider.metadata import (
-    ObjectKind,
-    now,
-    user_metadata,
-)
+from deltaglider.metadata import now, user_metadata
 from deltaglider.models import (
     DeltaPolicy,
     DownloadResult,
-    ListEntry,
     UploadOptions,
     UploadResult,
     VerifyResult,
 )
-from deltaglider.s3 import ObjectHead
+from deltaglider.reading import Located
+from deltaglider.responses import (
+    Paginator,
+    StreamingBody,
+    as_client_errors,
+    etag_of,
+    list_v1_response,
+    list_v2_response,
+    parse_range,
+    response_metadata,
+)
 from deltaglider.shapes import (
-    CommonPrefix,
     CopyObjectResponse,
     DeletedObject,
     DeleteError,
@@ -53,16 +56,14 @@ from deltaglider.shapes import (
     HeadObjectResponse,
     ListObjectsResponse,
     ListObjectsV2Response,
-    ObjectEntry,
     PurgeResponse,
     PutObjectResponse,
-    ResponseMetadata,
 )
 from deltaglider.stats import BucketStats
 from deltaglider.stats import Mode as StatsMode
+from deltaglider.transfer import local_destination
 from deltaglider.urls import S3Url, base_name, destination_key
 
-_TOKEN_PREFIX = "dg1:"  # noqa: S105 - a pagination token prefix, not a secret
 _PUT_ARGS = {"Bucket", "Key", "Body", "Metadata", "ContentType", "Tagging"}
 
 
@@ -98,166 +99,6 @@ def create_client(
     return DeltagliderClient(Engine(base, credentials=credentials, boto3_methods=True))
 
 
-def _metadata(status: int = 200) -> ResponseMetadata:
-    return {
-        "RequestId": "",
-        "HostId": "",
-        "HTTPStatusCode": status,
-        "HTTPHeaders": {},
-        "RetryAttempts": 0,
-    }
-
-
-def _client_error(
-    code: str, message: str, status: int, operation: str
-) -> botocore.exceptions.ClientError:
-    return botocore.exceptions.ClientError(
-        {
-            "Error": {"Code": code, "Message": message},
-            "ResponseMetadata": cast(Any, _metadata(status)),
-        },
-        operation,
-    )
-
-
-@contextlib.contextmanager
-def _as_client_errors(operation: str, *, head: bool = False) -> Iterator[None]:
-    """Engine errors as boto3 raises them: ClientError with S3's code (a HEAD's is "404")."""
-    try:
-        yield
-    except NotFoundError as error:
-        code = "404" if head else error.code
-        raise _client_error(code, "Not Found" if head else str(error), 404, operation) from None
-    except StorageError as error:
-        if isinstance(
-            error.cause, botocore.exceptions.ClientError | botocore.exceptions.BotoCoreError
-        ):
-            raise error.cause from None
-        raise
-    except UsageError as error:
-        raise _client_error("InvalidArgument", str(error), 400, operation) from None
-
-
-def _etag(located: Located, sha256: str | None = None) -> str:
-    md5 = located.md5
-    if md5:
-        return f'"{md5}"'
-    if located.kind is ObjectKind.PLAIN:
-        return f'"{located.head.etag}"'
-    return f'"{(sha256 or located.sha256 or "")[:32]}"'  # older writers kept no MD5
-
-
-class StreamingBody:
-    """`get_object()["Body"]`: read(), iter_chunks(), iter_lines(), a context manager.
-
-    The bytes were reconstructed and verified before this object exists; they live in an
-    anonymous temp file that disappears when the body is closed."""
-
-    def __init__(self, handle: IO[bytes], length: int) -> None:
-        self._handle = handle
-        self._remaining = length
-        self.content_length = length
-
-    def read(self, amt: int | None = None) -> bytes:
-        size = self._remaining if amt is None or amt < 0 else min(amt, self._remaining)
-        data = self._handle.read(size)
-        self._remaining -= len(data)
-        return data
-
-    def iter_chunks(self, chunk_size: int = 1024) -> Iterator[bytes]:
-        while chunk := self.read(chunk_size):
-            yield chunk
-
-    def iter_lines(self, chunk_size: int = 1024, keepends: bool = False) -> Iterator[bytes]:
-        pending = b""
-        for chunk in self.iter_chunks(chunk_size):
-            lines = (pending + chunk).splitlines(True)
-            pending = lines.pop() if lines and not lines[-1].endswith((b"\n", b"\r")) else b""
-            for line in lines:
-                yield line if keepends else line.rstrip(b"\r\n")
-        if pending:
-            yield pending
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self.iter_chunks(CHUNK_SIZE)
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self._handle.close()
-
-    def __enter__(self) -> StreamingBody:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int]:
-    """`bytes=a-b`, `bytes=a-`, `bytes=-n` → inclusive (start, end); ClientError if bad."""
-    unit, _, spec = header.partition("=")
-    first, sep, last = spec.partition("-")
-    try:
-        if unit.strip() != "bytes" or not sep or "," in spec:
-            raise ValueError
-        if first == "":
-            start, end = max(0, size - int(last)), size - 1
-        else:
-            start = int(first)
-            end = min(int(last), size - 1) if last else size - 1
-        if start > end or start >= size:
-            raise ValueError
-    except ValueError:
-        raise _client_error(
-            "InvalidRange", "The requested range is not satisfiable", 416, "GetObject"
-        ) from None
-    return start, end
-
-
-def _token(after: str) -> str:
-    return base64.urlsafe_b64encode((_TOKEN_PREFIX + after).encode("utf-8")).decode("ascii")
-
-
-def _after(token: str) -> str:
-    try:
-        text = base64.urlsafe_b64decode(token.encode("ascii")).decode("utf-8")
-    except (ValueError, UnicodeError):
-        text = ""
-    if not text.startswith(_TOKEN_PREFIX):
-        raise _client_error(
-            "InvalidArgument", "The continuation token provided is incorrect", 400, "ListObjectsV2"
-        )
-    return text[len(_TOKEN_PREFIX) :]
-
-
-class Paginator:
-    """`get_paginator("list_objects_v2" | "list_objects")` over the logical view."""
-
-    def __init__(self, list_page: Callable[..., Any], token_key: str, next_key: str) -> None:
-        self._list_page = list_page
-        self._token_key, self._next_key = token_key, next_key
-
-    def paginate(self, **kwargs: Any) -> Iterator[Any]:
-        config = kwargs.pop("PaginationConfig", None) or {}
-        if config.get("PageSize"):
-            kwargs["MaxKeys"] = int(config["PageSize"])
-        if config.get("StartingToken"):
-            kwargs[self._token_key] = config["StartingToken"]
-        budget = config.get("MaxItems")
-        while True:
-            if budget is not None:
-                kwargs["MaxKeys"] = min(kwargs.get("MaxKeys", 1000), budget)
-            page = self._list_page(**kwargs)
-            yield page
-            if budget is not None:
-                budget -= len(page.get("Contents", [])) + len(page.get("CommonPrefixes", []))
-            following = page.get(self._next_key)
-            if not page["IsTruncated"] or not following or budget == 0:
-                return
-            kwargs[self._token_key] = following
-
-
 class DeltagliderClient:
     """Delta-aware object calls with boto3's names, parameters, responses and errors.
 
@@ -286,12 +127,12 @@ class DeltagliderClient:
     ) -> PutObjectResponse:
         """Body: bytes, str, a readable file object, or a `pathlib.Path` to upload."""
         _refuse(unsupported, "PutObject")
-        with _as_client_errors("PutObject"), self._spooled(Key, Body) as path:
+        with as_client_errors("PutObject"), self._spooled(Key, Body) as path:
             options = UploadOptions(
                 metadata=Metadata or {}, content_type=ContentType, tagging=Tagging
             )
             result = self.engine.upload(path, Bucket, Key, options)
-        return {"ETag": f'"{result.md5}"', "ResponseMetadata": _metadata()}
+        return {"ETag": f'"{result.md5}"', "ResponseMetadata": response_metadata()}
 
     @contextlib.contextmanager
     def _spooled(self, key: str, body: Any) -> Iterator[Path]:
@@ -321,7 +162,7 @@ class DeltagliderClient:
     ) -> None:
         extra = dict(ExtraArgs or {})
         _refuse({k: v for k, v in extra.items() if k not in _PUT_ARGS}, "PutObject")
-        with _as_client_errors("PutObject"):
+        with as_client_errors("PutObject"):
             options = UploadOptions(
                 metadata=extra.get("Metadata"),
                 content_type=extra.get("ContentType"),
@@ -360,7 +201,7 @@ class DeltagliderClient:
         else:
             source_bucket, source_key = CopySource["Bucket"], CopySource["Key"]
         replace = MetadataDirective == "REPLACE"
-        with _as_client_errors("CopyObject"):
+        with as_client_errors("CopyObject"):
             options = UploadOptions(
                 metadata=(Metadata or {}) if replace else None,
                 content_type=ContentType if replace else None,
@@ -368,7 +209,7 @@ class DeltagliderClient:
             result = self.engine.copy(source_bucket, source_key, Bucket, Key, options)
         return {
             "CopyObjectResult": {"ETag": f'"{result.md5}"', "LastModified": now()},
-            "ResponseMetadata": _metadata(),
+            "ResponseMetadata": response_metadata(),
         }
 
     def delete_object(
@@ -380,13 +221,13 @@ class DeltagliderClient:
     ) -> DeleteObjectResponse:
         """Deleting a key that does not exist succeeds, as in S3; a missing bucket does not."""
         _refuse(unsupported, "DeleteObject")
-        with _as_client_errors("DeleteObject"):
+        with as_client_errors("DeleteObject"):
             try:
                 self.engine.delete(Bucket, Key)
             except NotFoundError as error:
                 if error.code == "NoSuchBucket":
                     raise
-        return {"ResponseMetadata": _metadata(204)}
+        return {"ResponseMetadata": response_metadata(204)}
 
     def delete_objects(
         self,
@@ -412,7 +253,7 @@ class DeltagliderClient:
                         "Message": str(info.get("Message", "")),
                     }
                 )
-        response: DeleteObjectsResponse = {"ResponseMetadata": _metadata()}
+        response: DeleteObjectsResponse = {"ResponseMetadata": response_metadata()}
         if deleted and not Delete.get("Quiet"):
             response["Deleted"] = deleted
         if errors:
@@ -429,7 +270,7 @@ class DeltagliderClient:
         **unsupported: Any,
     ) -> HeadObjectResponse:
         _refuse(unsupported, "HeadObject")
-        with _as_client_errors("HeadObject", head=True):
+        with as_client_errors("HeadObject", head=True):
             located = self._locate(Bucket, Key)
         return self._head_shape(located)
 
@@ -442,12 +283,12 @@ class DeltagliderClient:
         head = located.head
         return {
             "ContentLength": located.logical_size,
-            "ETag": _etag(located, sha256),
+            "ETag": etag_of(located, sha256),
             "LastModified": head.last_modified,
             "Metadata": user_metadata(head.metadata),
             "ContentType": head.content_type or DEFAULT_CONTENT_TYPE,
             "AcceptRanges": "bytes",
-            "ResponseMetadata": _metadata(),
+            "ResponseMetadata": response_metadata(),
         }
 
     def get_object(
@@ -462,17 +303,17 @@ class DeltagliderClient:
         _refuse(unsupported, "GetObject")
         handle = tempfile.TemporaryFile(dir=temp_root())  # noqa: SIM115 - the body owns it
         try:
-            with _as_client_errors("GetObject"):
+            with as_client_errors("GetObject"):
                 located = self._locate(Bucket, Key)
                 digest = self.engine.reconstruct(Bucket, located, cast(BinaryIO, handle))
             response = cast(GetObjectResponse, dict(self._head_shape(located, digest.sha256)))
             response["ContentLength"] = digest.size
             start, end = 0, digest.size - 1
             if Range is not None:
-                start, end = _parse_range(Range, digest.size)
+                start, end = parse_range(Range, digest.size)
                 response["ContentRange"] = f"bytes {start}-{end}/{digest.size}"
                 response["ContentLength"] = end - start + 1
-                response["ResponseMetadata"] = _metadata(206)
+                response["ResponseMetadata"] = response_metadata(206)
             handle.seek(start)
             response["Body"] = StreamingBody(handle, max(0, end - start + 1))
             return response
@@ -489,7 +330,7 @@ class DeltagliderClient:
         Callback: Callable[[int], None] | None = None,
         Config: Any = None,
     ) -> None:
-        with _as_client_errors("GetObject", head=True):
+        with as_client_errors("GetObject", head=True):
             self.engine.download(Bucket, Key, Path(Filename), Callback)
 
     def download_fileobj(
@@ -522,25 +363,9 @@ class DeltagliderClient:
         **ignored: Any,
     ) -> ListObjectsV2Response:
         """The logical view in logical key order, with logical sizes and ETags."""
-        after = _after(ContinuationToken) if ContinuationToken else (StartAfter or "")
-        with _as_client_errors("ListObjectsV2"):
-            contents, prefixes, truncated = self._page(Bucket, Prefix, Delimiter, after, MaxKeys)
-        response: ListObjectsV2Response = {
-            "IsTruncated": truncated,
-            "Name": Bucket,
-            "Prefix": Prefix,
-            "MaxKeys": MaxKeys,
-            "KeyCount": len(contents) + len(prefixes),
-            "ResponseMetadata": _metadata(),
-        }
-        _add_entries(cast(dict[str, Any], response), contents, prefixes, Delimiter)
-        if ContinuationToken:
-            response["ContinuationToken"] = ContinuationToken
-        if StartAfter:
-            response["StartAfter"] = StartAfter
-        if truncated:
-            response["NextContinuationToken"] = _token(self._last(contents, prefixes))
-        return response
+        return list_v2_response(
+            self.engine, Bucket, Prefix, Delimiter, MaxKeys, ContinuationToken, StartAfter
+        )
 
     def list_objects(
         self,
@@ -552,49 +377,7 @@ class DeltagliderClient:
         MaxKeys: int = 1000,
         **ignored: Any,
     ) -> ListObjectsResponse:
-        with _as_client_errors("ListObjects"):
-            contents, prefixes, truncated = self._page(Bucket, Prefix, Delimiter, Marker, MaxKeys)
-        response: ListObjectsResponse = {
-            "IsTruncated": truncated,
-            "Name": Bucket,
-            "Prefix": Prefix,
-            "Marker": Marker,
-            "MaxKeys": MaxKeys,
-            "ResponseMetadata": _metadata(),
-        }
-        _add_entries(cast(dict[str, Any], response), contents, prefixes, Delimiter)
-        if Delimiter and truncated:
-            response["NextMarker"] = self._last(contents, prefixes)
-        return response
-
-    @staticmethod
-    def _last(contents: list[ObjectEntry], prefixes: list[CommonPrefix]) -> str:
-        return max([c["Key"] for c in contents] + [p["Prefix"] for p in prefixes])
-
-    def _page(
-        self, bucket: str, prefix: str, delimiter: str, after: str, max_keys: int
-    ) -> tuple[list[ObjectEntry], list[CommonPrefix], bool]:
-        if max_keys <= 0:
-            return [], [], False
-        page = self.engine.listing_page(
-            bucket, prefix, delimiter=delimiter, start_after=after, max_keys=max_keys
-        )
-        contents = [self._entry(bucket, e) for e in page.entries if not e.is_prefix]
-        prefixes: list[CommonPrefix] = [{"Prefix": e.key} for e in page.entries if e.is_prefix]
-        return contents, prefixes, page.truncated
-
-    @staticmethod
-    def _entry(bucket: str, entry: ListEntry) -> ObjectEntry:
-        head: ObjectHead | None = entry.head
-        etag = _etag(Located(head.key, head, ObjectKind.DELTA)) if head else f'"{entry.etag}"'
-        assert entry.last_modified is not None
-        return {
-            "Key": entry.key,
-            "LastModified": entry.last_modified,
-            "ETag": etag,
-            "Size": entry.size,
-            "StorageClass": "STANDARD",
-        }
+        return list_v1_response(self.engine, Bucket, Prefix, Delimiter, Marker, MaxKeys)
 
     def get_paginator(self, operation_name: str) -> Any:
         if operation_name == "list_objects_v2":
@@ -616,14 +399,14 @@ class DeltagliderClient:
         (kept until the URL expires, then removed by `purge_temp_files`) and the URL serves
         it with its original name; direct and plain objects get a plain presigned URL."""
         operation = "GetObject" if ClientMethod == "get_object" else ClientMethod
-        with _as_client_errors(operation):
+        with as_client_errors(operation):
             return self.engine.presigned_url(ClientMethod, Params or {}, ExpiresIn, HttpMethod)
 
     def purge_temp_files(self, Bucket: str) -> PurgeResponse:
         """Delete rehydrated files whose presigned URLs have expired."""
-        with _as_client_errors("ListObjectsV2"):
+        with as_client_errors("ListObjectsV2"):
             deleted, kept = self.engine.purge_rehydrations(Bucket)
-        return {"Deleted": len(deleted), "Kept": kept, "ResponseMetadata": _metadata()}
+        return {"Deleted": len(deleted), "Kept": kept, "ResponseMetadata": response_metadata()}
 
     # -------------------------------------------------------------- extras
 
@@ -643,10 +426,10 @@ class DeltagliderClient:
         return self.engine.upload(local, url.bucket, destination_key(url, local.name), options)
 
     def download(self, s3_url: str, path: str | os.PathLike[str]) -> DownloadResult:
+        """Reconstruct `s3_url` into `path`: a file, or a folder (existing, or ending in `/`)
+        that keeps the key's name, as `deltaglider cp` decides it."""
         url = S3Url.parse(s3_url)
-        local = Path(path)
-        if local.is_dir():
-            local = local / base_name(url.key)
+        local = local_destination(os.fspath(path), url.key)
         return self.engine.download(url.bucket, url.key, local)
 
     def verify(self, s3_url: str) -> VerifyResult:
@@ -685,28 +468,13 @@ class DeltagliderClient:
             chosen = StatsMode(mode)
         except ValueError:
             raise ValueError(f"mode must be quick, sampled or detailed, not {mode!r}") from None
-        with _as_client_errors("ListObjectsV2"):
+        with as_client_errors("ListObjectsV2"):
             return self.engine.stats(
                 Bucket, Prefix, mode=chosen, by=by, use_cache=use_cache, refresh=refresh
             )
 
     def close(self) -> None:
         self.engine.close()
-
-
-def _add_entries(
-    response: dict[str, Any],
-    contents: list[ObjectEntry],
-    prefixes: list[CommonPrefix],
-    delimiter: str,
-) -> None:
-    """The optional listing keys, present only when non-empty, as S3 returns them."""
-    if contents:
-        response["Contents"] = contents
-    if prefixes:
-        response["CommonPrefixes"] = prefixes
-    if delimiter:
-        response["Delimiter"] = delimiter
 
 
 def _refuse(unsupported: dict[str, Any], operation: str) -> None:

@@ -10,7 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from deltaglider import codec as codecs
 from deltaglider.errors import UsageError
+from deltaglider.models import REFERENCE_MODES, ReferenceMode
 
 MIB = 1024 * 1024
 
@@ -23,7 +25,7 @@ class Settings:
     region: str | None = None
     profile: str | None = None
     max_ratio: float = 0.5
-    references: str | None = None  # "shared" or "folder"; None: the bucket's setting
+    references: ReferenceMode | None = None  # None: the bucket's setting
     # shared references: a file whose best delta is over this ratio starts a new reference;
     # None: the max ratio (where the file would otherwise be stored direct: the same bytes)
     renew_ratio: float | None = None
@@ -37,11 +39,23 @@ class Settings:
     codec_memory_bytes: int = 1024 * MIB  # bound on xdelta3's source window
     multipart_threshold: int = 64 * MIB
     multipart_chunksize: int = 16 * MIB
-    max_concurrency: int = 4
+    max_concurrency: int = 4  # requests in flight per transfer (DG_MAX_CONCURRENCY)
+    # files at a time in many-file commands (--jobs): DG_MAX_CONCURRENCY, else the cores
+    # (at least 2); None until read from the environment
+    jobs: int | None = None
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     max_attempts: int = 5  # per request, botocore's standard retry mode
     verify_ssl: bool = True  # --no-verify-ssl
+
+    def __post_init__(self) -> None:
+        if self.references is not None:  # a plain "shared"/"folder" given in code
+            object.__setattr__(self, "references", ReferenceMode(self.references))
+
+    @property
+    def transfer_jobs(self) -> int:
+        """Files at a time when no `--jobs` is given: DG_MAX_CONCURRENCY, else the cores."""
+        return self.jobs or max(2, os.cpu_count() or 2)
 
     @property
     def renewal(self) -> float:
@@ -85,6 +99,7 @@ class Settings:
                 env, "DG_MULTIPART_CHUNKSIZE_MB", defaults.multipart_chunksize
             ),
             max_concurrency=_int(env, "DG_MAX_CONCURRENCY", defaults.max_concurrency),
+            jobs=_int(env, "DG_MAX_CONCURRENCY", 0) or None,
             connect_timeout=_seconds(env, "DG_CONNECT_TIMEOUT", defaults.connect_timeout),
             read_timeout=_seconds(env, "DG_READ_TIMEOUT", defaults.read_timeout),
             max_attempts=_int(env, "DG_MAX_ATTEMPTS", defaults.max_attempts),
@@ -104,7 +119,6 @@ class Settings:
         return replace(self, **given)  # type: ignore[arg-type]
 
 
-CODECS = ("xdelta3", "zstd")
 CACHE_BACKENDS = ("persistent", "filesystem", "memory")
 
 
@@ -120,9 +134,6 @@ def cache_directory(settings: Settings, env: Mapping[str, str] | None = None) ->
     return Path(base) / "deltaglider"
 
 
-REFERENCE_MODES = ("shared", "folder")
-
-
 def check_endpoint(raw: str | None, name: str) -> str | None:
     """An S3 endpoint URL with its scheme (`http://host:port`), as boto3 needs it."""
     if raw is not None and not raw.startswith(("http://", "https://")):
@@ -132,17 +143,17 @@ def check_endpoint(raw: str | None, name: str) -> str | None:
     return raw
 
 
-def check_references(raw: str | None, name: str) -> str | None:
+def check_references(raw: str | None, name: str) -> ReferenceMode | None:
     """Where new references go (`--references`, DG_REFERENCES): shared or folder."""
     if raw is not None and raw not in REFERENCE_MODES:
         raise UsageError(f"{name} must be one of {', '.join(REFERENCE_MODES)}, not {raw!r}")
-    return raw
+    return None if raw is None else ReferenceMode(raw)
 
 
 def check_codec(raw: str, name: str) -> str:
     """A codec name `--codec`/DG_CODEC accept; anything else is a UsageError naming `name`."""
-    if raw not in CODECS:
-        raise UsageError(f"{name} must be one of {', '.join(CODECS)}, not {raw!r}")
+    if raw not in codecs.NAMES:
+        raise UsageError(f"{name} must be one of {', '.join(codecs.NAMES)}, not {raw!r}")
     return raw
 
 

@@ -17,16 +17,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from itertools import islice
 
+from deltaglider.events import Subscriber
 from deltaglider.metadata import (
     DELTA_SUFFIX,
     ObjectKind,
     classify,
+    delta_reference,
     is_internal_key,
     logical_key_of,
     recorded_size,
 )
-from deltaglider.models import ListEntry, LogicalPage
-from deltaglider.s3 import ListedPrefix, ObjectHead, Store
+from deltaglider.models import ListedPrefix, ListEntry, LogicalPage, ObjectHead
+from deltaglider.s3 import ObjectStore
 
 PAGE = 1000  # entries finished (sized, folders checked) together: one raw page's worth
 
@@ -46,7 +48,7 @@ def unseen_bound(position: str, prefix: str) -> str:
 
 
 def _logical_stream(
-    store: Store, bucket: str, prefix: str, delimiter: str, start_after: str
+    store: ObjectStore, bucket: str, prefix: str, delimiter: str, start_after: str
 ) -> Iterator[ListEntry]:
     """Logical entries after `start_after` in logical key order, stored sizes, folders
     unchecked: each is yielded as soon as no unseen raw key can sort before it."""
@@ -85,7 +87,7 @@ def _logical_stream(
 
 
 def logical_listing(
-    store: Store,
+    store: ObjectStore,
     bucket: str,
     prefix: str,
     *,
@@ -107,7 +109,7 @@ def logical_listing(
 
 
 def logical_page(
-    store: Store,
+    store: ObjectStore,
     bucket: str,
     prefix: str,
     *,
@@ -144,7 +146,7 @@ class _Check:
 
 
 def _finished(
-    store: Store, bucket: str, chunk: list[ListEntry], logical_sizes: bool, concurrency: int
+    store: ObjectStore, bucket: str, chunk: list[ListEntry], logical_sizes: bool, concurrency: int
 ) -> list[ListEntry]:
     checks = [
         _Check(
@@ -172,7 +174,37 @@ def _finished(
         return [e for e in pool.map(finish, checks) if e is not None]
 
 
-def holds_files(store: Store, bucket: str, prefix: str) -> bool:
+@dataclass(frozen=True)
+class ListingSummary:
+    """`ls --summarize`: how many files, their size, and what they take in the bucket with
+    the references they need."""
+
+    objects: int
+    size: int
+    stored: int
+
+
+def summarize(
+    store: ObjectStore, bucket: str, entries: Iterator[ListEntry], told: Subscriber
+) -> ListingSummary:
+    """The totals of listed `entries` (folders count nothing), each entry told to
+    `told.on_done(entry=)` as it passes; references are HEADed once each at the end."""
+    count = total = stored = 0
+    references: set[str] = set()
+    for entry in entries:
+        told.on_done(entry=entry)
+        if entry.is_prefix:
+            continue
+        count += 1
+        total += entry.size
+        stored += entry.stored_size
+        if entry.head is not None:
+            references.add(delta_reference(entry.head.metadata, entry.head.key))
+    stored += sum(head.size for key in sorted(references) if (head := store.head(bucket, key)))
+    return ListingSummary(count, total, stored)
+
+
+def holds_files(store: ObjectStore, bucket: str, prefix: str) -> bool:
     """Whether a folder holds any user file: not only references or internal objects, and not
     an empty folder some servers keep after its last object went."""
     return any(
@@ -181,13 +213,13 @@ def holds_files(store: Store, bucket: str, prefix: str) -> bool:
     )
 
 
-def stored_objects(store: Store, bucket: str, prefix: str) -> Iterator[ObjectHead]:
+def stored_objects(store: ObjectStore, bucket: str, prefix: str) -> Iterator[ObjectHead]:
     """Every stored object under `prefix` as listed (no metadata), internal ones included."""
     for page in store.iter_listing(bucket, prefix):
         yield from (item for item in page if isinstance(item, ObjectHead))
 
 
-def space_has_deltas(store: Store, bucket: str, space: str) -> bool:
+def space_has_deltas(store: ObjectStore, bucket: str, space: str) -> bool:
     """Whether any `.delta` object lies directly in `space` (not in its sub-folders)."""
     listing_prefix = f"{space}/" if space else ""
     return any(

@@ -5,9 +5,9 @@ from `.deltaglider/trash/` when a delta still needs it (a crash inside the refer
 protocol), keeping the user markers of shared references true (restoring a missing one,
 deleting one whose delta is gone), emptying the trash, writing and purging presigned-URL
 rehydrations under `.deltaglider/tmp/` (FORMAT "Objects"), removing references no delta
-needs, and naming every delta that still cannot be read. Must not touch a delta or direct
-object: it only ever removes what no user file depends on. Called by the engine, which hands
-it its store and references.
+needs, and naming every delta that still cannot be read, and presigned URLs (a delta's serves
+its rehydrated copy). Must not touch a delta or direct object: it only ever removes what no
+user file depends on. Called by the engine, which hands it its parts.
 """
 
 from __future__ import annotations
@@ -17,31 +17,36 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from deltaglider.errors import DeltagliderError
+from deltaglider.events import Subscriber
 from deltaglider.files import HashingWriter
 from deltaglider.listing import stored_objects
 from deltaglider.metadata import (
-    DELTA_SUFFIX,
-    INTERNAL_PREFIX,
-    REFERENCE_NAME,
     REFS_PREFIX,
     TMP_PREFIX,
     TRASH_PREFIX,
     DeltaMeta,
+    KeyRole,
+    ObjectKind,
     RehydrationMeta,
     is_shared_reference,
+    logical_key_of,
     lookup,
     marker_delta_key,
     named_reference,
     now,
+    role_of,
     user_marker_key,
     user_marker_meta,
     users_prefix,
 )
+from deltaglider.models import ObjectHead
+from deltaglider.parts import EngineParts
+from deltaglider.reading import locate, reconstruct
 from deltaglider.references import References
-from deltaglider.s3 import ObjectHead, Store
+from deltaglider.s3 import ObjectStore
 from deltaglider.urls import base_name, parent_prefix
 
 DEFAULT_CONTENT_TYPE = "binary/octet-stream"  # what S3 reports for an object stored without one
@@ -57,48 +62,72 @@ class CleanupReport:
 
 
 def cleanup(
-    store: Store,
+    store: ObjectStore,
     references: References,
     bucket: str,
     prefix: str,
     *,
     older_than: float = 3600.0,
     dryrun: bool = False,
-    say: Callable[[str], None] | None = None,
+    subscriber: Subscriber | None = None,
 ) -> CleanupReport:
-    """Repair what interrupted operations left under `prefix` in `bucket`.
+    """Repair what interrupted operations left under `prefix` in `bucket`; `subscriber`
+    is told each repair (`on_done(line=)`, `(dryrun) ` before it with `dryrun`).
 
     Multipart uploads and trash younger than `older_than` seconds are left alone: they may
     belong to an operation still running."""
     report = CleanupReport()
     cutoff = now() - timedelta(seconds=older_than)
+    told = subscriber or Subscriber()
 
     def act(line: str) -> None:
         report.actions.append(line)
-        if say is not None:
-            say(f"(dryrun) {line}" if dryrun else line)
+        told.on_done(line=f"(dryrun) {line}" if dryrun else line)
 
     for key, upload_id, initiated in store.incomplete_uploads(bucket, prefix):
         if initiated <= cutoff:
             act(f"abort_multipart_upload: s3://{bucket}/{key} ({upload_id})")
             if not dryrun:
                 store.abort_upload(bucket, key, upload_id)
-
     spaces: set[str] = set()
     deltas: list[str] = []
     for item in stored_objects(store, bucket, prefix):
-        if item.key.startswith(INTERNAL_PREFIX):
-            continue
-        if item.key.endswith(DELTA_SUFFIX):
+        role = role_of(item.key)
+        if role is KeyRole.DELTA:
             deltas.append(item.key)
+        if role in (KeyRole.DELTA, KeyRole.FOLDER_REFERENCE):
             spaces.add(parent_prefix(item.key))
-        elif base_name(item.key) == REFERENCE_NAME:
-            spaces.add(parent_prefix(item.key))
-
     trash: dict[str, ObjectHead] = {}
     for item in stored_objects(store, bucket, TRASH_PREFIX):
         if saved := store.head(bucket, item.key):
             trash[item.key] = saved
+    _check_deltas(store, bucket, deltas, trash, report, act, dryrun)
+    _sweep_shared_references(store, references, bucket, prefix, cutoff, act, dryrun)
+    for key, head in trash.items():
+        if head.last_modified <= cutoff:
+            act(f"delete: s3://{bucket}/{key} (trash)")
+            if not dryrun:
+                store.delete(bucket, key)
+    for key in purge_rehydrations(store, bucket, dryrun=dryrun)[0]:
+        act(f"delete: s3://{bucket}/{key} (expired rehydration)")
+    for space in sorted(spaces):
+        if not dryrun:
+            for removed in references.drop_unused(bucket, space):
+                act(f"delete: s3://{bucket}/{removed} (no delta needs it)")
+    return report
+
+
+def _check_deltas(
+    store: ObjectStore,
+    bucket: str,
+    deltas: list[str],
+    trash: dict[str, ObjectHead],
+    report: CleanupReport,
+    act: Callable[[str], None],
+    dryrun: bool,
+) -> None:
+    """Each delta's reference: there with the recorded bytes (hashed once per reference),
+    put back from the trash, or reported unreadable."""
     hashed: dict[str, str] = {}  # reference key -> SHA-256 of its bytes, hashed once
     for delta in deltas:
         head = store.head(bucket, delta)
@@ -139,26 +168,14 @@ def cleanup(
             + ("missing" if reference is None else "different from the one it was made with")
         )
 
-    _sweep_shared_references(store, references, bucket, prefix, cutoff, act, dryrun)
-
-    for key, head in trash.items():
-        if head.last_modified <= cutoff:
-            act(f"delete: s3://{bucket}/{key} (trash)")
-            if not dryrun:
-                store.delete(bucket, key)
-
-    for key in purge_rehydrations(store, bucket, dryrun=dryrun)[0]:
-        act(f"delete: s3://{bucket}/{key} (expired rehydration)")
-
-    for space in sorted(spaces):
-        if not dryrun:
-            for removed in references.drop_unused(bucket, space):
-                act(f"delete: s3://{bucket}/{removed} (no delta needs it)")
-    return report
-
 
 def _keep_marker(
-    store: Store, bucket: str, ref_key: str, delta: str, act: Callable[[str], None], dryrun: bool
+    store: ObjectStore,
+    bucket: str,
+    ref_key: str,
+    delta: str,
+    act: Callable[[str], None],
+    dryrun: bool,
 ) -> None:
     """A delta against a shared reference must have its user marker (FORMAT "Deleting and
     references"): put back one that is missing."""
@@ -172,7 +189,7 @@ def _keep_marker(
 
 
 def _sweep_shared_references(
-    store: Store,
+    store: ObjectStore,
     references: References,
     bucket: str,
     prefix: str,
@@ -206,8 +223,37 @@ def rehydration_key(sha256: str, name: str) -> str:
     return f"{TMP_PREFIX}{sha256}/{name}"
 
 
+def presigned_url(
+    parts: EngineParts,
+    method: str,
+    params: dict[str, Any],
+    expires_in: int,
+    http_method: str | None = None,
+) -> str:
+    """A presigned URL; for `get_object` of a delta the URL serves a rehydrated whole copy
+    (kept until it expires), for any other object the stored key itself."""
+    params = dict(params)
+    if method == "get_object":
+        bucket = params["Bucket"]
+        located = locate(parts, bucket, params["Key"])
+        params["Key"] = located.stored_key
+        if located.kind is ObjectKind.DELTA:
+            with parts.work_directory() as scratch:
+                params["Key"] = rehydrate(
+                    parts.store,
+                    bucket,
+                    logical_key_of(located.stored_key),
+                    located.sha256 or "unknown",
+                    located.head.content_type,
+                    expires_in,
+                    Path(scratch),
+                    lambda out: reconstruct(parts, bucket, located, out),
+                )
+    return parts.store.presigned_url(method, params, expires_in, http_method)
+
+
 def rehydrate(
-    store: Store,
+    store: ObjectStore,
     bucket: str,
     key: str,
     sha256: str,
@@ -245,7 +291,9 @@ def _content_disposition(name: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}"
 
 
-def purge_rehydrations(store: Store, bucket: str, *, dryrun: bool = False) -> tuple[list[str], int]:
+def purge_rehydrations(
+    store: ObjectStore, bucket: str, *, dryrun: bool = False
+) -> tuple[list[str], int]:
     """Delete presigned-URL rehydrations under `.deltaglider/tmp/` whose `dg-expires-at` has
     passed (or is unreadable). Returns the deleted keys and how many were kept."""
     deleted: list[str] = []

@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import Enum
 
 from deltaglider import __version__
+from deltaglider import codec as codecs
 from deltaglider.errors import IntegrityError, UsageError
+from deltaglider.models import REFERENCE_MODES, ReferenceMode
 from deltaglider.urls import base_name, join_key, parent_prefix, validate_key
 
 REFERENCE_NAME = "reference.bin"
@@ -30,17 +32,14 @@ USERS_FOLDER = "users/"  # beside a shared reference: one marker per delta made 
 STATS_PREFIX = f"{INTERNAL_PREFIX}stats/"  # `deltaglider stats` results: stats/<id>.json
 SETTINGS_KEY = f"{INTERNAL_PREFIX}config.json"  # the bucket's deltaglider settings
 SETTINGS_VERSION = 1
-SETTINGS_CODECS = ("xdelta3", "zstd")
 _NEWEST_FIRST = 10**16 - 1  # shared reference slots sort newest first: this minus microseconds
 TOOL = f"deltaglider/{__version__}"
 REFERENCE_NOTE = "reference"
 ZERO_DIFF_NOTE = "zero-diff (reference identical)"
 PASSTHROUGH_NOTE = "passthrough"  # the Rust proxy's note on a file stored whole
-# Our extra key: which codec and flags made a delta. Old readers ignore unknown keys; when it is
-# absent the delta came from an older writer whose xdelta3 flags are unknown.
-CODEC_XDELTA3_NODECOMP = "xdelta3-D"
-# zstd --patch-from with the reference as prefix (`--codec zstd`): deltaglider 6.x cannot read it.
-CODEC_ZSTD_PATCH = "zstd-patch-from"
+# Our extra key `dg-codec`: which codec and flags made a delta (its values: `codec.TABLE`). Old
+# readers ignore unknown keys; when it is absent the delta came from an older writer whose
+# xdelta3 flags are unknown.
 # S3 limits user metadata (keys + values, UTF-8, without the x-amz-meta- prefix) to 2 KB.
 MAX_METADATA_BYTES = 2048
 
@@ -328,6 +327,12 @@ def named_reference(meta: dict[str, str], key: str) -> str | None:
     return None if ref_path is None else join_key(parent_prefix(key), ref_path)
 
 
+def delta_reference(meta: dict[str, str], key: str) -> str:
+    """The reference a delta at `key` was made against: the one its metadata names, else its
+    folder's `reference.bin` (what the old tool would assume)."""
+    return named_reference(meta, key) or reference_key(parent_prefix(key))
+
+
 @dataclass(frozen=True)
 class DirectMeta:
     """Metadata of a file stored whole (`dg-compression` = `none`)."""
@@ -424,10 +429,34 @@ def marker_delta_key(meta: dict[str, str]) -> str | None:
 class BucketSettings:
     """`.deltaglider/config.json` (FORMAT "Bucket settings"): JSON, versioned."""
 
-    references: str = "shared"  # where new references go: "shared" or "folder"
+    references: ReferenceMode = ReferenceMode.SHARED  # where new references go
     version: int = SETTINGS_VERSION
     codec: str | None = None  # the codec writers use unless told otherwise; None: xdelta3
     conditional_writes: bool | None = None  # the probe's answer, kept for later writers
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "references", ReferenceMode(self.references))
+
+    def changed(self, change: str) -> BucketSettings:
+        """These settings with one `KEY=VALUE` (`config --set`) applied; UsageError for
+        anything else."""
+        key, sep, value = change.partition("=")
+        choices = {
+            "references": REFERENCE_MODES,
+            "codec": (*codecs.NAMES, "default"),
+            "conditional_writes": ("true", "false", "probe"),
+        }
+        if not sep or key not in choices:
+            raise UsageError(
+                f"--set expects one of {', '.join(choices)} as KEY=VALUE, not {change!r}"
+            )
+        if value not in choices[key]:
+            raise UsageError(f"{key} must be one of {', '.join(choices[key])}, not {value!r}")
+        if key == "references":
+            return replace(self, references=ReferenceMode(value))
+        if key == "codec":
+            return replace(self, codec=None if value == "default" else value)
+        return replace(self, conditional_writes=None if value == "probe" else value == "true")
 
     def to_json(self) -> bytes:
         document: dict[str, object] = {"version": self.version, "references": self.references}
@@ -451,16 +480,16 @@ class BucketSettings:
                 f"{key}: settings version {version!r} is newer than this deltaglider reads "
                 f"({SETTINGS_VERSION}); upgrade deltaglider"
             )
-        references = loaded.get("references", "shared")
-        if references not in ("shared", "folder"):
+        references = loaded.get("references", ReferenceMode.SHARED.value)
+        if references not in REFERENCE_MODES:
             raise IntegrityError(f"{key}: references must be shared or folder, not {references!r}")
         codec = loaded.get("codec")
-        if codec not in (None, *SETTINGS_CODECS):
+        if codec not in (None, *codecs.NAMES):
             raise IntegrityError(f"{key}: codec must be xdelta3 or zstd, not {codec!r}")
         conditional = loaded.get("conditional_writes")
         if conditional is not None and not isinstance(conditional, bool):
             raise IntegrityError(f"{key}: conditional_writes must be true or false")
-        return cls(references, version, codec, conditional)
+        return cls(ReferenceMode(references), version, codec, conditional)
 
 
 @dataclass(frozen=True)
@@ -500,6 +529,24 @@ def classify(key: str, meta: dict[str, str]) -> ObjectKind:
     if base_name(key) == REFERENCE_NAME or lookup(meta, "note") == REFERENCE_NOTE:
         return ObjectKind.REFERENCE
     return ObjectKind.DELTA
+
+
+class KeyRole(Enum):
+    """What a stored key is by its name alone (FORMAT "Objects"), as a listing shows it."""
+
+    SHARED_REFERENCE = "shared reference"  # .deltaglider/refs/<series>/<slot>/reference.bin
+    INTERNAL = "internal"  # any other .deltaglider/ object (markers, settings, trash, tmp)
+    FOLDER_REFERENCE = "folder reference"  # <folder>/reference.bin
+    DELTA = "delta"  # <key>.delta
+    FILE = "file"  # a direct object, another tool's plain one, or a folder marker
+
+
+def role_of(key: str) -> KeyRole:
+    if key.startswith(INTERNAL_PREFIX):
+        return KeyRole.SHARED_REFERENCE if is_shared_reference(key) else KeyRole.INTERNAL
+    if base_name(key) == REFERENCE_NAME:
+        return KeyRole.FOLDER_REFERENCE
+    return KeyRole.DELTA if key.endswith(DELTA_SUFFIX) else KeyRole.FILE
 
 
 def is_internal_key(key: str) -> bool:

@@ -5,13 +5,16 @@ key, then verified where it landed.
 
 Owns: the plan (the source's logical listing, filters, the deterministic `--shard I/N` split:
 a key belongs to shard `sha256(key) mod N`, so N runners with no coordinator are disjoint and
-together complete); the order (each series' first file before its others, so parallel workers
-share one new reference); the "already migrated" test (the destination holds the same logical
-file: the same size and the source's recorded SHA-256, or for a plain source its MD5 ETag;
-with neither, the source is read and hashed; never key presence alone); running items `jobs`
-at a time; and the summary. A killed run leaves each object either not written or whole
-(single PUTs; references first), so a re-run finishes it. Reads through one Engine and writes
-through another (different endpoints or profiles allowed); never deletes anything.
+together complete); the order (each reference group's first file before its others, by the
+engine's one rule, so parallel workers share one new reference); the "already migrated" test
+(the destination holds the same logical file: the same size and the source's recorded
+SHA-256, or for a plain source its MD5 ETag; with neither, the source is read and hashed;
+never key presence alone); running items `jobs` at a time; and the summary. A killed run
+leaves each object either not written or whole (single PUTs; references first), so a re-run
+finishes it. Plans first (`plan_migration`: arguments, buckets, engines, cost warnings), runs
+second (`execute`). Reads through one Engine and writes through another (different endpoints
+or profiles allowed); never deletes anything but, in place, the whole object its checked
+delta replaces. Must not print.
 """
 
 from __future__ import annotations
@@ -25,18 +28,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from deltaglider.analysis import BUCKET as SCRATCH_BUCKET
 from deltaglider.analysis import scratch_engine
-from deltaglider.errors import DeltagliderError
+from deltaglider.config import Settings, check_endpoint
+from deltaglider.decision import wants_delta
+from deltaglider.engine import Engine
+from deltaglider.errors import DeltagliderError, UsageError
+from deltaglider.events import Subscriber
 from deltaglider.files import temp_root
 from deltaglider.metadata import DELTA_SUFFIX
 from deltaglider.models import DeltaPolicy, ListEntry, UploadOptions
-from deltaglider.series import natural_key, series_of
-
-if TYPE_CHECKING:
-    from deltaglider.engine import Engine, Located
+from deltaglider.reading import Located
+from deltaglider.s3 import ec2_region
+from deltaglider.series import natural_key
+from deltaglider.urls import S3Url
 
 BATCH = 256
 
@@ -127,7 +133,7 @@ def target_key(source_key: str, source_prefix: str, target_prefix: str) -> str:
     return target_prefix + source_key[len(source_prefix) :]
 
 
-def plan(
+def _listed(
     engine: Engine,
     bucket: str,
     prefix: str,
@@ -143,8 +149,6 @@ def plan(
 def compactable(entries: Iterator[ListEntry]) -> Iterator[str]:
     """`--in-place`: the keys stored whole (plain or direct, or both forms left by a killed
     run) whose names take deltas."""
-    from deltaglider.engine import wants_delta
-
     for entry in entries:
         if not entry.stored_key.endswith(DELTA_SUFFIX) and wants_delta(entry.key, DeltaPolicy.AUTO):
             yield entry.key
@@ -161,30 +165,15 @@ def compact_one(engine: Engine, bucket: str, key: str) -> Outcome:
     )
 
 
-def run_in_place(
-    engine: Engine,
-    bucket: str,
-    prefix: str,
-    *,
-    included: Callable[[str], bool] = lambda relative: True,
-    shard: Shard | None = None,
-    jobs: int = 4,
-    say: Callable[[Outcome], None] = lambda outcome: None,
-) -> Summary:
-    """Compact the whole objects under `prefix` where they are (`migrate --in-place`)."""
-    keys = compactable(plan(engine, bucket, prefix, included, shard))
-    return _run_waves(keys, str, lambda key: compact_one(engine, bucket, key), jobs, say)
-
-
 def _run_waves(
     keys: Iterator[str],
-    series_key: Callable[[str], str],
+    group: Callable[[str], object],
     work: Callable[[str], Outcome],
     jobs: int,
-    say: Callable[[Outcome], None],
+    told: Subscriber,
 ) -> Summary:
-    """`work` on every key, `jobs` at a time, a series' first file before its others
-    (`_series_first`, by the series of `series_key(key)`); each outcome told as it ends."""
+    """`work` on every key, `jobs` at a time, the first file of each reference group
+    (`group(key)`, the engine's rule) before the others; each outcome told as it ends."""
     summary = Summary()
     lock = threading.Lock()
 
@@ -192,25 +181,26 @@ def _run_waves(
         outcome = work(key)
         with lock:
             summary.add(outcome)
-            say(outcome)
+            told.on_done(outcome=outcome)
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        for wave in _series_first(keys, series_key):
+        for wave in _group_first(keys, group):
             list(pool.map(one, wave))
     return summary
 
 
-def _series_first(keys: Iterator[str], target: Callable[[str], str]) -> Iterator[list[str]]:
+def _group_first(keys: Iterator[str], group: Callable[[str], object]) -> Iterator[list[str]]:
     """Batches of keys in natural order, each split in two waves: the first file of each
-    series not met before, then the rest, so parallel workers share one new reference."""
-    started: set[str] = set()
+    reference group not met before, then the rest, so parallel workers share one new
+    reference (keys of no group, None, are never first)."""
+    started: set[object] = {None}
     while batch := sorted(islice(keys, BATCH), key=natural_key):
         first: list[str] = []
         rest: list[str] = []
         for key in batch:
-            series = series_of(target(key))
-            (rest if series in started else first).append(key)
-            started.add(series)
+            home = group(key)
+            (rest if home in started else first).append(key)
+            started.add(home)
         yield first
         yield rest
 
@@ -282,50 +272,133 @@ def migrate_one(
         return Outcome(src_url, dst_url, "failed", error=str(error))
 
 
-def run(
-    source: Engine,
+@dataclass(frozen=True)
+class MigrationPlan:
+    """One `migrate` run, checked before anything is read: which engines read and write,
+    where, which keys (filters, shard), how many at a time, and what it may cost."""
+
+    source: Engine  # reads SRC (another endpoint or profile allowed)
+    target: Engine  # writes DST
+    src: S3Url
+    dst: S3Url
+    in_place: bool
+    dryrun: bool
+    included: Callable[[str], bool]
+    shard: Shard | None
+    jobs: int
+    warnings: tuple[str, ...]  # traffic across regions, billed per GB
+
+
+def plan_migration(
     target: Engine,
-    src_bucket: str,
-    src_prefix: str,
-    dst_bucket: str,
-    dst_prefix: str,
+    source: str,
+    destination: str | None,
     *,
+    in_place: bool = False,
+    source_endpoint_url: str | None = None,
+    source_profile: str | None = None,
+    shard: str | None = None,
+    jobs: int | None = None,
     included: Callable[[str], bool] = lambda relative: True,
-    shard: Shard | None = None,
-    jobs: int = 4,
     dryrun: bool = False,
-    say: Callable[[Outcome], None] = lambda outcome: None,
-) -> Summary:
-    keys = (entry.key for entry in plan(source, src_bucket, src_prefix, included, shard))
+    make_engine: Callable[[Settings], Engine] | None = None,
+) -> MigrationPlan:
+    """Check a migration's arguments and buckets (UsageError, NotFoundError) and plan it.
+    `target` writes the destination; a source on another endpoint or profile gets its own
+    engine from `make_engine` (default: `Engine`)."""
+    if in_place == (destination is not None):
+        raise UsageError("migrate takes SOURCE and DESTINATION, or SOURCE with --in-place")
+    if in_place and (source_endpoint_url or source_profile or dryrun):
+        raise UsageError("--in-place works on one bucket: no --source-*, no --dryrun")
+    src = S3Url.parse(source)
+    dst = S3Url.parse(destination) if destination is not None else src
+    try:
+        chosen = Shard.parse(shard) if shard else None
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    if source_endpoint_url is not None:
+        check_endpoint(source_endpoint_url, "--source-endpoint-url")
+    settings = target.settings.with_overrides(
+        endpoint_url=source_endpoint_url, profile=source_profile
+    )
+    origin = target if settings == target.settings else (make_engine or Engine)(settings)
+    origin.require_bucket(src.bucket)
+    target.require_bucket(dst.bucket)
+    warnings = cost_warnings(
+        f"s3://{src.bucket}",
+        origin.bucket_region(src.bucket),
+        f"s3://{dst.bucket}",
+        target.bucket_region(dst.bucket),
+        ec2_region(),
+    )
+    return MigrationPlan(
+        origin,
+        target,
+        src,
+        dst,
+        in_place,
+        dryrun,
+        included,
+        chosen,
+        jobs or target.settings.transfer_jobs,
+        tuple(warnings),
+    )
+
+
+def execute(plan: MigrationPlan, subscriber: Subscriber | None = None) -> Summary:
+    """Run a planned migration; `subscriber.on_done(outcome=)` is told each file."""
+    told = subscriber or Subscriber()
+    if plan.in_place:
+        return _in_place(plan, told)
+    return _across(plan, told)
+
+
+def _in_place(plan: MigrationPlan, told: Subscriber) -> Summary:
+    """Compact the whole objects under the prefix where they are (`migrate --in-place`)."""
+    engine, bucket = plan.target, plan.src.bucket
+    keys = compactable(_listed(engine, bucket, plan.src.key, plan.included, plan.shard))
+
+    def group(key: str) -> object:
+        return engine.reference_group(bucket, key)
+
+    def one(key: str) -> Outcome:
+        return compact_one(engine, bucket, key)
+
+    return _run_waves(keys, group, one, plan.jobs, told)
+
+
+def _across(plan: MigrationPlan, told: Subscriber) -> Summary:
+    """Every file under SRC rebuilt, stored under DST and read back (or, with dryrun,
+    stored into a scratch bucket on local disk to predict what it would take)."""
+    src, dst = plan.src, plan.dst
+    entries = _listed(plan.source, src.bucket, src.key, plan.included, plan.shard)
+    keys = (entry.key for entry in entries)
     with (
         tempfile.TemporaryDirectory(prefix="deltaglider-migrate-", dir=temp_root()) as scratch,
         contextlib.ExitStack() as stack,
     ):
-        writer = target
-        if dryrun:  # predictions come from the real engine writing into a scratch bucket
+        writer, written = plan.target, dst.bucket
+        if plan.dryrun:  # predictions come from the real engine writing into a scratch bucket
             folder = stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="deltaglider-plan-", dir=temp_root())
             )
-            writer = scratch_engine(target.settings, Path(folder))
+            writer, written = scratch_engine(plan.target.settings, Path(folder)), SCRATCH_BUCKET
             stack.callback(writer.close)
+
+        def group(key: str) -> object:
+            return writer.reference_group(written, target_key(key, src.key, dst.key))
 
         def one(key: str) -> Outcome:
             return migrate_one(
-                source,
-                target,
+                plan.source,
+                plan.target,
                 writer,
-                src_bucket,
+                src.bucket,
                 key,
-                dst_bucket,
-                target_key(key, src_prefix, dst_prefix),
+                dst.bucket,
+                target_key(key, src.key, dst.key),
                 Path(scratch),
-                dryrun,
+                plan.dryrun,
             )
 
-        return _run_waves(
-            keys,
-            lambda key: target_key(key, src_prefix, dst_prefix),
-            one,
-            1 if dryrun else jobs,
-            say,
-        )
+        return _run_waves(keys, group, one, 1 if plan.dryrun else plan.jobs, told)

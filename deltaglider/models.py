@@ -1,6 +1,6 @@
 """Result types returned by the engine and the client: frozen dataclasses, no behaviour.
 
-Must not import boto3 or perform I/O.
+Must not import boto3 or another deltaglider module, or perform I/O.
 """
 
 from __future__ import annotations
@@ -8,19 +8,61 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from deltaglider.s3 import ObjectHead
+
+@dataclass(frozen=True)
+class ObjectHead:
+    """What a HEAD (or a listing entry, with empty metadata) says about one object."""
+
+    key: str
+    size: int
+    etag: str
+    last_modified: datetime
+    metadata: dict[str, str] = field(default_factory=dict)
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class ListedPrefix:
+    """A common prefix (folder) from a delimited listing."""
+
+    prefix: str
+
+
+@dataclass(frozen=True)
+class Bucket:
+    name: str
+    created: datetime
 
 
 class StoredAs(StrEnum):
     """How an upload was stored."""
 
-    REFERENCE = "reference"  # first file of its space: reference.bin plus a self-delta
+    REFERENCE = "reference"  # the file became a new reference (shared or its folder's), plus
+    # its self-delta at its own key
     DELTA = "delta"
     DIRECT = "direct"
     UNCHANGED = "unchanged"  # same name, same SHA-256 already stored: nothing written
+
+
+class ReferenceMode(StrEnum):
+    """Where new references go (FORMAT "Bucket settings")."""
+
+    SHARED = "shared"  # one per file series under .deltaglider/refs/, used across folders
+    FOLDER = "folder"  # each folder's own reference.bin, as deltaglider 6.x writes
+
+
+REFERENCE_MODES = tuple(mode.value for mode in ReferenceMode)
+
+
+class GroupBy(StrEnum):
+    """What a group of versions is, for `prune` and `stats`."""
+
+    SERIES = "series"  # the file series (`series.series_of`), across folders
+    FOLDER = "folder"  # the folder a file is in
+
+
+GROUPINGS = tuple(group.value for group in GroupBy)
 
 
 class DeltaPolicy(StrEnum):
@@ -83,10 +125,6 @@ class VerifyResult:
     expected_sha256: str
     actual_sha256: str
     size: int
-
-    @property
-    def ok(self) -> bool:
-        return self.expected_sha256 == self.actual_sha256
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deltaglider.cache import ReferenceCache
-from deltaglider.config import Settings
 from deltaglider.errors import NotFoundError
 from deltaglider.files import Sink
 from deltaglider.listing import space_has_deltas, stored_objects
@@ -43,7 +42,8 @@ from deltaglider.metadata import (
     user_marker_meta,
     users_prefix,
 )
-from deltaglider.s3 import AlreadyExists, ListedPrefix, ObjectHead, Store
+from deltaglider.models import ListedPrefix, ObjectHead
+from deltaglider.s3 import AlreadyExists, ObjectStore
 from deltaglider.series import series_id
 from deltaglider.urls import parent_prefix
 
@@ -84,7 +84,7 @@ class Reference:
 class References:
     """The references of one store, with one cache and the conditional-write probe results."""
 
-    def __init__(self, store: Store, cache: ReferenceCache, settings: Settings) -> None:
+    def __init__(self, store: ObjectStore, cache: ReferenceCache) -> None:
         self._store = store
         self._cache = cache
         self._conditional: dict[str, bool] = {}

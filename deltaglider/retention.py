@@ -7,18 +7,19 @@ Owns: ordering a group's versions (natural order of their keys, `1.9` before `1.
 each reference no remaining delta needs: a folder's `reference.bin` once its folder keeps no
 `.delta`, a shared reference once every user marker belongs to a deleted delta), and deleting
 through `Engine.delete`, which removes a reference only once no remaining delta needs it — so
-what stays always restores. Must not re-encode anything. Called by the engine, which hands
-it itself and its store.
+what stays always restores. Plans first (`plan_prune`), deletes second (`execute_prune`).
+Sits above the engine and reaches the bucket only through it. Must not re-encode anything
+or print.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from deltaglider.listing import stored_objects
+from deltaglider.engine import Engine
+from deltaglider.errors import UsageError
+from deltaglider.events import Subscriber
 from deltaglider.metadata import (
     DELTA_SUFFIX,
     REFERENCE_NAME,
@@ -28,13 +29,9 @@ from deltaglider.metadata import (
     user_marker_key,
     users_prefix,
 )
-from deltaglider.models import ListEntry
-from deltaglider.s3 import Store
+from deltaglider.models import GROUPINGS, GroupBy, ListEntry
 from deltaglider.series import natural_key, series_of
 from deltaglider.urls import base_name, parent_prefix
-
-if TYPE_CHECKING:
-    from deltaglider.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -47,10 +44,17 @@ class PruneResult:
     freed_bytes: int
     dryrun: bool
 
+    @classmethod
+    def predicted(cls, plan: PrunePlan) -> PruneResult:
+        """What `plan` would delete and free (`prune --dryrun`)."""
+        return cls(
+            plan.deleted, plan.kept, tuple(sorted(plan.freed_references)), plan.freed_bytes, True
+        )
+
 
 def choose(
     entries: list[ListEntry],
-    by: str,
+    by: GroupBy,
     keep_last: int | None,
     older_than: timedelta | None,
     moment: datetime,
@@ -59,7 +63,7 @@ def choose(
     order) and, when `older_than` is given, last modified before `moment - older_than`."""
     groups: dict[str, list[ListEntry]] = {}
     for entry in entries:
-        group = parent_prefix(entry.key) if by == "folder" else series_of(entry.key)
+        group = parent_prefix(entry.key) if by is GroupBy.FOLDER else series_of(entry.key)
         groups.setdefault(group, []).append(entry)
     doomed: list[ListEntry] = []
     for name in sorted(groups):
@@ -72,50 +76,70 @@ def choose(
     return doomed
 
 
-def prune(
+@dataclass(frozen=True)
+class PrunePlan:
+    """What a prune would delete (`plan_prune`), before anything is: the versions, the
+    files that stay, and the references no remaining delta needs with their stored bytes."""
+
+    bucket: str
+    doomed: tuple[ListEntry, ...]  # oldest first within each group
+    kept: int
+    freed_references: dict[str, int]  # reference key -> stored bytes freed with it
+
+    @property
+    def deleted(self) -> tuple[str, ...]:
+        return tuple(entry.key for entry in self.doomed)
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(e.stored_size for e in self.doomed) + sum(self.freed_references.values())
+
+
+def plan_prune(
     engine: Engine,
-    store: Store,
     bucket: str,
     prefix: str,
     *,
-    by: str,
-    keep_last: int | None,
-    older_than: timedelta | None,
-    dryrun: bool,
-    say: Callable[[str], None],
-) -> PruneResult:
+    by: GroupBy | str = GroupBy.SERIES,
+    keep_last: int | None = None,
+    older_than: timedelta | None = None,
+) -> PrunePlan:
+    """Which versions under `prefix` go (per series or folder) and what that frees."""
+    if keep_last is None and older_than is None:
+        raise UsageError("prune needs --keep-last N, --older-than AGE, or both")
+    if by not in GROUPINGS:
+        raise UsageError(f"--by must be series or folder, not {by!r}")
     entries = list(engine.listing(bucket, prefix, recursive=True, logical_sizes=True))
-    doomed = choose(entries, by, keep_last, older_than, now())
+    doomed = choose(entries, GroupBy(by), keep_last, older_than, now())
     going = {entry.key for entry in doomed}
-    predicted = _freed_references(engine, store, bucket, entries, going)
-    mark = "(dryrun) " if dryrun else ""
+    predicted = _freed_references(engine, bucket, entries, going)
+    return PrunePlan(bucket, tuple(doomed), len(entries) - len(doomed), predicted)
+
+
+def execute_prune(
+    engine: Engine, plan: PrunePlan, subscriber: Subscriber | None = None
+) -> PruneResult:
+    """Delete what `plan` names through `Engine.delete` (which removes a reference only once
+    no remaining delta needs it), telling `subscriber.on_done(result=)` each deletion."""
+    told = subscriber or Subscriber()
     removed: list[str] = []
-    for entry in doomed:
-        say(f"{mark}delete: s3://{bucket}/{entry.key}")
-        if not dryrun:
-            result = engine.delete(bucket, entry.key)
-            removed += [
-                key
-                for key in result.removed
-                if key in predicted or base_name(key) == REFERENCE_NAME
-            ]
-    references = sorted(predicted) if dryrun else sorted(set(removed))
-    for key in references:
-        say(f"{mark}delete: s3://{bucket}/{key} (a reference no remaining delta needs)")
-    freed = sum(entry.stored_size for entry in doomed) + sum(
-        predicted.get(k, 0) for k in references
+    for entry in plan.doomed:
+        result = engine.delete(plan.bucket, entry.key)
+        told.on_done(result=result)
+        removed += [
+            key
+            for key in result.removed
+            if key in plan.freed_references or base_name(key) == REFERENCE_NAME
+        ]
+    references = sorted(set(removed))
+    freed = sum(e.stored_size for e in plan.doomed) + sum(
+        plan.freed_references.get(k, 0) for k in references
     )
-    return PruneResult(
-        tuple(entry.key for entry in doomed),
-        len(entries) - len(doomed),
-        tuple(references),
-        freed,
-        dryrun,
-    )
+    return PruneResult(plan.deleted, plan.kept, tuple(references), freed, dryrun=False)
 
 
 def _freed_references(
-    engine: Engine, store: Store, bucket: str, entries: list[ListEntry], going: set[str]
+    engine: Engine, bucket: str, entries: list[ListEntry], going: set[str]
 ) -> dict[str, int]:
     """References that no delta needs once `going` is deleted, with their stored bytes."""
     freed: dict[str, int] = {}
@@ -136,26 +160,26 @@ def _freed_references(
     for folder, remaining in sorted(kept_deltas.items()):
         if remaining:
             continue
-        reference = store.head(bucket, reference_key(folder))
-        if reference is not None and not _folder_has_other_deltas(store, bucket, folder, entries):
+        reference = engine.head_stored(bucket, reference_key(folder))
+        if reference is not None and not _folder_has_other_deltas(engine, bucket, folder, entries):
             freed[reference.key] = reference.size
     for ref, markers in sorted(shared_users.items()):
-        users = {head.key for head in stored_objects(store, bucket, users_prefix(ref))}
+        users = {head.key for head in engine.stored_objects(bucket, users_prefix(ref))}
         if users <= markers:
-            head = store.head(bucket, ref)
+            head = engine.head_stored(bucket, ref)
             if head is not None:
                 freed[ref] = head.size
     return freed
 
 
 def _folder_has_other_deltas(
-    store: Store, bucket: str, folder: str, entries: list[ListEntry]
+    engine: Engine, bucket: str, folder: str, entries: list[ListEntry]
 ) -> bool:
     """Whether `folder` holds a `.delta` that the listing under the prefix did not show (the
     prefix may cut a folder in two)."""
     listed = {entry.stored_key for entry in entries}
     return any(
         head.key.endswith(DELTA_SUFFIX) and head.key not in listed
-        for head in stored_objects(store, bucket, f"{folder}/" if folder else "")
+        for head in engine.stored_objects(bucket, f"{folder}/" if folder else "")
         if parent_prefix(head.key) == folder
     )

@@ -17,10 +17,9 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import botocore.exceptions
 import botocore.session
@@ -32,6 +31,7 @@ from deltaglider.config import Settings
 from deltaglider.errors import IntegrityError, NotFoundError, StorageError, UsageError
 from deltaglider.files import CHUNK_SIZE, Progress, Sink
 from deltaglider.log import get_logger
+from deltaglider.models import Bucket, ListedPrefix, ObjectHead
 
 log = get_logger(__name__)
 
@@ -41,29 +41,64 @@ else:
     S3Client = Any
 
 
-@dataclass(frozen=True)
-class ObjectHead:
-    """What a HEAD (or a listing entry, with empty metadata) says about one object."""
+class ObjectStore(Protocol):
+    """What the engine needs of an object store: `Store` over S3, the scratch store of
+    `analyze` and `migrate --dryrun` (local disk), and the tests' in-memory store."""
 
-    key: str
-    size: int
-    etag: str
-    last_modified: datetime
-    metadata: dict[str, str] = field(default_factory=dict)
-    content_type: str | None = None
+    client: Any  # the boto3/botocore client (None where there is no server)
 
+    def head(self, bucket: str, key: str) -> ObjectHead | None: ...
 
-@dataclass(frozen=True)
-class ListedPrefix:
-    """A common prefix (folder) from a delimited listing."""
+    def download(self, bucket: str, key: str, out: Sink) -> ObjectHead: ...
 
-    prefix: str
+    def put_file(
+        self,
+        bucket: str,
+        key: str,
+        path: Path,
+        metadata: dict[str, str],
+        *,
+        sha256: str | None,
+        headers: dict[str, str] | None = None,
+        exclusive: bool = False,
+        progress: Progress | None = None,
+    ) -> None: ...
 
+    def put_bytes(self, bucket: str, key: str, data: bytes, metadata: dict[str, str]) -> None: ...
 
-@dataclass(frozen=True)
-class Bucket:
-    name: str
-    created: datetime
+    def conditional_writes_work(self, bucket: str, prefix: str) -> bool: ...
+
+    def copy_within(self, bucket: str, source: str, target: str) -> None: ...
+
+    def delete(self, bucket: str, key: str) -> None: ...
+
+    def delete_many(self, bucket: str, keys: list[str]) -> list[str]: ...
+
+    def iter_listing(
+        self, bucket: str, prefix: str, delimiter: str = "", start_after: str = ""
+    ) -> Iterator[list[ObjectHead | ListedPrefix]]: ...
+
+    def incomplete_uploads(self, bucket: str, prefix: str) -> list[tuple[str, str, datetime]]: ...
+
+    def abort_upload(self, bucket: str, key: str, upload_id: str) -> None: ...
+
+    def bucket_exists(self, bucket: str) -> bool: ...
+
+    def list_buckets(self) -> list[Bucket]: ...
+
+    def create_bucket(self, bucket: str, region: str | None = None) -> None: ...
+
+    def delete_bucket(self, bucket: str) -> None: ...
+
+    def presigned_url(
+        self, method: str, params: dict[str, Any], expires_in: int, http_method: str | None
+    ) -> str: ...
+
+    def bucket_region(self, bucket: str) -> str | None: ...
+
+    def bucket_acl(self, bucket: str) -> dict[str, Any]: ...
+
+    def put_bucket_acl(self, bucket: str, acl: dict[str, Any]) -> None: ...
 
 
 DOWNLOAD_ATTEMPTS = 6

@@ -26,23 +26,25 @@ from io import BytesIO
 from itertools import islice
 
 from deltaglider.errors import DeltagliderError
+from deltaglider.events import Subscriber
 from deltaglider.listing import stored_objects
 from deltaglider.log import get_logger
 from deltaglider.metadata import (
-    DELTA_SUFFIX,
     INTERNAL_PREFIX,
-    REFERENCE_NAME,
     REFS_PREFIX,
     STATS_PREFIX,
+    KeyRole,
     format_time,
     is_shared_reference,
     logical_key_of,
     now,
     recorded_size,
+    role_of,
 )
-from deltaglider.s3 import Store
+from deltaglider.models import GROUPINGS, GroupBy
+from deltaglider.s3 import ObjectStore
 from deltaglider.series import series_id, series_of
-from deltaglider.urls import base_name, parent_prefix
+from deltaglider.urls import parent_prefix
 
 log = get_logger(__name__)
 
@@ -53,7 +55,7 @@ RESERVOIR = 64  # delta sizes kept per folder/series pair for the median ratio
 RECENT_DIRECT = 4096  # direct keys remembered to spot a `k.delta` shadowed by `k`
 HEAD_BATCH = 256
 
-Progress = Callable[[int, int], None]  # (objects listed, deltas HEADed)
+Progress = Callable[[int, int], None]  # (objects listed, deltas HEADed), told by `compute`
 
 
 class Mode(StrEnum):
@@ -208,7 +210,7 @@ class _Scan:
 
 
 def compute(
-    store: Store,
+    store: ObjectStore,
     bucket: str,
     prefix: str,
     *,
@@ -217,12 +219,17 @@ def compute(
     use_cache: bool = True,
     refresh: bool = False,
     concurrency: int = 8,
-    progress: Progress | None = None,
+    subscriber: Subscriber | None = None,
 ) -> BucketStats:
-    """Statistics of `prefix` in `bucket` (see the module docstring)."""
-    if by not in ("series", "folder"):
+    """Statistics of `prefix` in `bucket` (see the module docstring); `subscriber` is told
+    `on_progress(listed=, headed=)` as objects are listed and deltas HEADed."""
+    if by not in GROUPINGS:
         raise DeltagliderError(f"--by must be series or folder, not {by!r}")
-    tick = progress or (lambda listed, headed: None)
+    told = subscriber or Subscriber()
+
+    def tick(listed: int, headed: int) -> None:
+        told.on_progress(listed=listed, headed=headed)
+
     scan = _scan(store, bucket, prefix, tick)
     cache_key = f"{STATS_PREFIX}{_cache_id(prefix, mode)}.json"
     fingerprint = {"objects": scan.objects, "bytes": scan.bytes}
@@ -239,7 +246,7 @@ def compute(
     return _result(bucket, prefix, mode, by, scan, heads, from_cache)
 
 
-def _scan(store: Store, bucket: str, prefix: str, tick: Progress) -> _Scan:
+def _scan(store: ObjectStore, bucket: str, prefix: str, tick: Progress) -> _Scan:
     scan = _Scan()
     recent: OrderedDict[str, None] = OrderedDict()
     series_seen: set[str] = set()
@@ -251,20 +258,21 @@ def _scan(store: Store, bucket: str, prefix: str, tick: Progress) -> _Scan:
         if scan.objects % 1000 == 0:
             tick(scan.objects, 0)
         key = head.key
-        if is_shared_reference(key):
+        role = role_of(key)
+        if role is KeyRole.SHARED_REFERENCE:
             sid = key[len(REFS_PREFIX) :].split("/", 1)[0]
             scan.shared_refs.setdefault(sid, []).append(head.size)
-        elif key.startswith(INTERNAL_PREFIX):
+        elif role is KeyRole.INTERNAL:
             scan.internal += 1
             scan.internal_bytes += head.size
-        elif base_name(key) == REFERENCE_NAME:
+        elif role is KeyRole.FOLDER_REFERENCE:
             scan.references += 1
             scan.reference_bytes += head.size
             scan.folder_refs[parent_prefix(key)] = head.size
-        elif key.endswith(DELTA_SUFFIX) and logical_key_of(key) in recent:
+        elif role is KeyRole.DELTA and logical_key_of(key) in recent:
             scan.internal += 1  # `k` and `k.delta` both stored: `k` is the file (FORMAT)
             scan.internal_bytes += head.size
-        elif key.endswith(DELTA_SUFFIX):
+        elif role is KeyRole.DELTA:
             logical = logical_key_of(key)
             series = series_of(logical)
             series_seen.add(series_id(series))
@@ -306,7 +314,7 @@ def _reference_size(scan: _Scan, pair: _Pair) -> int | None:
 
 
 def _head_deltas(
-    store: Store,
+    store: ObjectStore,
     bucket: str,
     prefix: str,
     scan: _Scan,
@@ -321,9 +329,10 @@ def _head_deltas(
     def wanted() -> Iterator[tuple[_Pair, str]]:
         for head in stored_objects(store, bucket, prefix):
             key = head.key
-            if key.startswith(INTERNAL_PREFIX) or base_name(key) == REFERENCE_NAME:
+            role = role_of(key)
+            if role not in (KeyRole.DELTA, KeyRole.FILE):
                 continue
-            if not key.endswith(DELTA_SUFFIX):
+            if role is KeyRole.FILE:
                 shadow_check[key] = None
                 if len(shadow_check) > RECENT_DIRECT:
                     shadow_check.popitem(last=False)
@@ -354,42 +363,20 @@ def _head_deltas(
     return heads
 
 
+BASIS = {
+    Mode.QUICK: "each delta's file taken as the size of its folder's or series' reference",
+    Mode.SAMPLED: (
+        f"file sizes HEADed for the first {SAMPLE_FIRST} deltas of each series and every "
+        f"{SAMPLE_EVERY}th after, their mean taken for the rest"
+    ),
+    Mode.DETAILED: "every delta HEADed for the file size it records",
+}
+
+
 def _result(
     bucket: str, prefix: str, mode: Mode, by: str, scan: _Scan, heads: int, from_cache: bool
 ) -> BucketStats:
-    groups: dict[str, _Group] = {}
-    estimated = False
-    for (folder, series), (count, size) in scan.direct_groups.items():
-        group = groups.setdefault(folder if by == "folder" else series, _Group())
-        group.files += count
-        group.direct += count
-        group.logical += size
-        group.stored += size
-    delta_logical = 0
-    sampled: dict[str, list[int]] = {}  # series -> [deltas HEADed, their file sizes summed]
-    for pair in scan.pairs.values():
-        totals = sampled.setdefault(pair.series, [0, 0])
-        totals[0] += pair.headed
-        totals[1] += pair.headed_logical
-    for pair in scan.pairs.values():
-        reference = _reference_size(scan, pair)
-        headed, headed_logical = sampled[pair.series]
-        if pair.headed == pair.count:
-            logical = pair.headed_logical
-        else:
-            # The series' sampled mean, else the reference's size, for the deltas not HEADed.
-            each = headed_logical / headed if headed else (reference or 0)
-            logical = pair.headed_logical + round(each * (pair.count - pair.headed))
-            estimated = True
-        delta_logical += logical
-        group = groups.setdefault(pair.folder if by == "folder" else pair.series, _Group())
-        group.files += pair.count
-        group.deltas += pair.count
-        group.logical += logical
-        group.stored += pair.stored
-    for series, ratios in _series_ratios(scan).items():
-        for folder, value in ratios:
-            groups[folder if by == "folder" else series].ratios.append(value)
+    groups, delta_logical, estimated = _grouped(scan, by)
     shared_count = sum(len(sizes) for sizes in scan.shared_refs.values())
     shared_bytes = sum(sum(sizes) for sizes in scan.shared_refs.values())
     stored = (
@@ -399,32 +386,6 @@ def _result(
         + shared_bytes
         + scan.internal_bytes
     )
-    basis = {
-        Mode.QUICK: "each delta's file taken as the size of its folder's or series' reference",
-        Mode.SAMPLED: (
-            f"file sizes HEADed for the first {SAMPLE_FIRST} deltas of each series and every "
-            f"{SAMPLE_EVERY}th after, their mean taken for the rest"
-        ),
-        Mode.DETAILED: "every delta HEADed for the file size it records",
-    }[mode]
-    group_stats = []
-    for name in sorted(groups):
-        group = groups[name]
-        ratio = statistics.median(group.ratios) if group.ratios else None
-        grade = grade_of(ratio)
-        group_stats.append(
-            GroupStats(
-                name=name,
-                files=group.files,
-                deltas=group.deltas,
-                direct=group.direct,
-                logical_bytes=group.logical,
-                stored_bytes=group.stored,
-                median_delta_ratio=round(ratio, 6) if ratio is not None else None,
-                grade=grade,
-                advice=ADVICE.get(grade, ""),
-            )
-        )
     return BucketStats(
         bucket=bucket,
         prefix=prefix,
@@ -445,12 +406,73 @@ def _result(
         shared_reference_bytes=shared_bytes,
         internal_bytes=scan.internal_bytes,
         logical_estimated=estimated and scan.deltas > 0,
-        estimate_basis=basis if scan.deltas else "no deltas: every size is exact",
+        estimate_basis=BASIS[mode] if scan.deltas else "no deltas: every size is exact",
         heads=heads,
         from_cache=from_cache,
-        groups=tuple(group_stats),
+        groups=_group_table(groups),
         generated_at=format_time(now()),
     )
+
+
+def _grouped(scan: _Scan, by: str) -> tuple[dict[str, _Group], int, bool]:
+    """Files, bytes and delta ratios per series (or folder); the deltas' logical bytes (the
+    ones not HEADed estimated: the series' sampled mean, else the reference's size); and
+    whether any was estimated."""
+    groups: dict[str, _Group] = {}
+    estimated = False
+    for (folder, series), (count, size) in scan.direct_groups.items():
+        group = groups.setdefault(folder if by == GroupBy.FOLDER else series, _Group())
+        group.files += count
+        group.direct += count
+        group.logical += size
+        group.stored += size
+    delta_logical = 0
+    sampled: dict[str, list[int]] = {}  # series -> [deltas HEADed, their file sizes summed]
+    for pair in scan.pairs.values():
+        totals = sampled.setdefault(pair.series, [0, 0])
+        totals[0] += pair.headed
+        totals[1] += pair.headed_logical
+    for pair in scan.pairs.values():
+        reference = _reference_size(scan, pair)
+        headed, headed_logical = sampled[pair.series]
+        if pair.headed == pair.count:
+            logical = pair.headed_logical
+        else:
+            each = headed_logical / headed if headed else (reference or 0)
+            logical = pair.headed_logical + round(each * (pair.count - pair.headed))
+            estimated = True
+        delta_logical += logical
+        group = groups.setdefault(pair.folder if by == GroupBy.FOLDER else pair.series, _Group())
+        group.files += pair.count
+        group.deltas += pair.count
+        group.logical += logical
+        group.stored += pair.stored
+    for series, ratios in _series_ratios(scan).items():
+        for folder, value in ratios:
+            groups[folder if by == GroupBy.FOLDER else series].ratios.append(value)
+    return groups, delta_logical, estimated
+
+
+def _group_table(groups: dict[str, _Group]) -> tuple[GroupStats, ...]:
+    table = []
+    for name in sorted(groups):
+        group = groups[name]
+        ratio = statistics.median(group.ratios) if group.ratios else None
+        grade = grade_of(ratio)
+        table.append(
+            GroupStats(
+                name=name,
+                files=group.files,
+                deltas=group.deltas,
+                direct=group.direct,
+                logical_bytes=group.logical,
+                stored_bytes=group.stored,
+                median_delta_ratio=round(ratio, 6) if ratio is not None else None,
+                grade=grade,
+                advice=ADVICE.get(grade, ""),
+            )
+        )
+    return tuple(table)
 
 
 def _apply_cache(cached: dict[str, object], scan: _Scan) -> bool:
@@ -501,7 +523,7 @@ def _cache_id(prefix: str, mode: Mode) -> str:
     return hashlib.sha256(f"{mode.value}\n{prefix}".encode()).hexdigest()[:24]
 
 
-def _read_cache(store: Store, bucket: str, key: str) -> dict[str, object] | None:
+def _read_cache(store: ObjectStore, bucket: str, key: str) -> dict[str, object] | None:
     try:
         if store.head(bucket, key) is None:
             return None
@@ -517,7 +539,7 @@ def _read_cache(store: Store, bucket: str, key: str) -> dict[str, object] | None
 
 
 def _write_cache(
-    store: Store, bucket: str, key: str, fingerprint: dict[str, int], scan: _Scan
+    store: ObjectStore, bucket: str, key: str, fingerprint: dict[str, int], scan: _Scan
 ) -> None:
     document = {
         "version": CACHE_VERSION,
@@ -566,7 +588,15 @@ def prometheus_text(result: BucketStats) -> str:
         "1 when logical bytes of deltas are estimated (quick and sampled modes).",
         [("", int(result.logical_estimated))],
     )
+    for name, help_text, samples in _group_metrics(result):
+        metric(name, help_text, samples)
+    return "\n".join(lines) + "\n"
+
+
+def _group_metrics(result: BucketStats) -> list[tuple[str, str, list[tuple[str, float]]]]:
+    """The per-series (or per-folder) metrics: name, help, (labels, value) samples."""
     label = result.by
+    found: list[tuple[str, str, list[tuple[str, float]]]] = []
     for name, help_text, field_name in (
         ("group_logical_bytes", f"Logical bytes per {label}.", "logical_bytes"),
         (
@@ -576,27 +606,20 @@ def prometheus_text(result: BucketStats) -> str:
         ),
         ("group_files", f"Files per {label}.", "files"),
     ):
-        metric(
-            name,
-            help_text,
-            [
-                (f',{label}="{_label(group.name)}"', getattr(group, field_name))
-                for group in result.groups
-            ],
-        )
-    metric(
-        "group_delta_ratio_median",
-        f"Median delta bytes / reference bytes per {label}.",
-        [
-            (
-                f',{label}="{_label(group.name)}",grade="{group.grade.value}"',
-                group.median_delta_ratio,
-            )
+        samples = [
+            (f',{label}="{_label(group.name)}"', getattr(group, field_name))
             for group in result.groups
-            if group.median_delta_ratio is not None
-        ],
+        ]
+        found.append((name, help_text, samples))
+    ratios = [
+        (f',{label}="{_label(group.name)}",grade="{group.grade.value}"', group.median_delta_ratio)
+        for group in result.groups
+        if group.median_delta_ratio is not None
+    ]
+    found.append(
+        ("group_delta_ratio_median", f"Median delta bytes / reference bytes per {label}.", ratios)
     )
-    return "\n".join(lines) + "\n"
+    return found
 
 
 def _label(value: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from deltaglider import interrupt
-from deltaglider.errors import DeltagliderError, NotFoundError, UsageError
+from deltaglider.errors import DeltagliderError, FatalError, NotFoundError, UsageError
+from deltaglider.events import Subscriber
 from deltaglider.files import Progress, is_partial_download
+from deltaglider.metadata import check_user_key
 from deltaglider.models import (
     DeleteResult,
     DownloadResult,
@@ -29,8 +31,7 @@ from deltaglider.models import (
     UploadResult,
     VerifyResult,
 )
-from deltaglider.series import series_of
-from deltaglider.urls import S3Url, parent_prefix
+from deltaglider.urls import S3Url, base_name, destination_key, is_s3_url
 
 if TYPE_CHECKING:
     from deltaglider.engine import Engine
@@ -251,11 +252,17 @@ def plan_copy(
     follow_symlinks: bool = True,
 ) -> Plan:
     """`cp/mv --recursive SOURCE DESTINATION`."""
+    _require_folder(source)
     plan = Plan()
     for entry in entries(engine, source, follow_symlinks=follow_symlinks):
         if filters.included(entry.relative):
             _add_entry(plan, entry, destination)
     return plan
+
+
+def _require_folder(source: Location) -> None:
+    if isinstance(source, Path) and not source.is_dir():
+        raise FatalError(f"The user-provided path {source} does not exist or is not a directory.")
 
 
 def _add_entry(plan: Plan, entry: Entry, destination: Location, *, absent: bool = False) -> None:
@@ -280,6 +287,48 @@ def _add(plan: Plan, item: Task | Outcome) -> None:
         plan.skipped.append(item)
 
 
+def location(text: str) -> Location:
+    """A command-line argument as a place: an S3 URL or a local path."""
+    return S3Url.parse(text) if is_s3_url(text) else Path(text)
+
+
+def plan_single(source: str, destination: str) -> Plan:
+    """`cp/mv SOURCE DESTINATION` of one file, as `aws s3 cp` decides where it lands (a
+    trailing `/` or an existing folder keeps the file's name); a local folder without
+    `--recursive` is a failed outcome, as aws reports it."""
+    src, dst = location(source), location(destination)
+    if isinstance(src, Path):
+        if src.is_dir():  # aws: "upload failed: … Is a directory", exit 1
+            failed = Outcome(
+                Task(Action.UPLOAD, src, dst, label=source),
+                error=f"{source} is a directory (use --recursive to copy a folder)",
+            )
+            return Plan(skipped=[failed])
+        if not src.exists():
+            raise FatalError(f"The user-provided path {source} does not exist.")
+        assert isinstance(dst, S3Url)
+        target = dst.child(destination_key(dst, src.name))
+        check_user_key(target.key)
+        return Plan([Task(Action.UPLOAD, src, target, src.stat().st_size)])
+    if isinstance(dst, S3Url):
+        target = dst.child(destination_key(dst, base_name(src.key)))
+        check_user_key(target.key)
+        return Plan([Task(Action.COPY, src, target)])
+    return Plan([Task(Action.DOWNLOAD, src, local_destination(destination, src.key))])
+
+
+def local_destination(target: str, key: str) -> Path:
+    """Where a download of `key` to `target` lands, as `aws s3 cp` decides it."""
+    path = Path(target)
+    if target.endswith(("/", os.sep)) and path.exists() and not path.is_dir():
+        raise UsageError(f"{path} exists and is not a directory")
+    if path.is_dir() or target.endswith(("/", os.sep)):
+        return path / base_name(key)
+    if path.parent.exists() and not path.parent.is_dir():
+        raise UsageError(f"{path.parent} exists and is not a directory")
+    return path
+
+
 def plan_sync(
     engine: Engine,
     source: Location,
@@ -293,6 +342,7 @@ def plan_sync(
 ) -> Plan:
     """`sync`: transfer what is missing or differs (by logical size and modification time, as
     `aws s3 sync` compares them); with `delete`, remove what the source no longer has."""
+    _require_folder(source)
     plan = Plan()
     theirs = {
         e.relative: e
@@ -415,43 +465,41 @@ def _execute(engine: Engine, task: Task, options: Options, progress: Progress | 
     return result
 
 
-def _reference_group(engine: Engine, task: Task, options: Options) -> tuple[str, str] | None:
-    """What a new reference made by this upload or copy would serve: its series (shared
-    references) or its folder (folder references); None when it makes no reference."""
-    destination = task.destination
-    if task.action not in (Action.UPLOAD, Action.COPY) or not isinstance(destination, S3Url):
-        return None
-    from deltaglider.engine import wants_delta  # the engine's rule; imported when used
-
-    if not wants_delta(destination.key, options.upload.policy):
-        return None
-    if engine.reference_mode(destination.bucket) == "shared":
-        return destination.bucket, series_of(destination.key)
-    return destination.bucket, parent_prefix(destination.key)
-
-
 def run(
     engine: Engine,
-    tasks: list[Task],
+    plan: Plan,
     options: Options,
     jobs: int,
-    report: Callable[[Outcome], None],
-    started: Callable[[Task], Progress | None] | None = None,
+    subscriber: Subscriber | None = None,
 ) -> list[Outcome]:
-    """Run tasks on `jobs` threads and report outcomes in task order.
+    """Run a plan on `jobs` threads: its skipped entries are told first, the local folders
+    S3 folder markers stand for are made (not with dryrun), then every task runs.
 
-    The first delta-eligible upload of each series (shared references) or folder (folder
-    references) runs before the others, so its new reference is created once and every other
-    file is encoded against it."""
+    `subscriber` hears `on_queued(task=)` as each task starts, `on_progress(task=,
+    bytes_transferred=)` as its bytes are done, and `on_done(outcome=)` for every outcome in
+    task order. The first upload of each reference group (`Engine.reference_group`) runs
+    before the others, so its new reference is created once and every other file of the
+    group is encoded against it."""
+    told = subscriber or Subscriber()
+    for outcome in plan.skipped:
+        told.on_done(outcome=outcome)
+    if not options.dryrun:
+        for folder in plan.folders:  # what S3 folder markers stand for, as aws creates them
+            folder.mkdir(parents=True, exist_ok=True)
+    tasks = plan.tasks
 
     def work(task: Task) -> Outcome:
         if interrupt.requested():
             return Outcome(task, error="interrupted; not started")
-        progress = started(task) if started is not None else None
-        return execute(engine, task, options, progress)
+        told.on_queued(task=task, size=task.size)
 
-    firsts: dict[tuple[str, str], int] = {}
-    for index, task in enumerate(tasks):
+        def advance(count: int) -> None:
+            told.on_progress(task=task, bytes_transferred=count)
+
+        return execute(engine, task, options, advance)
+
+    firsts: dict[object, int] = {}
+    for index, task in enumerate(tasks if len(tasks) > 1 else []):  # one task: nothing to order
         group = _reference_group(engine, task, options)
         if group is not None:
             firsts.setdefault(group, index)
@@ -468,8 +516,17 @@ def run(
         for index in range(len(tasks)):
             outcome = _result_of(futures[index])
             outcomes.append(outcome)
-            report(outcome)
+            told.on_done(outcome=outcome)
     return outcomes
+
+
+def _reference_group(engine: Engine, task: Task, options: Options) -> object:
+    """The reference group a new reference made by this upload or copy would serve; None
+    when it makes none."""
+    destination = task.destination
+    if task.action not in (Action.UPLOAD, Action.COPY) or not isinstance(destination, S3Url):
+        return None
+    return engine.reference_group(destination.bucket, destination.key, options.upload.policy)
 
 
 def _result_of(future: Future[Outcome]) -> Outcome:

@@ -24,13 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from deltaglider import codec as codecs
 from deltaglider import interrupt
-from deltaglider.config import CODECS
+from deltaglider.codec import XDELTA3, ZSTD, Codec
 from deltaglider.errors import CodecError
 from deltaglider.files import CHUNK_SIZE, Digest, HashingWriter, Progress
-from deltaglider.metadata import CODEC_XDELTA3_NODECOMP, CODEC_ZSTD_PATCH
 
-XDELTA3, ZSTD = CODECS  # the names `--codec` and DG_CODEC accept
 DEFAULT_WINDOW = 64 * 1024 * 1024  # xdelta3's own default source window
 MAX_WINDOW = 2 * 1024 * 1024 * 1024  # xdelta3's largest source window on 64-bit builds
 MIN_WINDOW = 1024 * 1024
@@ -43,11 +42,6 @@ LEVEL_LARGE = 3
 LARGE_REFERENCE = 64 * 1024 * 1024
 ZSTD_LEVEL = 3
 ZSTD_MAX_REFERENCE = 1 << 31  # --patch-from keeps the whole reference in a window of <= 2 GiB
-VCDIFF_MAGIC = b"\xd6\xc3\xc4"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_INSTALL_HINT = {XDELTA3: "apt-get install xdelta3", ZSTD: "apt-get install zstd"}
-_TAG = {XDELTA3: CODEC_XDELTA3_NODECOMP, ZSTD: CODEC_ZSTD_PATCH}  # codec -> its dg-codec
-_CODEC_OF_TAG = {tag: codec for codec, tag in _TAG.items()}
 # Variables through which the codecs read extra arguments; the caller's environment must not
 # change what we encode.
 _CODEC_VARIABLES = ("XDELTA", "ZSTD_CLEVEL", "ZSTD_NBTHREADS")
@@ -64,12 +58,12 @@ class Encoding:
     command: str
 
 
-def binary(name: str = XDELTA3) -> str:
+def binary(codec: Codec = XDELTA3) -> str:
     """Absolute path of a codec binary, or CodecError saying how to install it."""
-    found = shutil.which(name)
+    found = shutil.which(codec.binary)
     if found is None:
         raise CodecError(
-            f"the {name} binary is not installed (Debian/Ubuntu: {_INSTALL_HINT[name]})"
+            f"the {codec.binary} binary is not installed (Debian/Ubuntu: {codec.install_hint})"
         )
     return found
 
@@ -93,11 +87,12 @@ def level(reference_size: int) -> int:
     return LEVEL_LARGE if reference_size >= LARGE_REFERENCE else LEVEL_SMALL
 
 
-def chosen_codec(codec: str, reference_size: int, target_size: int, budget: int) -> str:
-    """The codec that will encode this pair. zstd needs the whole reference in memory, so a
-    reference beyond the budget (or zstd's 2 GiB window) is encoded with xdelta3; so is an
-    empty file (zstd 1.5.4 aborts on one with --patch-from)."""
-    if codec == ZSTD and (target_size == 0 or reference_size > min(budget, ZSTD_MAX_REFERENCE)):
+def chosen_codec(name: str, reference_size: int, target_size: int, budget: int) -> Codec:
+    """The codec that will encode this pair (`name` asked for). zstd needs the whole reference
+    in memory, so a reference beyond the budget (or zstd's 2 GiB window) is encoded with
+    xdelta3; so is an empty file (zstd 1.5.4 aborts on one with --patch-from)."""
+    codec = codecs.BY_NAME[name]
+    if codec is ZSTD and (target_size == 0 or reference_size > min(budget, ZSTD_MAX_REFERENCE)):
         return XDELTA3
     return codec
 
@@ -107,50 +102,47 @@ def _env() -> dict[str, str]:
 
 
 def encode_command(
-    source: Path, target: Path, out: Path, *, codec: str = XDELTA3, budget: int
+    source: Path, target: Path, out: Path, *, codec: str = XDELTA3.name, budget: int
 ) -> tuple[list[str], Encoding]:
     """The command line that writes the delta of `target` against `source` to `out`, and how
     it will be recorded."""
     reference_size = source.stat().st_size
-    if chosen_codec(codec, reference_size, target.stat().st_size, budget) == ZSTD:
-        zstd_level = f"-{ZSTD_LEVEL}"
-        command = [
-            binary(ZSTD),
-            "-q",
-            "-f",
-            "--single-thread",
-            zstd_level,
-            f"--patch-from={source}",
-        ]
-        # zstd refuses one file as both input and dictionary: a self-delta reads stdin
-        # (encode() feeds it), whose size zstd must be told.
-        same = source.samefile(target)
-        given = [f"--stream-size={reference_size}", "-"] if same else [str(target)]
-        return [*command, *given, "-o", str(out)], Encoding(
-            _TAG[ZSTD],
-            f"zstd --single-thread {zstd_level} --patch-from=reference.bin <file> -o <file>.delta",
-        )
+    chosen = chosen_codec(codec, reference_size, target.stat().st_size, budget)
+    return _ENCODE_COMMANDS[chosen.name](source, target, out, reference_size, budget)
+
+
+def _xdelta3_encode(
+    source: Path, target: Path, out: Path, reference_size: int, budget: int
+) -> tuple[list[str], Encoding]:
     window = source_window(reference_size, budget)
     chosen = level(reference_size)
-    return [
-        binary(XDELTA3),
-        "-e",
-        f"-{chosen}",
-        "-D",
-        "-B",
-        str(window),
-        "-f",
-        "-s",
-        str(source),
-        str(target),
-        str(out),
-    ], Encoding(
-        _TAG[XDELTA3],
-        f"xdelta3 -e -{chosen} -D -B {window} -s reference.bin <file> <file>.delta",
+    flags = ["-e", f"-{chosen}", "-D", "-B", str(window)]
+    command = [binary(XDELTA3), *flags, "-f", "-s", str(source), str(target), str(out)]
+    recorded = f"xdelta3 {' '.join(flags)} -s reference.bin <file> <file>.delta"
+    return command, Encoding(XDELTA3.tag, recorded)
+
+
+def _zstd_encode(
+    source: Path, target: Path, out: Path, reference_size: int, budget: int
+) -> tuple[list[str], Encoding]:
+    zstd_level = f"-{ZSTD_LEVEL}"
+    command = [binary(ZSTD), "-q", "-f", "--single-thread", zstd_level, f"--patch-from={source}"]
+    # zstd refuses one file as both input and dictionary: a self-delta reads stdin (encode()
+    # feeds it), whose size zstd must be told.
+    same = source.samefile(target)
+    given = [f"--stream-size={reference_size}", "-"] if same else [str(target)]
+    recorded = (
+        f"zstd --single-thread {zstd_level} --patch-from=reference.bin <file> -o <file>.delta"
     )
+    return [*command, *given, "-o", str(out)], Encoding(ZSTD.tag, recorded)
 
 
-def encode(source: Path, target: Path, out: Path, *, codec: str = XDELTA3, budget: int) -> Encoding:
+_ENCODE_COMMANDS = {XDELTA3.name: _xdelta3_encode, ZSTD.name: _zstd_encode}
+
+
+def encode(
+    source: Path, target: Path, out: Path, *, codec: str = XDELTA3.name, budget: int
+) -> Encoding:
     """Write a delta of `target` against `source` to `out` with `codec` (see chosen_codec)."""
     command, encoding = encode_command(source, target, out, codec=codec, budget=budget)
     with (
@@ -205,23 +197,22 @@ def _kill_children() -> None:
 interrupt.on_cancel(_kill_children)
 
 
-def decoder(tag: str | None, delta: Path) -> str:
+def decoder(tag: str | None, delta: Path) -> Codec:
     """Which codec decodes `delta`: the recorded `dg-codec`, which must agree with the delta's
     magic bytes; with none recorded (older writers), the magic bytes decide."""
     with delta.open("rb") as handle:
-        magic = handle.read(4)
-    found = ZSTD if magic == ZSTD_MAGIC else XDELTA3 if magic[:3] == VCDIFF_MAGIC else None
+        found = codecs.of_magic(handle.read(4))
     if tag is None:
         return found or XDELTA3  # let xdelta3 name what is wrong with it
-    recorded = _CODEC_OF_TAG.get(tag)
+    recorded = codecs.BY_TAG.get(tag)
     if recorded is None:
         raise CodecError(
             f"delta made with codec {tag!r}, which this deltaglider does not know (upgrade it)"
         )
-    if found != recorded:
+    if found is not recorded:
         raise CodecError(
-            f"delta metadata says {recorded} but its bytes are "
-            f"{'not a delta of any known codec' if found is None else found + ' data'}"
+            f"delta metadata says {recorded.name} but its bytes are "
+            f"{'not a delta of any known codec' if found is None else found.name + ' data'}"
         )
     return recorded
 
@@ -230,10 +221,19 @@ def decode_command(
     source: Path, delta: Path, *, tag: str | None, legacy: bool = False
 ) -> list[str]:
     """The command line that writes the decoded bytes of `delta` to stdout (see `decode`)."""
-    if decoder(tag, delta) == ZSTD:
-        return [binary(ZSTD), "-d", "-c", "-q", "--long=31", f"--patch-from={source}", str(delta)]
+    return _DECODE_COMMANDS[decoder(tag, delta).name](source, delta, legacy)
+
+
+def _xdelta3_decode(source: Path, delta: Path, legacy: bool) -> list[str]:
     flags = [] if legacy else ["-D", "-R"]
     return [binary(XDELTA3), "-d", *flags, "-c", "-f", "-s", str(source), str(delta)]
+
+
+def _zstd_decode(source: Path, delta: Path, legacy: bool) -> list[str]:
+    return [binary(ZSTD), "-d", "-c", "-q", "--long=31", f"--patch-from={source}", str(delta)]
+
+
+_DECODE_COMMANDS = {XDELTA3.name: _xdelta3_decode, ZSTD.name: _zstd_decode}
 
 
 def decode(
@@ -241,7 +241,7 @@ def decode(
     delta: Path,
     out: BinaryIO | None,
     *,
-    tag: str | None = CODEC_XDELTA3_NODECOMP,
+    tag: str | None = XDELTA3.tag,
     legacy: bool = False,
     progress: Progress | None = None,
 ) -> Digest:

@@ -140,6 +140,35 @@ def test_first_uploads_race_safely_without_conditional_writes(
     assert assert_bucket_consistent(engine, raw, bucket) == 8
 
 
+def test_a_parallel_sync_of_a_new_series_without_conditional_writes_makes_one_reference(
+    s3_server: LocalS3,
+    engine: Engine,
+    raw: Any,
+    bucket: str,
+    wheel_series: list[Path],
+    tmp_path: Path,
+) -> None:
+    """Folder mode on a server that ignores If-None-Match: new references are shared ones,
+    so the many-file runner must put each series' first upload first (the engine's one group
+    rule), not each folder's. One folder per version, eight files at a time: one reference
+    for the whole series, every file a delta against it."""
+    if s3_server.kind != "moto":
+        pytest.skip("dropping a signed header is only possible where signatures are not checked")
+    src = tmp_path / "dist"
+    for number, wheel in enumerate(wheel_series):
+        (src / f"1.{number}").mkdir(parents=True)
+        (src / f"1.{number}" / wheel.name).write_bytes(wheel.read_bytes())
+    with FaultProxy(s3_server.endpoint, rate=0.0, strip_conditional=True) as proxy:
+        env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint, "DG_REFERENCES": "folder"}
+        synced = run(env, "sync", "--jobs", "8", str(src), f"s3://{bucket}/rel/")
+    assert synced.returncode == 0, synced.stderr
+    references = [k for k in stored_keys(raw, bucket) if k.endswith("reference.bin")]
+    assert len(references) == 1 and references[0].startswith(".deltaglider/refs/"), references
+    stored = [line.split("(")[1].split(":")[0] for line in synced.stdout.splitlines()]
+    assert sorted(stored) == ["delta"] * 7 + ["reference"], synced.stdout
+    assert assert_bucket_consistent(engine, raw, bucket) == 8
+
+
 def test_without_retries_failures_are_named_and_a_rerun_finishes(
     s3_server: LocalS3,
     engine: Engine,

@@ -18,7 +18,7 @@ from helpers import metadata, sha256, stored_keys
 from local_s3 import LocalS3
 
 from deltaglider.cli import main
-from deltaglider.metadata import CODEC_XDELTA3_NODECOMP, CODEC_ZSTD_PATCH
+from deltaglider.codec import XDELTA3, ZSTD
 
 
 @pytest.fixture
@@ -112,20 +112,16 @@ def test_the_bucket_codec_setting_is_used_by_every_writer_unless_told_otherwise(
     assert "codec = zstd" in shown.splitlines()
     per_version(proxy, bucket, wheel_series[:2])
     second = f"releases/{wheel_series[1].name.split('-')[1]}/{wheel_series[1].name}"
-    assert metadata(raw, bucket, f"{second}.delta")["dg-codec"] == CODEC_ZSTD_PATCH
+    assert metadata(raw, bucket, f"{second}.delta")["dg-codec"] == ZSTD.tag
     run(proxy, "cp", str(wheel_series[2]), f"s3://{bucket}/x/", "--codec", "xdelta3")
-    assert metadata(raw, bucket, f"x/{wheel_series[2].name}.delta")["dg-codec"] == (
-        CODEC_XDELTA3_NODECOMP
-    )
+    assert metadata(raw, bucket, f"x/{wheel_series[2].name}.delta")["dg-codec"] == (XDELTA3.tag)
     for key, wheel in ((second, wheel_series[1]), (f"x/{wheel_series[2].name}", wheel_series[2])):
         target = tmp_path / key
         run(proxy, "cp", f"s3://{bucket}/{key}", str(target))
         assert sha256(target) == sha256(wheel)
     run(proxy, "config", f"s3://{bucket}", "--set", "codec=default")
     run(proxy, "cp", str(wheel_series[3]), f"s3://{bucket}/y/")
-    assert metadata(raw, bucket, f"y/{wheel_series[3].name}.delta")["dg-codec"] == (
-        CODEC_XDELTA3_NODECOMP
-    )
+    assert metadata(raw, bucket, f"y/{wheel_series[3].name}.delta")["dg-codec"] == (XDELTA3.tag)
     bad = CliRunner().invoke(
         main, ["--endpoint-url", proxy.endpoint, "config", f"s3://{bucket}", "--set", "codec=lzma"]
     )

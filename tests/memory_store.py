@@ -1,4 +1,4 @@
-"""An in-memory stand-in for `deltaglider.s3.Store`, for fast tests of the engine's logic.
+"""An in-memory `deltaglider.s3.ObjectStore`, for fast tests of the engine's logic.
 
 It keeps S3's listing semantics (lexicographic order, prefixes, delimiters rolled up into common
 prefixes that count as one entry, StartAfter) with a raw page size as small as 1, so every
@@ -12,11 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from deltaglider.errors import IntegrityError, NotFoundError
 from deltaglider.files import Sink
-from deltaglider.s3 import AlreadyExists, Bucket, ListedPrefix, ObjectHead, Store
+from deltaglider.models import Bucket, ListedPrefix, ObjectHead
+from deltaglider.s3 import AlreadyExists, ObjectStore
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -37,9 +38,11 @@ class MemoryStore:
         self.buckets: dict[str, dict[str, StoredObject]] = {name: {} for name in buckets}
         self.client: Any = None
         self.requests: list[str] = []  # operation names, in order
+        self.uploads: list[tuple[str, str, datetime]] = []  # unfinished multipart uploads
 
-    def as_store(self) -> Store:
-        return cast(Store, self)
+    def as_store(self) -> ObjectStore:
+        """This store, as the engine takes it (it implements `s3.ObjectStore`)."""
+        return self
 
     def _bucket(self, bucket: str) -> dict[str, StoredObject]:
         if bucket not in self.buckets:
@@ -155,10 +158,11 @@ class MemoryStore:
 
     def incomplete_uploads(self, bucket: str, prefix: str) -> list[tuple[str, str, datetime]]:
         self._bucket(bucket)
-        return []
+        return [upload for upload in self.uploads if upload[0].startswith(prefix)]
 
     def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
         self._bucket(bucket)
+        self.uploads = [upload for upload in self.uploads if upload[1] != upload_id]
 
     def bucket_exists(self, bucket: str) -> bool:
         return bucket in self.buckets
@@ -171,3 +175,19 @@ class MemoryStore:
 
     def delete_bucket(self, bucket: str) -> None:
         del self.buckets[bucket]
+
+    def presigned_url(
+        self, method: str, params: dict[str, Any], expires_in: int, http_method: str | None
+    ) -> str:
+        return f"memory://{params.get('Bucket', '')}/{params.get('Key', '')}?expires={expires_in}"
+
+    def bucket_region(self, bucket: str) -> str | None:
+        self._bucket(bucket)
+        return None
+
+    def bucket_acl(self, bucket: str) -> dict[str, Any]:
+        self._bucket(bucket)
+        return {"Owner": {"ID": "memory"}, "Grants": []}
+
+    def put_bucket_acl(self, bucket: str, acl: dict[str, Any]) -> None:
+        self._bucket(bucket)

@@ -10,7 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
+from conftest import cli_on
 from memory_store import MemoryStore
 
 from deltaglider.cli import AppContext, main
@@ -29,19 +30,8 @@ def memory() -> MemoryStore:
 def run(memory: MemoryStore, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     for name in ("DG_MAX_RATIO", "DG_CODEC", "DG_MAX_CONCURRENCY"):
         monkeypatch.delenv(name, raising=False)
-    engines: list[Engine] = []
-
-    def make_engine(settings: Settings) -> Engine:
-        engines.append(Engine(settings, store=memory.as_store()))
-        return engines[-1]
-
-    def invoke(*args: str) -> Result:
-        app = AppContext(Settings(cache_backend="memory"), make_engine)
-        return CliRunner().invoke(main, list(args), obj=app, catch_exceptions=False)
-
-    yield invoke
-    for engine in engines:
-        engine.close()
+    with cli_on(memory) as invoke:
+        yield invoke
 
 
 def builds(tmp_path: Path, count: int) -> list[Path]:

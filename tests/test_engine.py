@@ -14,18 +14,13 @@ from hypothesis import strategies as st
 from memory_store import MemoryStore
 
 from deltaglider.config import Settings
-from deltaglider.engine import (
-    Artifact,
-    DeltaTrial,
-    Engine,
-    Located,
-    decide_upload,
-)
+from deltaglider.decision import Artifact, DeltaTrial, decide_upload
+from deltaglider.engine import Engine
 from deltaglider.errors import NotFoundError, UsageError
 from deltaglider.files import Digest
 from deltaglider.metadata import ObjectKind
-from deltaglider.models import DeltaPolicy, StoredAs, UploadOptions
-from deltaglider.s3 import ObjectHead
+from deltaglider.models import DeltaPolicy, ObjectHead, ReferenceMode, StoredAs, UploadOptions
+from deltaglider.reading import Located
 
 AUTO, NEVER, ALWAYS = DeltaPolicy.AUTO, DeltaPolicy.NEVER, DeltaPolicy.ALWAYS
 SHA_A, SHA_B = "a" * 64, "b" * 64
@@ -81,7 +76,7 @@ def test_upload_decision_table(
     stored_as: StoredAs | None,
     note: str,
 ) -> None:
-    decision = decide_upload(item, existing, 0.5, trial)
+    decision = decide_upload(item, existing, 0.5, trial, mode=ReferenceMode.FOLDER)
     assert decision.stored_as is stored_as
     if note:
         assert decision.note == note
@@ -330,11 +325,10 @@ def test_replacing_a_key_releases_the_reference_it_used(
 def test_bucket_setting_and_override_choose_folder_references(
     memory: MemoryStore, tmp_path: Path
 ) -> None:
-    from deltaglider.metadata import BucketSettings
 
     engine = shared_engine(memory)
     assert engine.reference_mode("b") == "shared"
-    engine.set_bucket_settings("b", BucketSettings(references="folder"))
+    engine.change_bucket_settings("b", ["references=folder"])
     fresh = shared_engine(memory)
     assert fresh.reference_mode("b") == "folder"
     (path, key), *_ = per_version(tmp_path, 1)
@@ -419,16 +413,17 @@ def test_sdk_callbacks_get_bytes_as_they_go(memory: MemoryStore, tmp_path: Path)
 
 
 def test_progress_line_counts_bytes_during_a_file_and_exactly_at_its_end() -> None:
-    from deltaglider.cli import Progress
+    from deltaglider.cli import TransferProgress
+    from deltaglider.cli.output import StatusLine
     from deltaglider.transfer import Action, Outcome, Task
 
     task = Task(Action.UPLOAD, Path("big.zip"), None, 1000)
-    line = Progress(1, 1000)
-    advance = line.start(task)
-    advance(300)
-    advance(300)
+    line = TransferProgress(1, 1000, StatusLine(False))
+    line.on_queued(task=task, size=1000)
+    line.on_progress(task=task, bytes_transferred=300)
+    line.on_progress(task=task, bytes_transferred=300)
     assert line.bytes == 600
-    line.done(Outcome(task))
+    line.on_done(outcome=Outcome(task))
     assert (line.bytes, line.files) == (1000, 1)
 
 
@@ -459,7 +454,7 @@ def test_releasing_keeps_a_marker_another_writer_needs(memory: MemoryStore, tmp_
         engine.upload(path, "b", key)
     reference = next(k for k in keys_of(memory) if k.endswith("reference.bin"))
     delta = builds[1][1] + ".delta"
-    assert engine.references.release("b", reference, delta) == []
+    assert engine._parts.references.release("b", reference, delta) == []
     assert len([k for k in keys_of(memory) if "/users/" in k]) == 2
 
 

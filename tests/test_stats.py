@@ -81,7 +81,7 @@ def test_a_corrupt_or_foreign_cache_document_is_ignored(engine: Engine, tmp_path
     for number, path in enumerate(builds(tmp_path, 3)):
         engine.upload(path, "b", f"v{number}/{path.name}", UploadOptions())
     first = engine.stats("b", mode=Mode.SAMPLED)
-    store = engine._store
+    store = engine._parts.store
     listed = [o for page in store.iter_listing("b", "") for o in page]
     [cache_key] = [o.key for o in listed if o.key.startswith(".deltaglider/stats/")]
     fingerprint = {

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from deltaglider import codec as codec_table
 from deltaglider import xdelta
 from deltaglider.errors import CodecError
 from deltaglider.files import digest_file
-from deltaglider.metadata import CODEC_XDELTA3_NODECOMP, CODEC_ZSTD_PATCH
 
 MIB = 1024 * 1024
 
@@ -56,20 +56,20 @@ def reference_and_target(draw: st.DrawFn) -> tuple[bytes, bytes]:
 @settings(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(pair=reference_and_target(), codec=st.sampled_from(xdelta.CODECS))
+@given(pair=reference_and_target(), codec=st.sampled_from(codec_table.NAMES))
 def test_decode_inverts_encode(tmp_path: Path, pair: tuple[bytes, bytes], codec: str) -> None:
     reference, target = pair
     assert roundtrip(tmp_path, reference, target, codec) == target
 
 
-@pytest.mark.parametrize("codec", xdelta.CODECS)
+@pytest.mark.parametrize("codec", codec_table.NAMES)
 @pytest.mark.parametrize("target", [b"", b"x", b"\x00" * 3])
 def test_tiny_inputs_roundtrip(tmp_path: Path, target: bytes, codec: str) -> None:
     assert roundtrip(tmp_path, b"", target, codec) == target
     assert roundtrip(tmp_path, b"y", target, codec) == target
 
 
-@pytest.mark.parametrize("codec", xdelta.CODECS)
+@pytest.mark.parametrize("codec", codec_table.NAMES)
 def test_self_delta_of_a_new_reference(tmp_path: Path, codec: str) -> None:
     """A new space's first file is encoded against itself (FORMAT): one path, both roles."""
     ref = tmp_path / "ref"
@@ -87,7 +87,7 @@ def test_small_edit_of_large_input_makes_small_delta(tmp_path: Path) -> None:
     ref, new, delta = tmp_path / "ref", tmp_path / "new", tmp_path / "d"
     ref.write_bytes(reference)
     new.write_bytes(target)
-    for codec in xdelta.CODECS:
+    for codec in codec_table.NAMES:
         encoding = xdelta.encode(ref, new, delta, codec=codec, budget=1024 * MIB)
         assert delta.stat().st_size < 2048, codec
         assert xdelta.decode(ref, delta, None, tag=encoding.tag).sha256 == digest_file(new).sha256
@@ -133,14 +133,14 @@ def test_decode_of_garbage_is_a_codec_error(tmp_path: Path) -> None:
         xdelta.decode(ref, delta, None)
     delta.write_bytes(b"\x28\xb5\x2f\xfd not really a delta")
     with pytest.raises(CodecError, match="zstd decode failed"):
-        xdelta.decode(ref, delta, None, tag=CODEC_ZSTD_PATCH)
+        xdelta.decode(ref, delta, None, tag=codec_table.ZSTD.tag)
 
 
 @pytest.mark.parametrize(
     ("made_with", "recorded", "error"),
     [
-        ("zstd", CODEC_XDELTA3_NODECOMP, "metadata says xdelta3 but its bytes are zstd data"),
-        ("xdelta3", CODEC_ZSTD_PATCH, "metadata says zstd but its bytes are xdelta3 data"),
+        ("zstd", codec_table.XDELTA3.tag, "metadata says xdelta3 but its bytes are zstd data"),
+        ("xdelta3", codec_table.ZSTD.tag, "metadata says zstd but its bytes are xdelta3 data"),
         ("xdelta3", "brotli-9", "codec 'brotli-9', which this deltaglider does not know"),
     ],
 )
@@ -155,7 +155,7 @@ def test_recorded_codec_is_cross_checked_with_magic_bytes(
         xdelta.decode(ref, delta, None, tag=recorded)
 
 
-@pytest.mark.parametrize("codec", xdelta.CODECS)
+@pytest.mark.parametrize("codec", codec_table.NAMES)
 def test_delta_without_recorded_codec_is_decoded_by_its_magic_bytes(
     tmp_path: Path, codec: str
 ) -> None:
@@ -172,10 +172,10 @@ def test_zstd_falls_back_to_xdelta3_for_a_reference_beyond_the_memory_budget(
     ref, new, delta = tmp_path / "ref", tmp_path / "new", tmp_path / "d"
     ref.write_bytes(b"abc" * 1_000_000)
     new.write_bytes(b"abd" * 1_000_000)
-    assert xdelta.encode(ref, new, delta, codec="zstd", budget=MIB).tag == CODEC_XDELTA3_NODECOMP
-    assert delta.read_bytes()[:3] == xdelta.VCDIFF_MAGIC
-    assert xdelta.encode(ref, new, delta, codec="zstd", budget=8 * MIB).tag == CODEC_ZSTD_PATCH
-    assert delta.read_bytes()[:4] == xdelta.ZSTD_MAGIC
+    assert xdelta.encode(ref, new, delta, codec="zstd", budget=MIB).tag == codec_table.XDELTA3.tag
+    assert delta.read_bytes()[:3] == codec_table.XDELTA3.magic
+    assert xdelta.encode(ref, new, delta, codec="zstd", budget=8 * MIB).tag == codec_table.ZSTD.tag
+    assert delta.read_bytes()[:4] == codec_table.ZSTD.magic
 
 
 def test_environment_cannot_inject_codec_arguments(
@@ -195,7 +195,7 @@ def test_environment_cannot_inject_codec_arguments(
 
     def deltas() -> dict[str, bytes]:
         made = {}
-        for codec in xdelta.CODECS:
+        for codec in codec_table.NAMES:
             out = tmp_path / f"{codec}.delta"
             xdelta.encode(ref, new, out, codec=codec, budget=1024 * MIB)
             made[codec] = out.read_bytes()
@@ -206,7 +206,7 @@ def test_environment_cannot_inject_codec_arguments(
     monkeypatch.setenv("ZSTD_CLEVEL", "1")
     monkeypatch.setenv("ZSTD_NBTHREADS", "4")
     assert deltas() == clean
-    for codec in xdelta.CODECS:
+    for codec in codec_table.NAMES:
         assert roundtrip(tmp_path, reference, bytes(target), codec) == bytes(target)
 
 
