@@ -1,19 +1,8 @@
-"""Fixtures every unit test gets, and the CLI driven on an in-memory store."""
+"""Fixtures every unit test gets."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
-
 import pytest
-from click.testing import CliRunner, Result
-
-from deltaglider.cli import AppContext, main
-from deltaglider.config import Settings
-from deltaglider.engine import Engine
-from deltaglider.s3 import ObjectStore
-
-Run = Callable[..., Result]
 
 
 @pytest.fixture(autouse=True)
@@ -25,24 +14,3 @@ def private_reference_cache(
     folder = tmp_path_factory.mktemp("dg-cache")
     monkeypatch.setenv("DG_CACHE_DIR", str(folder / "deltaglider"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(folder))
-
-
-@contextlib.contextmanager
-def cli_on(store: ObjectStore) -> Iterator[Run]:
-    """`deltaglider ARGS…` through click's CliRunner, every engine on `store`; the engines
-    are closed afterwards."""
-    engines: list[Engine] = []
-
-    def make_engine(settings: Settings) -> Engine:
-        engines.append(Engine(settings, store=store))
-        return engines[-1]
-
-    def invoke(*args: str) -> Result:
-        app = AppContext(Settings(cache_backend="memory"), make_engine)
-        return CliRunner().invoke(main, list(args), obj=app, catch_exceptions=False)
-
-    try:
-        yield invoke
-    finally:
-        for engine in engines:
-            engine.close()

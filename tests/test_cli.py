@@ -10,8 +10,8 @@ import re
 from pathlib import Path
 
 import pytest
+from cli_runner import cli_on
 from click.testing import CliRunner
-from conftest import cli_on
 from memory_store import MemoryStore
 
 from deltaglider.cli import AppContext, main

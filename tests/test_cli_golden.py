@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_runner import Run, cli_on
 from click.testing import Result
-from conftest import Run, cli_on
 from memory_store import EPOCH, MemoryStore, StoredObject
 
 from deltaglider.metadata import RehydrationMeta, trash_folder, user_marker_key, user_marker_meta
