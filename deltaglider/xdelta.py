@@ -116,7 +116,10 @@ def _xdelta3_encode(
 ) -> tuple[list[str], Encoding]:
     window = source_window(reference_size, budget)
     chosen = level(reference_size)
-    flags = ["-e", f"-{chosen}", "-D", "-B", str(window)]
+    # -A: no application header, which would otherwise carry the local names of the file and
+    # the reference (scratch paths with a PID in them): deltas stay byte-identical for the
+    # same bytes whatever the names, and no local name reaches the bucket
+    flags = ["-e", f"-{chosen}", "-D", "-A", "-B", str(window)]
     command = [binary(XDELTA3), *flags, "-f", "-s", str(source), str(target), str(out)]
     recorded = f"xdelta3 {' '.join(flags)} -s reference.bin <file> <file>.delta"
     return command, Encoding(XDELTA3.tag, recorded)

@@ -289,7 +289,7 @@ def test_level_follows_the_reference_size_and_is_recorded(
     new.write_bytes(b"x")
     command, encoding = xdelta.encode_command(ref, new, tmp_path / "d", budget=1024 * MIB)
     assert command[2] == f"-{expected}" and xdelta.level(reference_size) == expected
-    assert encoding.command.startswith(f"xdelta3 -e -{expected} -D -B ")
+    assert encoding.command.startswith(f"xdelta3 -e -{expected} -D -A -B ")
 
 
 def test_a_large_class_delta_reads_back_with_the_plain_decoder(tmp_path: Path) -> None:
@@ -305,3 +305,23 @@ def test_a_large_class_delta_reads_back_with_the_plain_decoder(tmp_path: Path) -
     assert encoding.command.startswith("xdelta3 -e -3 ")
     subprocess.run(["xdelta3", "-d", "-f", "-s", str(ref), str(delta), str(out)], check=True)
     assert out.read_bytes() == bytes(target)
+
+
+@pytest.mark.parametrize("codec", codec_table.NAMES)
+def test_a_delta_depends_on_the_bytes_not_on_the_file_names(tmp_path: Path, codec: str) -> None:
+    """xdelta3's application header would carry both inputs' local names (scratch paths with
+    a PID in them): -A leaves it out, so the same bytes give the same delta, and no local name
+    is stored in the bucket."""
+    reference = random.Random(5).randbytes(64 * 1024)
+    target = reference[:1000] + b"changed" + reference[1007:]
+    deltas = []
+    for names in (("r", "t"), ("reference-1234567-abcdef.bin", "app-9.9.9-secret-build.zip")):
+        folder = tmp_path / names[1]
+        folder.mkdir()
+        ref, new, out = folder / names[0], folder / names[1], folder / "out.delta"
+        ref.write_bytes(reference)
+        new.write_bytes(target)
+        xdelta.encode(ref, new, out, codec=codec, budget=64 * MIB)
+        deltas.append(out.read_bytes())
+        assert b"secret-build" not in deltas[-1] and b"reference-1234567" not in deltas[-1]
+    assert deltas[0] == deltas[1]
