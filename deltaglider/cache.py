@@ -44,13 +44,21 @@ _DIR_PREFIX = "deltaglider-cache-"
 _TAG = 16
 
 
-def parse_key(text: str) -> bytes:
-    """DG_CACHE_ENCRYPTION_KEY: 32 bytes, base64 (URL-safe or standard; a Fernet key works)."""
+def _base64(text: str) -> bytes:
     try:
         padded = text.strip() + "=" * (-len(text.strip()) % 4)
-        key = base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
+        return base64.urlsafe_b64decode(padded.replace("+", "-").replace("/", "_"))
     except (binascii.Error, ValueError):
         raise CacheError("DG_CACHE_ENCRYPTION_KEY is not valid base64") from None
+
+
+def parse_key(text: str) -> bytes:
+    """DG_CACHE_ENCRYPTION_KEY: 32 bytes, base64 (URL-safe or standard; a Fernet key works,
+    and so does deltaglider 6.x's documented recipe, the base64 of a Fernet key)."""
+    key = _base64(text)
+    if len(key) == 44:  # base64 of a Fernet key (44 characters): decode once more
+        with contextlib.suppress(CacheError, UnicodeError):
+            key = _base64(key.decode("ascii"))
     if len(key) != 32:
         raise CacheError(
             f"DG_CACHE_ENCRYPTION_KEY must decode to 32 bytes, not {len(key)} "
@@ -123,6 +131,11 @@ class ReferenceCache:
 
     def _restore(self, sha256: str, out: BinaryIO) -> bool:
         """Write the cached bytes to `out` if present and intact; drop a bad entry."""
+        raise NotImplementedError
+
+    def clear(self) -> int:
+        """Drop every cached reference (copies in use stay until their block ends); how many
+        were dropped."""
         raise NotImplementedError
 
     def close(self) -> None:
@@ -237,6 +250,9 @@ class FileCache(ReferenceCache):
         entry.unlink(missing_ok=True)
         return False
 
+    def clear(self) -> int:
+        return _remove_entries(self.directory.glob("*.enc"))
+
 
 class PersistentCache(ReferenceCache):
     """References kept between processes (successive commands of a CI job reuse them).
@@ -322,6 +338,9 @@ class PersistentCache(ReferenceCache):
             raise
         self._evict()
 
+    def clear(self) -> int:
+        return _remove_entries((self.directory / "refs").iterdir())
+
     def _evict(self) -> None:
         """Remove the least recently used entries until the rest fit in `max_bytes`."""
         entries = []
@@ -336,6 +355,15 @@ class PersistentCache(ReferenceCache):
             entry.unlink(missing_ok=True)
             total -= size
             log.debug("cache_entry_evicted", entry=entry.name)
+
+
+def _remove_entries(entries: Iterator[Path]) -> int:
+    removed = 0
+    for entry in list(entries):
+        with contextlib.suppress(FileNotFoundError):
+            entry.unlink()
+            removed += 1
+    return removed
 
 
 def _touch(entry: Path) -> None:
@@ -394,6 +422,12 @@ class MemoryCache(ReferenceCache):
             self._entries.move_to_end(sha256)
             while sum(len(v) for v in self._entries.values()) > self.max_bytes:
                 self._entries.popitem(last=False)
+
+    def clear(self) -> int:
+        with self._lock:
+            removed = len(self._entries)
+            self._entries.clear()
+        return removed
 
     def _restore(self, sha256: str, out: BinaryIO) -> bool:
         with self._lock:

@@ -12,7 +12,6 @@ every object call goes through an `Engine` method, and boto3 is reached only thr
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
 import urllib.parse
@@ -22,21 +21,20 @@ from typing import Any, BinaryIO, cast
 
 import botocore.exceptions
 
-from deltaglider.config import Settings
+from deltaglider.client_extras import ClientExtras
+from deltaglider.config import Settings, check_log_level
 from deltaglider.engine import Engine
 from deltaglider.errors import NotFoundError
 from deltaglider.files import CHUNK_SIZE, temp_root
+from deltaglider.log import configure_library_logging
 from deltaglider.maintenance import DEFAULT_CONTENT_TYPE
-from deltaglider.metadata import now, user_metadata
+from deltaglider.metadata import TMP_PREFIX, now, user_metadata
 from deltaglider.models import (
-    DeltaPolicy,
-    DownloadResult,
     UploadOptions,
-    UploadResult,
-    VerifyResult,
 )
 from deltaglider.reading import Located
 from deltaglider.responses import (
+    ListingRequest,
     Paginator,
     StreamingBody,
     as_client_errors,
@@ -59,10 +57,7 @@ from deltaglider.shapes import (
     PurgeResponse,
     PutObjectResponse,
 )
-from deltaglider.stats import BucketStats
-from deltaglider.stats import Mode as StatsMode
-from deltaglider.transfer import local_destination
-from deltaglider.urls import S3Url, base_name, destination_key
+from deltaglider.urls import base_name
 
 _PUT_ARGS = {"Bucket", "Key", "Body", "Metadata", "ContentType", "Tagging"}
 
@@ -75,11 +70,16 @@ def create_client(
     aws_session_token: str | None = None,
     profile_name: str | None = None,
     max_ratio: float | None = None,
+    log_level: str | None = None,
     **settings: Any,
 ) -> DeltagliderClient:
-    """A delta-aware S3 client. Arguments are boto3's; `max_ratio` and other `Settings`
-    fields (e.g. `codec="zstd"`, `cache_backend="memory"`) are deltaglider's. Unset values
-    come from the environment (`AWS_*`, `DG_*`) as for the CLI."""
+    """A delta-aware S3 client. Arguments are boto3's; `max_ratio`, `log_level` (as
+    deltaglider 6.x: DEBUG, INFO, WARNING or ERROR on stderr; DG_LOG_LEVEL when not given)
+    and other `Settings` fields (e.g. `codec="zstd"`, `cache_backend="memory"`) are
+    deltaglider's. Unset values come from the environment (`AWS_*`, `DG_*`) as for the CLI."""
+    level = check_log_level(log_level) or Settings.from_env().log_level
+    if level is not None:
+        configure_library_logging(level)
     base = Settings.from_env().with_overrides(
         endpoint_url=endpoint_url,
         region=region_name,
@@ -99,7 +99,7 @@ def create_client(
     return DeltagliderClient(Engine(base, credentials=credentials, boto3_methods=True))
 
 
-class DeltagliderClient:
+class DeltagliderClient(ClientExtras):
     """Delta-aware object calls with boto3's names, parameters, responses and errors.
 
     Methods not defined here (bucket policies, ACLs, create_bucket, list_buckets, …) are the
@@ -304,8 +304,9 @@ class DeltagliderClient:
         handle = tempfile.TemporaryFile(dir=temp_root())  # noqa: SIM115 - the body owns it
         try:
             with as_client_errors("GetObject"):
-                located = self._locate(Bucket, Key)
-                digest = self.engine.reconstruct(Bucket, located, cast(BinaryIO, handle))
+                if not base_name(Key):
+                    raise NotFoundError(f"s3://{Bucket}/{Key}: no such object")
+                located, digest = self.engine.read(Bucket, Key, cast(BinaryIO, handle))
             response = cast(GetObjectResponse, dict(self._head_shape(located, digest.sha256)))
             response["ContentLength"] = digest.size
             start, end = 0, digest.size - 1
@@ -360,12 +361,15 @@ class DeltagliderClient:
         MaxKeys: int = 1000,
         ContinuationToken: str | None = None,
         StartAfter: str | None = None,
-        **ignored: Any,
+        FetchOwner: bool = False,
+        FetchMetadata: bool = False,
+        **unsupported: Any,
     ) -> ListObjectsV2Response:
-        """The logical view in logical key order, with logical sizes and ETags."""
-        return list_v2_response(
-            self.engine, Bucket, Prefix, Delimiter, MaxKeys, ContinuationToken, StartAfter
-        )
+        """The logical view in logical key order, with logical sizes and ETags (FetchMetadata,
+        as deltaglider 6.x: each entry's `Metadata` too). Arguments it cannot honour raise."""
+        _refuse({**unsupported, **({"FetchOwner": True} if FetchOwner else {})}, "ListObjectsV2")
+        page = ListingRequest(Prefix, Delimiter, MaxKeys, ContinuationToken, StartAfter or "")
+        return list_v2_response(self.engine, Bucket, page, FetchMetadata)
 
     def list_objects(
         self,
@@ -375,9 +379,19 @@ class DeltagliderClient:
         Delimiter: str = "",
         Marker: str = "",
         MaxKeys: int = 1000,
-        **ignored: Any,
+        ContinuationToken: str | None = None,
+        StartAfter: str | None = None,
+        FetchMetadata: bool = False,
+        **unsupported: Any,
     ) -> ListObjectsResponse:
-        return list_v1_response(self.engine, Bucket, Prefix, Delimiter, Marker, MaxKeys)
+        """boto3's ListObjects (V1, `Marker`/`NextMarker`) and deltaglider 6.x's
+        `list_objects` (`ContinuationToken`/`NextContinuationToken`, `StartAfter`,
+        `FetchMetadata`) in one: a truncated page carries both next markers, so either
+        documented loop reaches the end. Arguments it cannot honour raise."""
+        _refuse(unsupported, "ListObjects")
+        start = max(Marker, StartAfter or "")
+        page = ListingRequest(Prefix, Delimiter, MaxKeys, ContinuationToken, start)
+        return list_v1_response(self.engine, Bucket, page, Marker, FetchMetadata)
 
     def get_paginator(self, operation_name: str) -> Any:
         if operation_name == "list_objects_v2":
@@ -403,75 +417,22 @@ class DeltagliderClient:
             return self.engine.presigned_url(ClientMethod, Params or {}, ExpiresIn, HttpMethod)
 
     def purge_temp_files(self, Bucket: str) -> PurgeResponse:
-        """Delete rehydrated files whose presigned URLs have expired."""
+        """Delete rehydrated files whose presigned URLs have expired (6.x's keys too)."""
         with as_client_errors("ListObjectsV2"):
-            deleted, kept = self.engine.purge_rehydrations(Bucket)
-        return {"Deleted": len(deleted), "Kept": kept, "ResponseMetadata": response_metadata()}
-
-    # -------------------------------------------------------------- extras
-
-    def upload(
-        self,
-        path: str | os.PathLike[str],
-        s3_url: str,
-        *,
-        max_ratio: float | None = None,
-        policy: DeltaPolicy = DeltaPolicy.AUTO,
-        metadata: dict[str, str] | None = None,
-    ) -> UploadResult:
-        """Store a file (a trailing `/` in the URL keeps its name) and say how it was stored."""
-        local = Path(path)
-        url = S3Url.parse(s3_url)
-        options = UploadOptions(policy, max_ratio, metadata)
-        return self.engine.upload(local, url.bucket, destination_key(url, local.name), options)
-
-    def download(self, s3_url: str, path: str | os.PathLike[str]) -> DownloadResult:
-        """Reconstruct `s3_url` into `path`: a file, or a folder (existing, or ending in `/`)
-        that keeps the key's name, as `deltaglider cp` decides it."""
-        url = S3Url.parse(s3_url)
-        local = local_destination(os.fspath(path), url.key)
-        return self.engine.download(url.bucket, url.key, local)
-
-    def verify(self, s3_url: str) -> VerifyResult:
-        url = S3Url.parse(s3_url)
-        return self.engine.verify(url.bucket, url.key)
-
-    def estimate(
-        self,
-        path: str | os.PathLike[str],
-        s3_url: str,
-        *,
-        max_ratio: float | None = None,
-        policy: DeltaPolicy = DeltaPolicy.AUTO,
-        metadata: dict[str, str] | None = None,
-    ) -> UploadResult:
-        """What `upload` would store: the same decision and encoding, nothing written."""
-        local = Path(path)
-        url = S3Url.parse(s3_url)
-        options = UploadOptions(policy, max_ratio, metadata)
-        return self.engine.estimate(local, url.bucket, destination_key(url, local.name), options)
-
-    def get_bucket_stats(
-        self,
-        Bucket: str,
-        Prefix: str = "",
-        mode: str = "quick",
-        *,
-        by: str = "series",
-        use_cache: bool = True,
-        refresh: bool = False,
-    ) -> BucketStats:
-        """What `Bucket` (under `Prefix`) stores and would take stored whole, as
-        `deltaglider stats`: mode "quick" (listing only; deltas' files estimated from their
-        references), "sampled" (a sample of deltas HEADed) or "detailed" (exact)."""
-        try:
-            chosen = StatsMode(mode)
-        except ValueError:
-            raise ValueError(f"mode must be quick, sampled or detailed, not {mode!r}") from None
-        with as_client_errors("ListObjectsV2"):
-            return self.engine.stats(
-                Bucket, Prefix, mode=chosen, by=by, use_cache=use_cache, refresh=refresh
-            )
+            purged = self.engine.purge_rehydrations(Bucket)
+        return {
+            "Deleted": len(purged.expired),
+            "Kept": purged.kept,
+            "ResponseMetadata": response_metadata(),
+            "bucket": Bucket,
+            "prefix": TMP_PREFIX,
+            "deleted_count": len(purged.expired),
+            "expired_count": len(purged.expired),
+            "error_count": 0,
+            "total_size_freed": purged.freed_bytes,
+            "duration_seconds": round(purged.seconds, 3),
+            "errors": [],
+        }
 
     def close(self) -> None:
         self.engine.close()
@@ -485,4 +446,7 @@ def _refuse(unsupported: dict[str, Any], operation: str) -> None:
         )
 
 
-__all__ = ["DeltagliderClient", "StreamingBody", "create_client"]
+__all__ = ["DeltaGliderClient", "DeltagliderClient", "StreamingBody", "create_client"]
+
+
+DeltaGliderClient = DeltagliderClient  # deltaglider 6.x's spelling

@@ -47,6 +47,7 @@ class Settings:
     read_timeout: float = 60.0
     max_attempts: int = 5  # per request, botocore's standard retry mode
     verify_ssl: bool = True  # --no-verify-ssl
+    log_level: str | None = None  # DG_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR (CLI: WARNING)
 
     def __post_init__(self) -> None:
         if self.references is not None:  # a plain "shared"/"folder" given in code
@@ -79,7 +80,10 @@ class Settings:
             ),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None,
             profile=env.get("AWS_PROFILE") or None,
-            max_ratio=check_ratio(env.get("DG_MAX_RATIO"), defaults.max_ratio, "DG_MAX_RATIO"),
+            max_ratio=check_ratio(
+                env.get("DG_MAX_RATIO"), defaults.max_ratio, "DG_MAX_RATIO", zero=True
+            ),
+            log_level=check_log_level(env.get("DG_LOG_LEVEL") or None),
             references=check_references(env.get("DG_REFERENCES") or None, "DG_REFERENCES"),
             renew_ratio=(
                 check_ratio(env["DG_RENEW_RATIO"], 1.0, "DG_RENEW_RATIO")
@@ -115,7 +119,9 @@ class Settings:
         if "references" in given:
             given["references"] = check_references(str(given["references"]), "--references")
         if "max_ratio" in given:
-            given["max_ratio"] = check_ratio(str(given["max_ratio"]), self.max_ratio, "--max-ratio")
+            given["max_ratio"] = check_ratio(
+                str(given["max_ratio"]), self.max_ratio, "--max-ratio", zero=True
+            )
         return replace(self, **given)  # type: ignore[arg-type]
 
 
@@ -157,16 +163,30 @@ def check_codec(raw: str, name: str) -> str:
     return raw
 
 
-def check_ratio(raw: str | None, default: float, name: str) -> float:
-    """A delta/file size ratio in (0, 1]; anything else is a UsageError naming `name`."""
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def check_log_level(raw: str | None) -> str | None:
+    """DG_LOG_LEVEL (any case): one of LOG_LEVELS."""
+    if raw is None:
+        return None
+    if raw.upper() not in LOG_LEVELS:
+        raise UsageError(f"DG_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {raw!r}")
+    return raw.upper()
+
+
+def check_ratio(raw: str | None, default: float, name: str, *, zero: bool = False) -> float:
+    """A delta/file size ratio in (0, 1] (with `zero`, 0 too: never a delta, as deltaglider
+    6.x documents DG_MAX_RATIO=0); anything else is a UsageError naming `name`."""
     if raw is None or raw == "":
         return default
     try:
         value = float(raw)
     except ValueError:
         raise UsageError(f"{name} must be a number between 0 and 1, not {raw!r}") from None
-    if not 0.0 < value <= 1.0:
-        raise UsageError(f"{name} must be greater than 0 and at most 1, not {raw!r}")
+    if not (value >= 0.0 if zero else value > 0.0) or value > 1.0:
+        lowest = "at least 0" if zero else "greater than 0"
+        raise UsageError(f"{name} must be {lowest} and at most 1, not {raw!r}")
     return value
 
 

@@ -122,6 +122,8 @@ def decide_upload(
         return Decision(StoredAs.UNCHANGED, "identical file already stored")
     if not wants_delta(item.key, options.policy):
         return Decision(StoredAs.DIRECT)
+    if max_ratio <= 0:
+        return Decision(StoredAs.DIRECT, "max ratio 0: every file stored whole")
     if len(delta_key(item.key).encode("utf-8")) > MAX_KEY_BYTES:
         return Decision(StoredAs.DIRECT, f"key too long for its {DELTA_SUFFIX} form")
     if digest.size == 0:

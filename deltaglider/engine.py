@@ -58,8 +58,7 @@ class Engine:
         credentials: dict[str, str] | None = None,
         boto3_methods: bool = False,
     ) -> None:
-        """`credentials` (aws_access_key_id, …) override boto3's chain and are never kept or
-        logged here; `boto3_methods`: a boto3 client (the SDK's pass-throughs), not botocore."""
+        """`credentials` override boto3's chain (never kept or logged); `boto3_methods`: boto3."""
         self.settings = settings
         self._parts = EngineParts.build(
             settings, store, cache, credentials=credentials, boto3_methods=boto3_methods
@@ -72,8 +71,7 @@ class Engine:
         return client
 
     def work_directory(self) -> tempfile.TemporaryDirectory[str]:
-        """A private scratch directory (a killed process's is removed by the next one)."""
-        return self._parts.work_directory()
+        return self._parts.work_directory()  # a killed process's is removed by the next
 
     def close(self) -> None:
         """Remove this process's scratch files (and per-process cached references)."""
@@ -154,13 +152,15 @@ class Engine:
         )
 
     def verify(self, bucket: str, key: str) -> VerifyResult:
-        """Reconstruct a logical key from what is stored (never the cache), write it nowhere,
-        and check its SHA-256; a mismatch raises IntegrityError."""
+        """Reconstruct from what is stored (never the cache) and check; IntegrityError if bad."""
         return reading.verify(self._parts, bucket, key)
 
+    def read(self, bucket: str, key: str, out: BinaryIO | None) -> tuple[Located, Digest]:
+        """Locate and reconstruct `key` into `out` (looked up again if its form vanished)."""
+        return reading.read_by_rule(self._parts, bucket, key, out)
+
     def reconstruct(self, bucket: str, located: Located, out: BinaryIO | None) -> Digest:
-        """Write the verified logical bytes of a located object into `out` (None: only
-        check them); IntegrityError, with `out` emptied, when the check fails."""
+        """A located object's verified bytes into `out` (None: check only); IntegrityError."""
         return reading.reconstruct(self._parts, bucket, located, out)
 
     def listing(
@@ -204,8 +204,7 @@ class Engine:
         recursive: bool = True,
         subscriber: Subscriber | None = None,
     ) -> ListingSummary:
-        """`ls --summarize`: files, size, and stored bytes with the references they need;
-        `subscriber.on_done(entry=)` sees each entry."""
+        """`ls --summarize` totals; `subscriber.on_done(entry=)` sees each entry."""
         entries = self.listing(bucket, prefix, recursive=recursive, logical_sizes=True)
         return listing.summarize(self._parts.store, bucket, entries, subscriber or Subscriber())
 
@@ -214,8 +213,11 @@ class Engine:
         return listing.stored_objects(self._parts.store, bucket, prefix)
 
     def head_stored(self, bucket: str, key: str) -> ObjectHead | None:
-        """The HEAD of one stored object (None: there is none)."""
         return self._parts.store.head(bucket, key)
+
+    def clear_cache(self) -> int:
+        """Drop every cached reference; how many went."""
+        return self._parts.cache.clear()
 
     @staticmethod
     def reference_key_of(head: ObjectHead) -> str:
@@ -225,8 +227,7 @@ class Engine:
     # ------------------------------------------------------------------------- deleting
 
     def delete(self, bucket: str, key: str) -> DeleteResult:
-        """Delete a logical object (both its forms); its reference goes once no delta needs
-        it. A folder marker (`name/`, zero bytes) is deleted as it is."""
+        """Delete a logical object (both forms; its reference once no delta needs it)."""
         return deleting.delete(self._parts, bucket, key)
 
     def delete_recursive(
@@ -259,8 +260,7 @@ class Engine:
     def bucket_exists(self, bucket: str) -> bool:
         return self._parts.store.bucket_exists(bucket)
 
-    def require_bucket(self, bucket: str) -> None:
-        """NotFoundError (NoSuchBucket) unless `bucket` exists."""
+    def require_bucket(self, bucket: str) -> None:  # NotFoundError (NoSuchBucket) if missing
         if not self.bucket_exists(bucket):
             raise NotFoundError(f"s3://{bucket}: no such bucket", code="NoSuchBucket")
 
@@ -273,8 +273,7 @@ class Engine:
     def create_bucket(self, bucket: str) -> None:
         self._parts.store.create_bucket(bucket, self.settings.region)
 
-    def delete_bucket(self, bucket: str) -> None:
-        """Remove an empty bucket."""
+    def delete_bucket(self, bucket: str) -> None:  # an empty one
         self._parts.store.delete_bucket(bucket)
 
     def bucket_acl(self, bucket: str) -> dict[str, Any]:
@@ -312,9 +311,14 @@ class Engine:
         """A presigned URL; `get_object` of a delta serves a rehydrated whole copy."""
         return maintenance.presigned_url(self._parts, method, params, expires_in, http_method)
 
-    def purge_rehydrations(self, bucket: str) -> tuple[list[str], int]:
-        """Delete expired presigned-URL copies: (deleted keys, how many were kept)."""
-        return maintenance.purge_rehydrations(self._parts.store, bucket)
+    def rehydrate(self, bucket: str, key: str, expires_in: int) -> str | None:
+        """The key of a whole, verified copy of a delta under `.deltaglider/tmp/` that lasts
+        `expires_in` seconds (what a presigned GET of it serves); None for a whole object."""
+        return maintenance.rehydrated_key(self._parts, bucket, key, expires_in)
+
+    def purge_rehydrations(self, bucket: str, *, dryrun: bool = False) -> maintenance.PurgeResult:
+        """Delete expired presigned-URL copies (with `dryrun`, say which would go)."""
+        return maintenance.purge_rehydrations(self._parts.store, bucket, dryrun=dryrun)
 
     def stats(
         self,
@@ -341,3 +345,6 @@ class Engine:
             concurrency=self.settings.max_concurrency,
             subscriber=subscriber,
         )
+
+
+DeltaService = Engine  # deltaglider 6.x's name for the service its clients wrap

@@ -56,8 +56,9 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     return logger
 
 
-def configure_cli_logging(debug: bool) -> None:
-    """One event per line on stderr: deltaglider's warnings, or all its events with --debug.
+def configure_cli_logging(debug: bool, level: str | None = None) -> None:
+    """One event per line on stderr: deltaglider's events from `level` (DG_LOG_LEVEL; default
+    WARNING), every one with --debug; the first says which deltaglider this is (at INFO).
 
     Other libraries (botocore, urllib3) stay at WARNING even with --debug: their debug output
     carries signed request headers."""
@@ -66,7 +67,26 @@ def configure_cli_logging(debug: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    logging.getLogger("deltaglider").setLevel(logging.DEBUG if debug else logging.WARNING)
+    logging.getLogger("deltaglider").setLevel("DEBUG" if debug else level or "WARNING")
+    _announce()
+
+
+def configure_library_logging(level: str) -> None:
+    """The SDK's `create_client(log_level=…)`: deltaglider's own events from `level` on
+    stderr (nothing else's), unless the application already gave them a handler."""
+    logger = logging.getLogger("deltaglider")
+    logger.setLevel(level.upper())
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+    _announce()
+
+
+def _announce() -> None:
+    from deltaglider import __version__
+
+    get_logger("deltaglider").info("deltaglider", version=__version__)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ user file depends on. Called by the engine, which hands it its parts.
 
 from __future__ import annotations
 
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from deltaglider.metadata import (
 )
 from deltaglider.models import ObjectHead
 from deltaglider.parts import EngineParts
-from deltaglider.reading import locate, reconstruct
+from deltaglider.reading import Located, locate, reconstruct
 from deltaglider.references import References
 from deltaglider.s3 import ObjectStore
 from deltaglider.urls import base_name, parent_prefix
@@ -108,7 +109,7 @@ def cleanup(
             act(f"delete: s3://{bucket}/{key} (trash)")
             if not dryrun:
                 store.delete(bucket, key)
-    for key in purge_rehydrations(store, bucket, dryrun=dryrun)[0]:
+    for key in purge_rehydrations(store, bucket, dryrun=dryrun).deleted:
         act(f"delete: s3://{bucket}/{key} (expired rehydration)")
     for space in sorted(spaces):
         if not dryrun:
@@ -234,22 +235,32 @@ def presigned_url(
     (kept until it expires), for any other object the stored key itself."""
     params = dict(params)
     if method == "get_object":
-        bucket = params["Bucket"]
-        located = locate(parts, bucket, params["Key"])
-        params["Key"] = located.stored_key
-        if located.kind is ObjectKind.DELTA:
-            with parts.work_directory() as scratch:
-                params["Key"] = rehydrate(
-                    parts.store,
-                    bucket,
-                    logical_key_of(located.stored_key),
-                    located.sha256 or "unknown",
-                    located.head.content_type,
-                    expires_in,
-                    Path(scratch),
-                    lambda out: reconstruct(parts, bucket, located, out),
-                )
+        located = locate(parts, params["Bucket"], params["Key"])
+        copy = rehydrated_key(parts, params["Bucket"], params["Key"], expires_in, located)
+        params["Key"] = copy or located.stored_key
     return parts.store.presigned_url(method, params, expires_in, http_method)
+
+
+def rehydrated_key(
+    parts: EngineParts, bucket: str, key: str, expires_in: int, located: Located | None = None
+) -> str | None:
+    """The key of a whole, verified copy of the delta at logical `key` under
+    `.deltaglider/tmp/`, kept at least `expires_in` seconds; None for a direct or plain object
+    (a presigned URL serves it as it is)."""
+    located = located or locate(parts, bucket, key)
+    if located.kind is not ObjectKind.DELTA:
+        return None
+    with parts.work_directory() as scratch:
+        return rehydrate(
+            parts.store,
+            bucket,
+            logical_key_of(located.stored_key),
+            located.sha256 or "unknown",
+            located.head.content_type,
+            expires_in,
+            Path(scratch),
+            lambda out: reconstruct(parts, bucket, located, out),
+        )
 
 
 def rehydrate(
@@ -291,12 +302,30 @@ def _content_disposition(name: str) -> str:
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quoted}"
 
 
-def purge_rehydrations(
-    store: ObjectStore, bucket: str, *, dryrun: bool = False
-) -> tuple[list[str], int]:
+@dataclass(frozen=True)
+class PurgeResult:
+    """What `purge` deleted (with dryrun: would delete) under `.deltaglider/tmp/`."""
+
+    bucket: str
+    expired: tuple[tuple[str, int], ...]  # (key, stored bytes) of each copy that went
+    kept: int
+    dryrun: bool
+    seconds: float
+
+    @property
+    def deleted(self) -> tuple[str, ...]:
+        return tuple(key for key, _ in self.expired)
+
+    @property
+    def freed_bytes(self) -> int:
+        return sum(size for _, size in self.expired)
+
+
+def purge_rehydrations(store: ObjectStore, bucket: str, *, dryrun: bool = False) -> PurgeResult:
     """Delete presigned-URL rehydrations under `.deltaglider/tmp/` whose `dg-expires-at` has
-    passed (or is unreadable). Returns the deleted keys and how many were kept."""
-    deleted: list[str] = []
+    passed (or is unreadable); the others are kept."""
+    started = time.monotonic()
+    expired: list[tuple[str, int]] = []
     kept = 0
     moment = now()
     for item in stored_objects(store, bucket, TMP_PREFIX):
@@ -307,7 +336,7 @@ def purge_rehydrations(
         if meta is None or meta.expires_at <= moment:
             if not dryrun:
                 store.delete(bucket, head.key)
-            deleted.append(head.key)
+            expired.append((head.key, head.size))
         else:
             kept += 1
-    return deleted, kept
+    return PurgeResult(bucket, tuple(expired), kept, dryrun, time.monotonic() - started)

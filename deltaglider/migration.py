@@ -20,6 +20,7 @@ delta replaces. Must not print.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import tempfile
 import threading
@@ -129,6 +130,19 @@ def cost_warnings(
     return warnings
 
 
+def preserved_prefix(source_prefix: str, target_prefix: str) -> str:
+    """Where 6.x's prefix rule puts a migration: the source folder's name under the
+    destination's (`a/b/c/` into `x/` is `x/c/`). A bucket's root, or a key prefix that is
+    not a folder (`releases/1.1` takes 1.1.0/ and 1.10.0/), adds nothing."""
+    last = source_prefix.rstrip("/").rpartition("/")[2]
+    if not last or not source_prefix.endswith("/"):
+        return target_prefix
+    folder = (
+        target_prefix if not target_prefix or target_prefix.endswith("/") else target_prefix + "/"
+    )
+    return f"{folder}{last}/"
+
+
 def target_key(source_key: str, source_prefix: str, target_prefix: str) -> str:
     return target_prefix + source_key[len(source_prefix) :]
 
@@ -229,6 +243,7 @@ def migrate_one(
     dst_key: str,
     scratch: Path,
     dryrun: bool,
+    how: UploadOptions | None = None,
 ) -> Outcome:
     src_url, dst_url = f"s3://{src_bucket}/{src_key}", f"s3://{dst_bucket}/{dst_key}"
     try:
@@ -239,8 +254,9 @@ def migrate_one(
             local = Path(handle.name)
         try:
             downloaded = source.download(src_bucket, src_key, local)
-            options = UploadOptions(
-                metadata=downloaded.metadata, content_type=downloaded.content_type
+            meta, content_type = downloaded.metadata, downloaded.content_type
+            options = dataclasses.replace(
+                how or UploadOptions(), metadata=meta, content_type=content_type
             )
             if dryrun:  # `target` is then an engine on a scratch bucket (analysis.ScratchStore)
                 predicted = target.upload(local, SCRATCH_BUCKET, dst_key, options)
@@ -287,6 +303,7 @@ class MigrationPlan:
     shard: Shard | None
     jobs: int
     warnings: tuple[str, ...]  # traffic across regions, billed per GB
+    options: UploadOptions = field(default_factory=UploadOptions)  # policy and max ratio
 
 
 def plan_migration(
@@ -301,9 +318,14 @@ def plan_migration(
     jobs: int | None = None,
     included: Callable[[str], bool] = lambda relative: True,
     dryrun: bool = False,
+    preserve_prefix: bool = True,
+    options: UploadOptions | None = None,
     make_engine: Callable[[Settings], Engine] | None = None,
 ) -> MigrationPlan:
     """Check a migration's arguments and buckets (UsageError, NotFoundError) and plan it.
+    `preserve_prefix` (deltaglider 6.x's rule, the default): the source prefix's last folder
+    is kept under the destination (`s3://src/app/` to `s3://dst/` writes `dst/app/…`).
+    `options`: how files are stored (`--no-delta`, `--max-ratio`).
     `target` writes the destination; a source on another endpoint or profile gets its own
     engine from `make_engine` (default: `Engine`)."""
     if in_place == (destination is not None):
@@ -312,16 +334,13 @@ def plan_migration(
         raise UsageError("--in-place works on one bucket: no --source-*, no --dryrun")
     src = S3Url.parse(source)
     dst = S3Url.parse(destination) if destination is not None else src
+    if preserve_prefix and not in_place:
+        dst = S3Url(dst.bucket, preserved_prefix(src.key, dst.key))
     try:
         chosen = Shard.parse(shard) if shard else None
     except ValueError as error:
         raise UsageError(str(error)) from None
-    if source_endpoint_url is not None:
-        check_endpoint(source_endpoint_url, "--source-endpoint-url")
-    settings = target.settings.with_overrides(
-        endpoint_url=source_endpoint_url, profile=source_profile
-    )
-    origin = target if settings == target.settings else (make_engine or Engine)(settings)
+    origin = _source_engine(target, source_endpoint_url, source_profile, make_engine)
     origin.require_bucket(src.bucket)
     target.require_bucket(dst.bucket)
     warnings = cost_warnings(
@@ -342,7 +361,22 @@ def plan_migration(
         chosen,
         jobs or target.settings.transfer_jobs,
         tuple(warnings),
+        options or UploadOptions(),
     )
+
+
+def _source_engine(
+    target: Engine,
+    endpoint_url: str | None,
+    profile: str | None,
+    make_engine: Callable[[Settings], Engine] | None,
+) -> Engine:
+    """The engine that reads the source: `target` itself unless the source's endpoint or
+    profile differs."""
+    if endpoint_url is not None:
+        check_endpoint(endpoint_url, "--source-endpoint-url")
+    settings = target.settings.with_overrides(endpoint_url=endpoint_url, profile=profile)
+    return target if settings == target.settings else (make_engine or Engine)(settings)
 
 
 def execute(plan: MigrationPlan, subscriber: Subscriber | None = None) -> Summary:
@@ -399,6 +433,7 @@ def _across(plan: MigrationPlan, told: Subscriber) -> Summary:
                 target_key(key, src.key, dst.key),
                 Path(scratch),
                 plan.dryrun,
+                plan.options,
             )
 
         return _run_waves(keys, group, one, 1 if plan.dryrun else plan.jobs, told)

@@ -102,6 +102,50 @@ class UploadResult:
         """Stored bytes over file bytes (0 for an empty file)."""
         return self.stored_size / self.file_size if self.file_size else 0.0
 
+    # deltaglider 6.x's `UploadSummary` names for the same facts
+    @property
+    def original_size(self) -> int:
+        return self.file_size
+
+    @property
+    def is_delta(self) -> bool:
+        return self.stored_as is StoredAs.DELTA
+
+    @property
+    def delta_ratio(self) -> float:
+        """A delta's bytes over the file's (0 when not stored as a delta), as 6.x reports."""
+        return self.ratio if self.is_delta else 0.0
+
+    @property
+    def savings_percent(self) -> float:
+        if not self.file_size:
+            return 0.0
+        return (self.file_size - self.stored_size) / self.file_size * 100
+
+    @property
+    def original_size_mb(self) -> float:
+        return self.file_size / (1024 * 1024)
+
+    @property
+    def stored_size_mb(self) -> float:
+        return self.stored_size / (1024 * 1024)
+
+    @property
+    def operation(self) -> str:
+        """6.x's names: create_reference, create_delta, upload_direct (and unchanged)."""
+        return _OPERATIONS[self.stored_as]
+
+
+UploadSummary = UploadResult  # deltaglider 6.x's name for an upload's result
+
+
+_OPERATIONS = {
+    StoredAs.REFERENCE: "create_reference",
+    StoredAs.DELTA: "create_delta",
+    StoredAs.DIRECT: "upload_direct",
+    StoredAs.UNCHANGED: "unchanged",
+}
+
 
 @dataclass(frozen=True)
 class DownloadResult:
@@ -125,6 +169,15 @@ class VerifyResult:
     expected_sha256: str
     actual_sha256: str
     size: int
+    message: str = "Integrity verified"
+
+    @property
+    def valid(self) -> bool:
+        return self.actual_sha256 == self.expected_sha256
+
+    def __bool__(self) -> bool:
+        """`if client.verify(url):` as deltaglider 6.x documents it."""
+        return self.valid
 
 
 @dataclass(frozen=True)
@@ -155,3 +208,56 @@ class LogicalPage:
 
     entries: list[ListEntry]
     truncated: bool  # more entries follow `entries[-1]`
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One stored file, as deltaglider 6.x's `get_object_info` describes it."""
+
+    key: str  # logical key
+    size: int  # the file's own size
+    last_modified: str  # ISO 8601
+    etag: str | None = None
+    storage_class: str = "STANDARD"
+    original_size: int | None = None
+    compressed_size: int | None = None  # what it takes in the bucket
+    compression_ratio: float | None = None  # stored bytes over the file's
+    is_delta: bool = False
+    reference_key: str | None = None
+    delta_chain_length: int = 0
+
+
+@dataclass(frozen=True)
+class CompressionEstimate:
+    """What a file would take (deltaglider 6.x's `estimate_compression`); ours is the real
+    encode against what the bucket holds now, so `confidence` is 1."""
+
+    original_size: int
+    estimated_compressed_size: int
+    estimated_ratio: float  # stored bytes over the file's
+    confidence: float
+    recommended_reference: str | None = None
+    should_use_delta: bool = True
+
+
+@dataclass(frozen=True)
+class DeltaSpace:
+    """deltaglider 6.x's name for a folder whose files share a reference."""
+
+    bucket: str
+    prefix: str
+
+    def reference_key(self) -> str:
+        return f"{self.prefix.rstrip('/')}/reference.bin" if self.prefix else "reference.bin"
+
+
+@dataclass(frozen=True)
+class ObjectKey:
+    """deltaglider 6.x's bucket-and-key pair."""
+
+    bucket: str
+    key: str
+
+    @property
+    def full_key(self) -> str:
+        return f"{self.bucket}/{self.key}"

@@ -129,6 +129,38 @@ def locate(parts: EngineParts, bucket: str, key: str) -> Located:
     raise NotFoundError(f"s3://{bucket}/{key}: no such object")
 
 
+READ_ATTEMPTS = 3
+
+
+def read_by_rule(
+    parts: EngineParts,
+    bucket: str,
+    key: str,
+    out: BinaryIO | None,
+    progress: Progress | None = None,
+    *,
+    fresh: bool = False,
+) -> tuple[Located, Digest]:
+    """Locate `key` by the rule and reconstruct it into `out`. The form a HEAD chose may be
+    gone by its GET (a writer replaced `k` with `k.delta`, or the reverse, as `compact` and
+    uploads do): then the key is looked up again, so a reader gets one of the writes, never
+    a NoSuchKey for a key that exists."""
+    for attempt in range(READ_ATTEMPTS):
+        located = locate(parts, bucket, key)
+        try:
+            return located, reconstruct(parts, bucket, located, out, progress, fresh=fresh)
+        except NotFoundError as error:
+            if error.code == "NoSuchBucket" or attempt + 1 == READ_ATTEMPTS:
+                raise
+            if find(parts, bucket, key) == located:
+                raise  # still what it was: its reference is the one gone
+            log.info("read_again", bucket=bucket, key=key, gone=located.stored_key)
+            if out is not None:
+                out.seek(0)
+                out.truncate()
+    raise AssertionError("unreachable")
+
+
 def download(
     parts: EngineParts,
     bucket: str,
@@ -155,8 +187,7 @@ def download(
                 out.seek(0)
                 out.truncate()
         if read is None:
-            located = locate(parts, bucket, key)
-            read = located, reconstruct(parts, bucket, located, out, progress)
+            read = read_by_rule(parts, bucket, key, out, progress)
         located, digest = read
     return DownloadResult(
         bucket,
@@ -177,8 +208,7 @@ def verify(parts: EngineParts, bucket: str, key: str) -> VerifyResult:
 
     A mismatch raises IntegrityError, like a download does. References are read from the
     bucket, never the local cache: what is checked is what is stored."""
-    located = locate(parts, bucket, key)
-    digest = reconstruct(parts, bucket, located, None, fresh=True)
+    located, digest = read_by_rule(parts, bucket, key, None, fresh=True)
     return VerifyResult(
         bucket,
         key,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import IO, Any, cast
 
 import botocore.exceptions
@@ -18,7 +19,7 @@ import botocore.exceptions
 from deltaglider.engine import Engine
 from deltaglider.errors import NotFoundError, StorageError, UsageError
 from deltaglider.files import CHUNK_SIZE
-from deltaglider.metadata import ObjectKind
+from deltaglider.metadata import DELTA_SUFFIX, ObjectKind, delta_reference, user_metadata
 from deltaglider.models import ListEntry, ObjectHead
 from deltaglider.reading import Located
 from deltaglider.shapes import (
@@ -196,30 +197,66 @@ def last_key(contents: list[ObjectEntry], prefixes: list[CommonPrefix]) -> str:
     return max([c["Key"] for c in contents] + [p["Prefix"] for p in prefixes])
 
 
+@dataclass(frozen=True)
+class ListingRequest:
+    """One listing call's page: where it starts (`token` wins over `start_after`)."""
+
+    prefix: str
+    delimiter: str
+    max_keys: int
+    token: str | None
+    start_after: str
+
+    @property
+    def after(self) -> str:
+        return token_start(self.token) if self.token else self.start_after
+
+
 def list_page(
-    engine: Engine, bucket: str, prefix: str, delimiter: str, after: str, max_keys: int
+    engine: Engine, bucket: str, page: ListingRequest, metadata: bool = False
 ) -> tuple[list[ObjectEntry], list[CommonPrefix], bool]:
-    if max_keys <= 0:
+    if page.max_keys <= 0:
         return [], [], False
-    page = engine.listing_page(
-        bucket, prefix, delimiter=delimiter, start_after=after, max_keys=max_keys
+    listed = engine.listing_page(
+        bucket,
+        page.prefix,
+        delimiter=page.delimiter,
+        start_after=page.after,
+        max_keys=page.max_keys,
     )
-    contents = [_entry(bucket, e) for e in page.entries if not e.is_prefix]
-    prefixes: list[CommonPrefix] = [{"Prefix": e.key} for e in page.entries if e.is_prefix]
-    return contents, prefixes, page.truncated
+    contents = [_entry(e, metadata) for e in listed.entries if not e.is_prefix]
+    prefixes: list[CommonPrefix] = [{"Prefix": e.key} for e in listed.entries if e.is_prefix]
+    return contents, prefixes, listed.truncated
 
 
-def _entry(bucket: str, entry: ListEntry) -> ObjectEntry:
+def _entry(entry: ListEntry, metadata: bool) -> ObjectEntry:
     head: ObjectHead | None = entry.head
     etag = etag_of(Located(head.key, head, ObjectKind.DELTA)) if head else f'"{entry.etag}"'
     assert entry.last_modified is not None
-    return {
+    found: ObjectEntry = {
         "Key": entry.key,
         "LastModified": entry.last_modified,
         "ETag": etag,
         "Size": entry.size,
         "StorageClass": "STANDARD",
     }
+    if metadata:
+        found["Metadata"] = listed_metadata(entry)
+    return found
+
+
+def listed_metadata(entry: ListEntry) -> dict[str, str]:
+    """`FetchMetadata=True` (deltaglider 6.x): the user's own metadata of a delta, and how the
+    file is stored, under 6.x's `deltaglider-*` names."""
+    is_delta = entry.stored_key.endswith(DELTA_SUFFIX)
+    found = user_metadata(entry.head.metadata) if entry.head is not None else {}
+    found["deltaglider-is-delta"] = "true" if is_delta else "false"
+    found["deltaglider-original-size"] = str(entry.size)
+    ratio = entry.stored_size / entry.size if is_delta and entry.size else 0.0
+    found["deltaglider-compression-ratio"] = f"{ratio:.6f}"
+    if is_delta and entry.head is not None:
+        found["deltaglider-reference-key"] = delta_reference(entry.head.metadata, entry.head.key)
+    return found
 
 
 def add_entries(
@@ -238,55 +275,50 @@ def add_entries(
 
 
 def list_v2_response(
-    engine: Engine,
-    bucket: str,
-    prefix: str,
-    delimiter: str,
-    max_keys: int,
-    token: str | None,
-    start_after: str | None,
+    engine: Engine, bucket: str, page: ListingRequest, metadata: bool = False
 ) -> ListObjectsV2Response:
     """`list_objects_v2`'s response for one page of the logical view."""
-    after = token_start(token) if token else (start_after or "")
     with as_client_errors("ListObjectsV2"):
-        contents, prefixes, truncated = list_page(
-            engine, bucket, prefix, delimiter, after, max_keys
-        )
+        contents, prefixes, truncated = list_page(engine, bucket, page, metadata)
     response: ListObjectsV2Response = {
         "IsTruncated": truncated,
         "Name": bucket,
-        "Prefix": prefix,
-        "MaxKeys": max_keys,
+        "Prefix": page.prefix,
+        "MaxKeys": page.max_keys,
         "KeyCount": len(contents) + len(prefixes),
         "ResponseMetadata": response_metadata(),
     }
-    add_entries(cast(dict[str, Any], response), contents, prefixes, delimiter)
-    if token:
-        response["ContinuationToken"] = token
-    if start_after:
-        response["StartAfter"] = start_after
+    add_entries(cast(dict[str, Any], response), contents, prefixes, page.delimiter)
+    if page.token:
+        response["ContinuationToken"] = page.token
+    if page.start_after:
+        response["StartAfter"] = page.start_after
     if truncated:
         response["NextContinuationToken"] = next_token(last_key(contents, prefixes))
     return response
 
 
 def list_v1_response(
-    engine: Engine, bucket: str, prefix: str, delimiter: str, marker: str, max_keys: int
+    engine: Engine, bucket: str, page: ListingRequest, marker: str, metadata: bool = False
 ) -> ListObjectsResponse:
-    """`list_objects`' (V1) response for one page of the logical view."""
+    """`list_objects`' response for one page: boto3's V1 keys (`NextMarker` with a
+    delimiter, as S3), and when truncated `NextContinuationToken` for 6.x's loops."""
     with as_client_errors("ListObjects"):
-        contents, prefixes, truncated = list_page(
-            engine, bucket, prefix, delimiter, marker, max_keys
-        )
+        contents, prefixes, truncated = list_page(engine, bucket, page, metadata)
     response: ListObjectsResponse = {
         "IsTruncated": truncated,
         "Name": bucket,
-        "Prefix": prefix,
+        "Prefix": page.prefix,
         "Marker": marker,
-        "MaxKeys": max_keys,
+        "MaxKeys": page.max_keys,
         "ResponseMetadata": response_metadata(),
     }
-    add_entries(cast(dict[str, Any], response), contents, prefixes, delimiter)
-    if delimiter and truncated:
-        response["NextMarker"] = last_key(contents, prefixes)
+    add_entries(cast(dict[str, Any], response), contents, prefixes, page.delimiter)
+    if page.token:
+        response["ContinuationToken"] = page.token
+    if truncated:
+        last = last_key(contents, prefixes)
+        response["NextContinuationToken"] = next_token(last)
+        if page.delimiter:  # as S3: without a delimiter, V1 loops take the last key
+            response["NextMarker"] = last
     return response

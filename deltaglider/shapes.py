@@ -45,6 +45,7 @@ class ObjectEntry(TypedDict):
     ETag: str
     Size: int
     StorageClass: str
+    Metadata: NotRequired[dict[str, str]]  # FetchMetadata=True (deltaglider 6.x)
 
 
 class CommonPrefix(TypedDict):
@@ -77,6 +78,8 @@ class ListObjectsResponse(TypedDict):
     CommonPrefixes: NotRequired[list[CommonPrefix]]
     Delimiter: NotRequired[str]
     NextMarker: NotRequired[str]
+    ContinuationToken: NotRequired[str]  # deltaglider 6.x's paging, beside V1's markers
+    NextContinuationToken: NotRequired[str]
 
 
 class DeletedObject(TypedDict):
@@ -113,3 +116,12 @@ class PurgeResponse(TypedDict):
     Deleted: int
     Kept: int
     ResponseMetadata: ResponseMetadata
+    # deltaglider 6.x's keys for the same run
+    bucket: str
+    prefix: str
+    deleted_count: int
+    expired_count: int
+    error_count: int
+    total_size_freed: int
+    duration_seconds: float
+    errors: list[str]

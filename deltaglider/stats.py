@@ -113,6 +113,18 @@ class GroupStats:
     advice: str
 
 
+LEGACY_KEYS = (  # deltaglider 6.x's `stats --json`, in its order
+    "bucket",
+    "object_count",
+    "total_size",
+    "compressed_size",
+    "space_saved",
+    "average_compression_ratio",
+    "delta_objects",
+    "direct_objects",
+)
+
+
 @dataclass(frozen=True)
 class BucketStats:
     """What `deltaglider stats` reports; bytes are exact unless `logical_estimated`."""
@@ -145,6 +157,46 @@ class BucketStats:
     @property
     def saved_bytes(self) -> int:
         return self.logical_bytes - self.stored_bytes
+
+    # deltaglider 6.x's `BucketStats` names for the same facts
+    @property
+    def object_count(self) -> int:
+        return self.files
+
+    @property
+    def total_size(self) -> int:
+        return self.logical_bytes
+
+    @property
+    def compressed_size(self) -> int:
+        return self.stored_bytes
+
+    @property
+    def space_saved(self) -> int:
+        return max(self.saved_bytes, 0)
+
+    @property
+    def average_compression_ratio(self) -> float:
+        """The fraction saved (6.x's meaning: 0.95 = 95% saved), 0 to 1."""
+        return (
+            min(max(self.space_saved / self.logical_bytes, 0.0), 1.0) if self.logical_bytes else 0.0
+        )
+
+    @property
+    def delta_objects(self) -> int:
+        return self.deltas
+
+    @property
+    def direct_objects(self) -> int:
+        return self.direct
+
+    @property
+    def object_limit_reached(self) -> bool:
+        return False  # every object is counted, however many
+
+    def legacy_dict(self) -> dict[str, object]:
+        """`stats --json`'s deltaglider 6.x keys."""
+        return {name: getattr(self, name) for name in LEGACY_KEYS}
 
     @property
     def stored_ratio(self) -> float:

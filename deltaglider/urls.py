@@ -40,6 +40,12 @@ class S3Url:
         validate_key(key, text)
         return cls(bucket, key)
 
+    @classmethod
+    def parse_loose(cls, text: str) -> S3Url:
+        """As `parse`, also taking a bare `bucket[/key]` (as `aws s3 ls` does, and
+        deltaglider 6.x's `stats BUCKET`, `purge BUCKET` and ACL commands)."""
+        return cls.parse(text if is_s3_url(text) else f"{SCHEME}{text}")
+
     def __str__(self) -> str:
         return f"{SCHEME}{self.bucket}/{self.key}"
 

@@ -226,7 +226,9 @@ def test_migrate_then_rerun_skips_what_is_already_there(
     paths = builds(tmp_path)
     for path in paths:  # another tool's plain objects
         memory.put("b", f"old/{path.parent.name}/{path.name}", path.read_bytes())
-    plan = migration.plan_migration(engine, "s3://b/old/", "s3://dst/new/", jobs=3)
+    plan = migration.plan_migration(
+        engine, "s3://b/old/", "s3://dst/new/", jobs=3, preserve_prefix=False
+    )
     told = Told()
     first = migration.execute(plan, told)
     assert (first.planned, first.migrated, first.failed) == (5, 5, 0)
@@ -241,6 +243,24 @@ def test_migrate_then_rerun_skips_what_is_already_there(
         assert got.actual_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+@pytest.mark.parametrize(
+    ("source", "destination", "lands_in"),
+    [  # deltaglider 6.x's rule: the source prefix's last folder is kept
+        ("s3://b/old/", "s3://dst/", "old/"),
+        ("s3://b/old", "s3://dst/new/", "new/"),  # a key prefix, not a folder: as aws
+        ("s3://b/a/old/", "s3://dst/new", "new/old/"),
+        ("s3://b/", "s3://dst/new/", "new/"),
+    ],
+)
+def test_migrate_keeps_the_source_folder_as_6x_did(
+    engine: Engine, memory: MemoryStore, source: str, destination: str, lands_in: str
+) -> None:
+    memory.put("b", "old/1.0/app.zip", b"x" * 100)
+    memory.put("b", "a/old/1.0/app.zip", b"x" * 100)
+    plan = migration.plan_migration(engine, source, destination)
+    assert plan.dst.key == lands_in
+
+
 def test_migrate_dryrun_writes_nothing_and_predicts_the_run(
     engine: Engine, memory: MemoryStore, tmp_path: Path
 ) -> None:
@@ -252,6 +272,7 @@ def test_migrate_dryrun_writes_nothing_and_predicts_the_run(
     )
     assert memory.buckets["dst"] == {}
     done = migration.execute(migration.plan_migration(engine, "s3://b/old/", "s3://dst/"))
+    assert {k.split("/")[0] for k in memory.buckets["dst"]} == {"old", ".deltaglider"}
     assert (predicted.planned, predicted.file_bytes) == (done.planned, done.file_bytes)
     assert abs(predicted.stored_bytes - done.stored_bytes) <= 0.02 * done.stored_bytes
 

@@ -258,14 +258,14 @@ def test_migrate_bucket_to_bucket_dryrun_run_and_rerun(
     check(
         run("migrate", "s3://old/releases/", "s3://dst/releases/", "--dryrun"),
         """\
-(dryrun) migrate: s3://old/releases/1.0.0/app-1.0.0.zip to s3://dst/releases/1.0.0/app-1.0.0.zip (reference: 48.0 KiB stored for 48.0 KiB)
-(dryrun) migrate: s3://old/releases/1.0.0/notes-1.0.0.txt to s3://dst/releases/1.0.0/notes-1.0.0.txt (direct: 14 Bytes stored for 14 Bytes)
-(dryrun) migrate: s3://old/releases/1.1.0/app-1.1.0.zip to s3://dst/releases/1.1.0/app-1.1.0.zip (delta: 77 Bytes stored for 48.0 KiB)
-(dryrun) migrate: s3://old/releases/1.1.0/notes-1.1.0.txt to s3://dst/releases/1.1.0/notes-1.1.0.txt (direct: 14 Bytes stored for 14 Bytes)
-(dryrun) migrate: s3://old/releases/1.2.0/app-1.2.0.zip to s3://dst/releases/1.2.0/app-1.2.0.zip (delta: 125 Bytes stored for 48.0 KiB)
-(dryrun) migrate: s3://old/releases/1.2.0/notes-1.2.0.txt to s3://dst/releases/1.2.0/notes-1.2.0.txt (direct: 14 Bytes stored for 14 Bytes)
-(dryrun) migrate: s3://old/releases/1.10.0/app-1.10.0.zip to s3://dst/releases/1.10.0/app-1.10.0.zip (delta: 145 Bytes stored for 48.0 KiB)
-(dryrun) migrate: s3://old/releases/1.10.0/notes-1.10.0.txt to s3://dst/releases/1.10.0/notes-1.10.0.txt (direct: 15 Bytes stored for 15 Bytes)
+(dryrun) migrate: s3://old/releases/1.0.0/app-1.0.0.zip to s3://dst/releases/releases/1.0.0/app-1.0.0.zip (reference: 48.0 KiB stored for 48.0 KiB)
+(dryrun) migrate: s3://old/releases/1.0.0/notes-1.0.0.txt to s3://dst/releases/releases/1.0.0/notes-1.0.0.txt (direct: 14 Bytes stored for 14 Bytes)
+(dryrun) migrate: s3://old/releases/1.1.0/app-1.1.0.zip to s3://dst/releases/releases/1.1.0/app-1.1.0.zip (delta: 77 Bytes stored for 48.0 KiB)
+(dryrun) migrate: s3://old/releases/1.1.0/notes-1.1.0.txt to s3://dst/releases/releases/1.1.0/notes-1.1.0.txt (direct: 14 Bytes stored for 14 Bytes)
+(dryrun) migrate: s3://old/releases/1.2.0/app-1.2.0.zip to s3://dst/releases/releases/1.2.0/app-1.2.0.zip (delta: 125 Bytes stored for 48.0 KiB)
+(dryrun) migrate: s3://old/releases/1.2.0/notes-1.2.0.txt to s3://dst/releases/releases/1.2.0/notes-1.2.0.txt (direct: 14 Bytes stored for 14 Bytes)
+(dryrun) migrate: s3://old/releases/1.10.0/app-1.10.0.zip to s3://dst/releases/releases/1.10.0/app-1.10.0.zip (delta: 145 Bytes stored for 48.0 KiB)
+(dryrun) migrate: s3://old/releases/1.10.0/notes-1.10.0.txt to s3://dst/releases/releases/1.10.0/notes-1.10.0.txt (direct: 15 Bytes stored for 15 Bytes)
 migrate: 8 files, 0 migrated, 0 already there, 0 failed; 192.1 KiB would store as 48.4 KiB
 """,
     )
@@ -273,28 +273,28 @@ migrate: 8 files, 0 migrated, 0 already there, 0 failed; 192.1 KiB would store a
     check(
         run("migrate", "s3://old/releases/", "s3://dst/releases/", "--jobs", "1"),
         """\
-migrate: s3://old/releases/1.0.0/app-1.0.0.zip to s3://dst/releases/1.0.0/app-1.0.0.zip (reference: 48.0 KiB stored for 48.0 KiB)
-migrate: s3://old/releases/1.0.0/notes-1.0.0.txt to s3://dst/releases/1.0.0/notes-1.0.0.txt (direct: 14 Bytes stored for 14 Bytes)
-migrate: s3://old/releases/1.1.0/app-1.1.0.zip to s3://dst/releases/1.1.0/app-1.1.0.zip (delta: 77 Bytes stored for 48.0 KiB)
-migrate: s3://old/releases/1.1.0/notes-1.1.0.txt to s3://dst/releases/1.1.0/notes-1.1.0.txt (direct: 14 Bytes stored for 14 Bytes)
-migrate: s3://old/releases/1.2.0/app-1.2.0.zip to s3://dst/releases/1.2.0/app-1.2.0.zip (delta: 125 Bytes stored for 48.0 KiB)
-migrate: s3://old/releases/1.2.0/notes-1.2.0.txt to s3://dst/releases/1.2.0/notes-1.2.0.txt (direct: 14 Bytes stored for 14 Bytes)
-migrate: s3://old/releases/1.10.0/app-1.10.0.zip to s3://dst/releases/1.10.0/app-1.10.0.zip (delta: 145 Bytes stored for 48.0 KiB)
-migrate: s3://old/releases/1.10.0/notes-1.10.0.txt to s3://dst/releases/1.10.0/notes-1.10.0.txt (direct: 15 Bytes stored for 15 Bytes)
+migrate: s3://old/releases/1.0.0/app-1.0.0.zip to s3://dst/releases/releases/1.0.0/app-1.0.0.zip (reference: 48.0 KiB stored for 48.0 KiB)
+migrate: s3://old/releases/1.0.0/notes-1.0.0.txt to s3://dst/releases/releases/1.0.0/notes-1.0.0.txt (direct: 14 Bytes stored for 14 Bytes)
+migrate: s3://old/releases/1.1.0/app-1.1.0.zip to s3://dst/releases/releases/1.1.0/app-1.1.0.zip (delta: 77 Bytes stored for 48.0 KiB)
+migrate: s3://old/releases/1.1.0/notes-1.1.0.txt to s3://dst/releases/releases/1.1.0/notes-1.1.0.txt (direct: 14 Bytes stored for 14 Bytes)
+migrate: s3://old/releases/1.2.0/app-1.2.0.zip to s3://dst/releases/releases/1.2.0/app-1.2.0.zip (delta: 125 Bytes stored for 48.0 KiB)
+migrate: s3://old/releases/1.2.0/notes-1.2.0.txt to s3://dst/releases/releases/1.2.0/notes-1.2.0.txt (direct: 14 Bytes stored for 14 Bytes)
+migrate: s3://old/releases/1.10.0/app-1.10.0.zip to s3://dst/releases/releases/1.10.0/app-1.10.0.zip (delta: 145 Bytes stored for 48.0 KiB)
+migrate: s3://old/releases/1.10.0/notes-1.10.0.txt to s3://dst/releases/releases/1.10.0/notes-1.10.0.txt (direct: 15 Bytes stored for 15 Bytes)
 migrate: 8 files, 8 migrated, 0 already there, 0 failed; 192.1 KiB stored as 48.4 KiB
 """,
     )
     check(
         run("migrate", "s3://old/releases/", "s3://dst/releases/", "--jobs", "1"),
         """\
-skip: s3://old/releases/1.0.0/app-1.0.0.zip (already at s3://dst/releases/1.0.0/app-1.0.0.zip)
-skip: s3://old/releases/1.0.0/notes-1.0.0.txt (already at s3://dst/releases/1.0.0/notes-1.0.0.txt)
-skip: s3://old/releases/1.1.0/app-1.1.0.zip (already at s3://dst/releases/1.1.0/app-1.1.0.zip)
-skip: s3://old/releases/1.1.0/notes-1.1.0.txt (already at s3://dst/releases/1.1.0/notes-1.1.0.txt)
-skip: s3://old/releases/1.2.0/app-1.2.0.zip (already at s3://dst/releases/1.2.0/app-1.2.0.zip)
-skip: s3://old/releases/1.2.0/notes-1.2.0.txt (already at s3://dst/releases/1.2.0/notes-1.2.0.txt)
-skip: s3://old/releases/1.10.0/app-1.10.0.zip (already at s3://dst/releases/1.10.0/app-1.10.0.zip)
-skip: s3://old/releases/1.10.0/notes-1.10.0.txt (already at s3://dst/releases/1.10.0/notes-1.10.0.txt)
+skip: s3://old/releases/1.0.0/app-1.0.0.zip (already at s3://dst/releases/releases/1.0.0/app-1.0.0.zip)
+skip: s3://old/releases/1.0.0/notes-1.0.0.txt (already at s3://dst/releases/releases/1.0.0/notes-1.0.0.txt)
+skip: s3://old/releases/1.1.0/app-1.1.0.zip (already at s3://dst/releases/releases/1.1.0/app-1.1.0.zip)
+skip: s3://old/releases/1.1.0/notes-1.1.0.txt (already at s3://dst/releases/releases/1.1.0/notes-1.1.0.txt)
+skip: s3://old/releases/1.2.0/app-1.2.0.zip (already at s3://dst/releases/releases/1.2.0/app-1.2.0.zip)
+skip: s3://old/releases/1.2.0/notes-1.2.0.txt (already at s3://dst/releases/releases/1.2.0/notes-1.2.0.txt)
+skip: s3://old/releases/1.10.0/app-1.10.0.zip (already at s3://dst/releases/releases/1.10.0/app-1.10.0.zip)
+skip: s3://old/releases/1.10.0/notes-1.10.0.txt (already at s3://dst/releases/releases/1.10.0/notes-1.10.0.txt)
 migrate: 8 files, 0 migrated, 8 already there, 0 failed; 0 Bytes stored as 0 Bytes
 """,
     )
@@ -311,14 +311,14 @@ def test_migrate_json(run: Run, memory: MemoryStore, tmp_path: Path) -> None:
     check(
         run("migrate", "s3://old/releases/", "s3://dst/", "--json", "--jobs", "1"),
         """\
-{"source": "s3://old/releases/1.0.0/app-1.0.0.zip", "target": "s3://dst/1.0.0/app-1.0.0.zip", "status": "migrated", "file_size": 49152, "stored_size": 49180, "stored_as": "reference", "error": ""}
-{"source": "s3://old/releases/1.0.0/notes-1.0.0.txt", "target": "s3://dst/1.0.0/notes-1.0.0.txt", "status": "migrated", "file_size": 14, "stored_size": 14, "stored_as": "direct", "error": ""}
-{"source": "s3://old/releases/1.1.0/app-1.1.0.zip", "target": "s3://dst/1.1.0/app-1.1.0.zip", "status": "migrated", "file_size": 49152, "stored_size": 77, "stored_as": "delta", "error": ""}
-{"source": "s3://old/releases/1.1.0/notes-1.1.0.txt", "target": "s3://dst/1.1.0/notes-1.1.0.txt", "status": "migrated", "file_size": 14, "stored_size": 14, "stored_as": "direct", "error": ""}
-{"source": "s3://old/releases/1.2.0/app-1.2.0.zip", "target": "s3://dst/1.2.0/app-1.2.0.zip", "status": "migrated", "file_size": 49152, "stored_size": 125, "stored_as": "delta", "error": ""}
-{"source": "s3://old/releases/1.2.0/notes-1.2.0.txt", "target": "s3://dst/1.2.0/notes-1.2.0.txt", "status": "migrated", "file_size": 14, "stored_size": 14, "stored_as": "direct", "error": ""}
-{"source": "s3://old/releases/1.10.0/app-1.10.0.zip", "target": "s3://dst/1.10.0/app-1.10.0.zip", "status": "migrated", "file_size": 49152, "stored_size": 145, "stored_as": "delta", "error": ""}
-{"source": "s3://old/releases/1.10.0/notes-1.10.0.txt", "target": "s3://dst/1.10.0/notes-1.10.0.txt", "status": "migrated", "file_size": 15, "stored_size": 15, "stored_as": "direct", "error": ""}
+{"source": "s3://old/releases/1.0.0/app-1.0.0.zip", "target": "s3://dst/releases/1.0.0/app-1.0.0.zip", "status": "migrated", "file_size": 49152, "stored_size": 49180, "stored_as": "reference", "error": ""}
+{"source": "s3://old/releases/1.0.0/notes-1.0.0.txt", "target": "s3://dst/releases/1.0.0/notes-1.0.0.txt", "status": "migrated", "file_size": 14, "stored_size": 14, "stored_as": "direct", "error": ""}
+{"source": "s3://old/releases/1.1.0/app-1.1.0.zip", "target": "s3://dst/releases/1.1.0/app-1.1.0.zip", "status": "migrated", "file_size": 49152, "stored_size": 77, "stored_as": "delta", "error": ""}
+{"source": "s3://old/releases/1.1.0/notes-1.1.0.txt", "target": "s3://dst/releases/1.1.0/notes-1.1.0.txt", "status": "migrated", "file_size": 14, "stored_size": 14, "stored_as": "direct", "error": ""}
+{"source": "s3://old/releases/1.2.0/app-1.2.0.zip", "target": "s3://dst/releases/1.2.0/app-1.2.0.zip", "status": "migrated", "file_size": 49152, "stored_size": 125, "stored_as": "delta", "error": ""}
+{"source": "s3://old/releases/1.2.0/notes-1.2.0.txt", "target": "s3://dst/releases/1.2.0/notes-1.2.0.txt", "status": "migrated", "file_size": 14, "stored_size": 14, "stored_as": "direct", "error": ""}
+{"source": "s3://old/releases/1.10.0/app-1.10.0.zip", "target": "s3://dst/releases/1.10.0/app-1.10.0.zip", "status": "migrated", "file_size": 49152, "stored_size": 145, "stored_as": "delta", "error": ""}
+{"source": "s3://old/releases/1.10.0/notes-1.10.0.txt", "target": "s3://dst/releases/1.10.0/notes-1.10.0.txt", "status": "migrated", "file_size": 15, "stored_size": 15, "stored_as": "direct", "error": ""}
 {"summary": {"planned": 8, "migrated": 8, "skipped": 0, "failed": 0, "file_bytes": 196665, "stored_bytes": 49584, "failures": []}}
 """,
     )
@@ -327,11 +327,11 @@ def test_migrate_json(run: Run, memory: MemoryStore, tmp_path: Path) -> None:
     check(
         run("migrate", "s3://old/releases/1.1", "s3://dst/1.1", "--json", "--jobs", "1"),
         """\
-{"source": "s3://old/releases/1.1.0/app-1.1.0.zip", "target": "s3://dst/1.1.0/app-1.1.0.zip", "status": "skipped", "file_size": 49152, "stored_size": 0, "stored_as": "", "error": ""}
-{"source": "s3://old/releases/1.1.0/notes-1.1.0.txt", "target": "s3://dst/1.1.0/notes-1.1.0.txt", "status": "skipped", "file_size": 14, "stored_size": 0, "stored_as": "", "error": ""}
-{"source": "s3://old/releases/1.10.0/app-1.10.0.zip", "target": "s3://dst/1.10.0/app-1.10.0.zip", "status": "skipped", "file_size": 49152, "stored_size": 0, "stored_as": "", "error": ""}
-{"source": "s3://old/releases/1.10.0/notes-1.10.0.txt", "target": "s3://dst/1.10.0/notes-1.10.0.txt", "status": "skipped", "file_size": 15, "stored_size": 0, "stored_as": "", "error": ""}
-{"summary": {"planned": 4, "migrated": 0, "skipped": 4, "failed": 0, "file_bytes": 0, "stored_bytes": 0, "failures": []}}
+{"source": "s3://old/releases/1.1.0/app-1.1.0.zip", "target": "s3://dst/1.1.0/app-1.1.0.zip", "status": "migrated", "file_size": 49152, "stored_size": 49180, "stored_as": "reference", "error": ""}
+{"source": "s3://old/releases/1.1.0/notes-1.1.0.txt", "target": "s3://dst/1.1.0/notes-1.1.0.txt", "status": "migrated", "file_size": 14, "stored_size": 14, "stored_as": "direct", "error": ""}
+{"source": "s3://old/releases/1.10.0/app-1.10.0.zip", "target": "s3://dst/1.10.0/app-1.10.0.zip", "status": "migrated", "file_size": 49152, "stored_size": 125, "stored_as": "delta", "error": ""}
+{"source": "s3://old/releases/1.10.0/notes-1.10.0.txt", "target": "s3://dst/1.10.0/notes-1.10.0.txt", "status": "migrated", "file_size": 15, "stored_size": 15, "stored_as": "direct", "error": ""}
+{"summary": {"planned": 4, "migrated": 4, "skipped": 0, "failed": 0, "file_bytes": 98333, "stored_bytes": 49334, "failures": []}}
 """,
     )
 
@@ -468,7 +468,7 @@ def test_stats_json(run: Run, tmp_path: Path) -> None:
     check(
         run("stats", "s3://b", "--json"),
         """\
-{"bucket": "b", "prefix": "", "by": "series", "objects": 34, "files": 16, "deltas": 12, "direct": 4, "references": 0, "shared_references": 6, "internal_objects": 12, "logical_bytes": 327737, "stored_bytes": 107239, "delta_bytes": 686, "direct_bytes": 57, "reference_bytes": 0, "shared_reference_bytes": 106496, "internal_bytes": 0, "logical_estimated": true, "estimate_basis": "each delta's file taken as the size of its folder's or series' reference", "heads": 0, "from_cache": false, "generated_at": "<time>", "mode": "quick", "saved_bytes": 220498, "stored_ratio": 0.327211, "groups": [{"name": "releases/#/app-#.zip", "files": 4, "deltas": 4, "direct": 0, "logical_bytes": 196608, "stored_bytes": 375, "median_delta_ratio": 0.002543, "grade": "excellent", "advice": ""}, {"name": "releases/#/blob-#.zip", "files": 4, "deltas": 4, "direct": 0, "logical_bytes": 32768, "stored_bytes": 100, "median_delta_ratio": 1.0, "grade": "poor", "advice": "deltas are half their reference or more: these files change too much between versions (compressed, encrypted or signed content?). Upload the uncompressed build (.tar, not .tar.gz) if you can; otherwise store them whole with --no-delta and save the CPU."}, {"name": "releases/#/notes-#.txt", "files": 4, "deltas": 0, "direct": 4, "logical_bytes": 57, "stored_bytes": 57, "median_delta_ratio": null, "grade": "-", "advice": ""}, {"name": "releases/#/tool-#.tar", "files": 4, "deltas": 4, "direct": 0, "logical_bytes": 98304, "stored_bytes": 211, "median_delta_ratio": 0.002889, "grade": "excellent", "advice": ""}]}
+{"bucket": "b", "prefix": "", "by": "series", "objects": 34, "files": 16, "deltas": 12, "direct": 4, "references": 0, "shared_references": 6, "internal_objects": 12, "logical_bytes": 327737, "stored_bytes": 107239, "delta_bytes": 686, "direct_bytes": 57, "reference_bytes": 0, "shared_reference_bytes": 106496, "internal_bytes": 0, "logical_estimated": true, "estimate_basis": "each delta's file taken as the size of its folder's or series' reference", "heads": 0, "from_cache": false, "generated_at": "<time>", "mode": "quick", "saved_bytes": 220498, "stored_ratio": 0.327211, "groups": [{"name": "releases/#/app-#.zip", "files": 4, "deltas": 4, "direct": 0, "logical_bytes": 196608, "stored_bytes": 375, "median_delta_ratio": 0.002543, "grade": "excellent", "advice": ""}, {"name": "releases/#/blob-#.zip", "files": 4, "deltas": 4, "direct": 0, "logical_bytes": 32768, "stored_bytes": 100, "median_delta_ratio": 1.0, "grade": "poor", "advice": "deltas are half their reference or more: these files change too much between versions (compressed, encrypted or signed content?). Upload the uncompressed build (.tar, not .tar.gz) if you can; otherwise store them whole with --no-delta and save the CPU."}, {"name": "releases/#/notes-#.txt", "files": 4, "deltas": 0, "direct": 4, "logical_bytes": 57, "stored_bytes": 57, "median_delta_ratio": null, "grade": "-", "advice": ""}, {"name": "releases/#/tool-#.tar", "files": 4, "deltas": 4, "direct": 0, "logical_bytes": 98304, "stored_bytes": 211, "median_delta_ratio": 0.002889, "grade": "excellent", "advice": ""}], "object_count": 16, "total_size": 327737, "compressed_size": 107239, "space_saved": 220498, "average_compression_ratio": 0.6727894622822568, "delta_objects": 12, "direct_objects": 4}
 """,
     )
 

@@ -13,10 +13,25 @@ def test_defaults_and_overrides() -> None:
     assert settings.with_overrides(max_ratio=0.9, region=None).max_ratio == 0.9
 
 
-@pytest.mark.parametrize("value", ["0", "-1", "1.5", "abc", "nan"])
+@pytest.mark.parametrize("value", ["-1", "1.5", "abc", "nan", "-0.1"])
 def test_max_ratio_out_of_range_is_refused(value: str) -> None:
     with pytest.raises(UsageError, match="DG_MAX_RATIO"):
         Settings.from_env({"DG_MAX_RATIO": value})
+
+
+def test_max_ratio_zero_means_never_a_delta_as_6x_documents() -> None:
+    assert Settings.from_env({"DG_MAX_RATIO": "0"}).max_ratio == 0.0
+    assert Settings().with_overrides(max_ratio=0.0).max_ratio == 0.0
+
+
+@pytest.mark.parametrize(("value", "level"), [("debug", "DEBUG"), ("INFO", "INFO"), ("", None)])
+def test_log_level_is_read_in_any_case(value: str, level: str | None) -> None:
+    assert Settings.from_env({"DG_LOG_LEVEL": value}).log_level == level
+
+
+def test_an_unknown_log_level_is_refused() -> None:
+    with pytest.raises(UsageError, match="DG_LOG_LEVEL"):
+        Settings.from_env({"DG_LOG_LEVEL": "LOUD"})
 
 
 def test_unknown_cache_backend_is_refused() -> None:

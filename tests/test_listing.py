@@ -5,6 +5,7 @@ page sizes 1-5: through the listing `ls`/`sync`/`rm` use, `deltaglider ls` itsel
 from __future__ import annotations
 
 import pytest
+from botocore.exceptions import ParamValidationError
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -144,6 +145,63 @@ def test_list_objects_v2_pages_match_the_model(
         through_paginator += [c["Key"] for c in page.get("Contents", [])]
         through_paginator += [f["Prefix"] for f in page.get("CommonPrefixes", [])]
     assert sorted(through_paginator) == model(keys, prefix, delimiter, "")
+
+
+@settings(max_examples=200, deadline=None)
+@given(**LISTINGS, max_keys=st.integers(1, 4), fetch=st.booleans())
+def test_the_6x_paging_loop_sees_what_the_paginator_sees(
+    keys: list[str],
+    page_size: int,
+    prefix: str,
+    delimiter: str,
+    start_after: str,
+    max_keys: int,
+    fetch: bool,
+) -> None:
+    """deltaglider 6.x's documented loop: `list_objects(..., MaxKeys, ContinuationToken,
+    FetchMetadata)` until `IsTruncated` is false, feeding back `NextContinuationToken`. It
+    must end, and see each key once, exactly what boto3's paginator and the model see."""
+    client = DeltagliderClient(engine_on(filled_store(keys, page_size)))
+    seen: list[str] = []
+    token = None
+    for _ in range(len(keys) + 2):  # a loop that cannot end fails here, not by hanging
+        page = client.list_objects(
+            Bucket="b",
+            Prefix=prefix,
+            Delimiter=delimiter,
+            MaxKeys=max_keys,
+            ContinuationToken=token,
+            FetchMetadata=fetch,
+        )
+        for item in page.get("Contents", []):
+            assert ("Metadata" in item) == fetch
+            if fetch:
+                assert item["Metadata"]["deltaglider-original-size"] == str(item["Size"])
+        seen += [c["Key"] for c in page.get("Contents", [])]
+        seen += [f["Prefix"] for f in page.get("CommonPrefixes", [])]
+        if not page["IsTruncated"]:
+            break
+        token = page["NextContinuationToken"]
+    else:
+        raise AssertionError("the paging loop did not end")
+    through_paginator = [
+        name
+        for page in client.get_paginator("list_objects_v2").paginate(
+            Bucket="b", Prefix=prefix, Delimiter=delimiter, PaginationConfig={"PageSize": max_keys}
+        )
+        for name in [c["Key"] for c in page.get("Contents", [])]
+        + [f["Prefix"] for f in page.get("CommonPrefixes", [])]
+    ]
+    assert sorted(seen) == sorted(through_paginator) == model(keys, prefix, delimiter, "")
+    assert len(seen) == len(set(seen))
+
+
+def test_list_objects_refuses_what_it_cannot_honour() -> None:
+    client = DeltagliderClient(engine_on(filled_store(["a.zip"], 2)))
+    with pytest.raises(ParamValidationError, match="EncodingType"):
+        client.list_objects(Bucket="b", EncodingType="url")
+    with pytest.raises(ParamValidationError, match="FetchOwner"):
+        client.list_objects_v2(Bucket="b", FetchOwner=True)
 
 
 def cli_ls(store: MemoryStore, *args: str) -> tuple[int, list[str]]:

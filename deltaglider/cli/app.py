@@ -77,7 +77,7 @@ class AppContext:
             if not self._engines:
                 from deltaglider.log import configure_cli_logging
 
-                configure_cli_logging(self.debug)
+                configure_cli_logging(self.debug, self.settings.log_level)
             self._engines[settings] = self.make_engine(settings)
         return self._engines[settings]
 

@@ -7,17 +7,20 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from deltaglider.cli.app import AppContext, main, reports_errors
-from deltaglider.cli.output import EXIT_FAILED, without_locations
+from deltaglider.cli.output import EXIT_FAILED, printer, without_locations
 from deltaglider.errors import DeltagliderError, UsageError
 from deltaglider.events import Subscriber
-from deltaglider.metadata import is_internal_key
+from deltaglider.metadata import TMP_PREFIX, is_internal_key
 from deltaglider.models import DeleteResult
 from deltaglider.urls import S3Url
+
+if TYPE_CHECKING:  # imported where used: --version and --help start without botocore
+    from deltaglider.maintenance import PurgeResult
 
 
 @main.command()
@@ -154,24 +157,56 @@ def presign(app: AppContext, path: str, expires_in: int) -> None:
 
 @main.command()
 @click.argument("path")
+@click.option("--dryrun", "--dry-run", is_flag=True, help="Say which copies would go.")
+@click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
 @click.pass_obj
 @reports_errors
-def purge(app: AppContext, path: str) -> None:
+def purge(app: AppContext, path: str, dryrun: bool, as_json: bool) -> None:
     """Delete the whole copies that presigned URLs of deltas served, once those URLs have
-    expired (`cleanup` does this too).
+    expired (`cleanup` does this too). BUCKET may be `name` or `s3://name`.
 
     \b
       deltaglider purge s3://releases
+      deltaglider purge releases --dryrun --json
     """
-    url = S3Url.parse(path)
-    deleted, kept = app.engine().purge_rehydrations(url.bucket)
-    for key in deleted:
-        click.echo(f"delete: s3://{url.bucket}/{key}")
-    click.echo(f"purge: {len(deleted)} expired copies deleted, {kept} kept")
+    url = S3Url.parse_loose(path)
+    result = app.engine().purge_rehydrations(url.bucket, dryrun=dryrun)
+    mark = "(dryrun) " if dryrun else ""
+    record = purge_record(result)
+    lines = [f"{mark}delete: s3://{url.bucket}/{key}" for key in result.deleted]
+    would = "would be deleted" if dryrun else "deleted"
+    lines.append(f"purge: {len(result.deleted)} expired copies {would}, {result.kept} kept")
+    printer(as_json).show(record, "\n".join(lines))
+
+
+def purge_record(result: PurgeResult) -> dict[str, Any]:
+    """`purge --json`: deltaglider 6.x's keys (a dry run's, or a real run's)."""
+    record: dict[str, Any] = {"bucket": result.bucket, "prefix": TMP_PREFIX}
+    if result.dryrun:
+        files = [{"key": key, "size": size} for key, size in result.expired]
+        return {
+            **record,
+            "dry_run": True,
+            "would_delete_count": len(result.expired),
+            "total_size_to_free": result.freed_bytes,
+            "expired_files": files,
+            "kept": result.kept,
+        }
+    return {
+        **record,
+        "deleted_count": len(result.expired),
+        "expired_count": len(result.expired),
+        "error_count": 0,
+        "total_size_freed": result.freed_bytes,
+        "duration_seconds": round(result.seconds, 3),
+        "errors": [],
+        "kept": result.kept,
+    }
 
 
 @main.command("put-bucket-acl")
-@click.option("--bucket", required=True, help="The bucket.")
+@click.argument("bucket_argument", metavar="[BUCKET]", required=False)
+@click.option("--bucket", help="The bucket (or give it first: name or s3://name).")
 @click.option(
     "--acl",
     type=click.Choice(["private", "public-read", "public-read-write", "authenticated-read"]),
@@ -189,7 +224,8 @@ def purge(app: AppContext, path: str) -> None:
 def put_bucket_acl(
     app: AppContext,
     /,
-    bucket: str,
+    bucket_argument: str | None,
+    bucket: str | None,
     acl: str | None,
     access_control_policy: str | None,
     expected_bucket_owner: str | None,
@@ -199,7 +235,9 @@ def put_bucket_acl(
 
     \b
       deltaglider put-bucket-acl --bucket releases --acl private
+      deltaglider put-bucket-acl releases --acl private
     """
+    name = _one_bucket(bucket_argument, bucket)
     request: dict[str, Any] = {}
     if acl:
         request["ACL"] = acl
@@ -216,20 +254,30 @@ def put_bucket_acl(
         raise UsageError(
             "put-bucket-acl needs --acl, --access-control-policy or a --grant-* option"
         )
-    app.engine().put_bucket_acl(bucket, request)
+    app.engine().put_bucket_acl(name, request)
 
 
 @main.command("get-bucket-acl")
-@click.option("--bucket", required=True, help="The bucket.")
+@click.argument("bucket_argument", metavar="[BUCKET]", required=False)
+@click.option("--bucket", help="The bucket (or give it first: name or s3://name).")
 @click.pass_obj
 @reports_errors
-def get_bucket_acl(app: AppContext, bucket: str) -> None:
+def get_bucket_acl(app: AppContext, bucket_argument: str | None, bucket: str | None) -> None:
     """Print a bucket's ACL (Owner and Grants) as JSON, as `aws s3api get-bucket-acl`.
 
     \b
       deltaglider get-bucket-acl --bucket releases
+      deltaglider get-bucket-acl s3://releases
     """
-    click.echo(json.dumps(app.engine().bucket_acl(bucket), indent=4))
+    name = _one_bucket(bucket_argument, bucket)
+    click.echo(json.dumps(app.engine().bucket_acl(name), indent=4))
+
+
+def _one_bucket(argument: str | None, option: str | None) -> str:
+    """The bucket of an ACL command: `--bucket NAME` (aws s3api) or first (6.x)."""
+    if (argument is None) == (option is None):
+        raise UsageError("give the bucket once: --bucket NAME, or NAME (or s3://NAME) first")
+    return S3Url.parse_loose(argument or option or "").bucket
 
 
 def _json_argument(option: str, value: str) -> Any:

@@ -16,7 +16,7 @@ import click
 
 from deltaglider import transfer
 from deltaglider.cli.app import AppContext, main, reports_errors
-from deltaglider.cli.options import JOBS_HELP, FilteredCommand, OutputFlags, filters
+from deltaglider.cli.options import JOBS_HELP, FilteredCommand, OutputFlags, filters, policy
 from deltaglider.cli.output import (
     EXIT_FAILED,
     Printer,
@@ -25,12 +25,14 @@ from deltaglider.cli.output import (
     detail,
     human_size,
     printer,
+    result_record,
     stored_for,
 )
 from deltaglider.cli.transfers import run_plan
 from deltaglider.errors import NotFoundError, UsageError
 from deltaglider.events import Subscriber
-from deltaglider.models import GROUPINGS, DeleteResult
+from deltaglider.metadata import DELTA_SUFFIX, logical_key_of
+from deltaglider.models import GROUPINGS, DeleteResult, UploadOptions
 from deltaglider.urls import S3Url
 
 if TYPE_CHECKING:
@@ -67,8 +69,13 @@ def verify(
     url = S3Url.parse(path)
     engine = app.engine()
     if not recursive:
-        result = engine.verify(url.bucket, url.key)
-        click.echo(f"OK: {url}{detail(result)}")
+        key = url.key
+        if key.endswith(DELTA_SUFFIX) and engine.find(url.bucket, key) is None:
+            key = logical_key_of(key)  # 6.x verified a delta by its stored key
+        result = engine.verify(url.bucket, key)
+        record = {"valid": result.valid, "message": result.message, **result_record(result)}
+        record.update(expected_sha256=result.expected_sha256, actual_sha256=result.actual_sha256)
+        printer(as_json).show(record, f"OK: {S3Url(url.bucket, key)}{detail(result)}")
         return
     plan = transfer.plan_verify(engine, url, filters())
     if not plan.tasks:
@@ -178,9 +185,20 @@ class _MigrateLines(Subscriber):
 @click.option("--jobs", type=click.IntRange(min=1), help=JOBS_HELP)
 @click.option("--exclude", multiple=True, metavar="PATTERN", help="Leave out matching files.")
 @click.option("--include", multiple=True, metavar="PATTERN", help="Bring them back; last wins.")
-@click.option("--dryrun", is_flag=True, help="The plan and the bytes it would store; no writes.")
+@click.option(
+    "--dryrun", "--dry-run", is_flag=True, help="The plan and the bytes it would store; no writes."
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file, then a summary.")
-@click.option("--quiet", is_flag=True, help="Only failures and the summary.")
+@click.option("--quiet", "-q", is_flag=True, help="Only failures and the summary.")
+@click.option(
+    "--no-preserve-prefix",
+    is_flag=True,
+    help="Files go straight under DESTINATION (default, as 6.x: SOURCE's last folder is kept: "
+    "s3://src/app/ to s3://dst/ writes dst/app/...).",
+)
+@click.option("--no-delta", is_flag=True, help="Store every file whole.")
+@click.option("--max-ratio", type=click.FloatRange(0, 1), help="As for cp (DG_MAX_RATIO; 0.5).")
+@click.option("--yes", "-y", is_flag=True, help="Accepted for deltaglider 6.x: migrate never asks.")
 @click.pass_obj
 @reports_errors
 def migrate(
@@ -197,16 +215,22 @@ def migrate(
     dryrun: bool,
     as_json: bool,
     quiet: bool,
+    no_preserve_prefix: bool,
+    no_delta: bool,
+    max_ratio: float | None,
+    yes: bool,
 ) -> None:
     """Bring a bucket in: every file under SOURCE (plain objects, deltaglider 5.x/6.x, ours)
     rebuilt, verified and stored as deltaglider stores it under DESTINATION, then read back
     and checked. A re-run skips what is already there with the same bytes (SHA-256 and size,
     not key presence) and redoes anything else, so a killed run is finished by running it
-    again. --shard I/N splits the keys so N runners (a CI matrix) share the work.
+    again. --shard I/N splits the keys so N runners (a CI matrix) share the work. As with
+    deltaglider 6.x, SOURCE's last folder is kept under DESTINATION unless
+    --no-preserve-prefix.
 
     \b
       deltaglider migrate s3://old-releases s3://releases
-      deltaglider migrate s3://legacy/app/ s3://releases/app/ --source-endpoint-url https://minio.internal:9000
+      deltaglider migrate s3://legacy/app/ s3://releases/ --source-endpoint-url https://minio.internal:9000
       deltaglider migrate s3://big s3://releases --shard 3/10 --jobs 8 --json
       deltaglider migrate s3://releases/app/ --in-place
     """
@@ -223,16 +247,26 @@ def migrate(
         jobs=jobs,
         included=filters().included,
         dryrun=dryrun,
+        preserve_prefix=not no_preserve_prefix,
+        options=UploadOptions(policy(no_delta, False), max_ratio),
         make_engine=app.make_engine,
     )
     for warning in plan.warnings:
         click.echo(f"deltaglider: warning: {warning}", err=True)
+    _run_migration(plan, as_json, quiet)
+
+
+def _run_migration(plan: migration.MigrationPlan, as_json: bool, quiet: bool) -> None:
+    """A planned migration run with its lines, the summary, and exit 1 if a file failed."""
+    from deltaglider import migration
+
     out = printer(as_json, quiet=quiet and not as_json)  # --json lists every file
-    lines = _MigrateLines(out, in_place, dryrun, StatusLine(sys.stderr.isatty() and not as_json))
+    status = StatusLine(sys.stderr.isatty() and not as_json)
+    lines = _MigrateLines(out, plan.in_place, plan.dryrun, status)
     out.status = lines.status
     summary = migration.execute(plan, lines)
     lines.status.clear()
-    would = "would store" if dryrun else "stored"
+    would = "would store" if plan.dryrun else "stored"
     printer(as_json).show(
         {"summary": summary.__dict__},
         f"migrate: {summary.planned} files, {summary.migrated} migrated, "

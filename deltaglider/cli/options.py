@@ -158,7 +158,7 @@ JOBS_HELP = "Files at a time (DG_MAX_CONCURRENCY; default: the cores, at least 2
 
 TRANSFER_OPTIONS = [
     click.option("--dryrun", is_flag=True, help="Show what would be done; do nothing."),
-    click.option("--quiet", is_flag=True, help="Print nothing but errors' exit status."),
+    click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors' exit status."),
     click.option("--only-show-errors", is_flag=True, help="Print errors only."),
     click.option("--no-progress", is_flag=True, help="No progress line on a terminal."),
     click.option(

@@ -89,7 +89,7 @@ def stats_command(
         raise UsageError("--refresh and --no-cache cannot be combined")
     from deltaglider import stats
 
-    url = S3Url.parse(path)
+    url = S3Url.parse_loose(path)
     mode = stats.Mode.DETAILED if detailed else stats.Mode.SAMPLED if sampled else stats.Mode.QUICK
     status = StatusLine()
     result = app.engine().stats(
@@ -102,8 +102,8 @@ def stats_command(
         subscriber=_StatsProgress(status),
     )
     status.clear()
-    if as_json or output_format == "json":
-        click.echo(json.dumps(result.to_dict()))
+    if as_json or output_format == "json":  # ours, then deltaglider 6.x's keys
+        click.echo(json.dumps({**result.to_dict(), **result.legacy_dict()}))
     elif output_format == "prometheus":
         click.echo(stats.prometheus_text(result), nl=False)
     else:

@@ -260,10 +260,10 @@ def _ls_record(entry: ListEntry) -> dict[str, Any]:
     }
 
 
-@main.command()
+@main.command(context_settings={"help_option_names": ["--help"]})  # -h: human-readable, as 6.x
 @click.argument("path", required=False)
-@click.option("--recursive", is_flag=True, help="List every object under the prefix.")
-@click.option("--human-readable", is_flag=True, help="Sizes in KiB/MiB/GiB.")
+@click.option("--recursive", "-r", is_flag=True, help="List every object under the prefix.")
+@click.option("--human-readable", "-h", is_flag=True, help="Sizes in KiB/MiB/GiB.")
 @click.option(
     "--summarize",
     is_flag=True,
@@ -300,7 +300,7 @@ def ls(
       deltaglider ls s3://releases/ --recursive --summarize
       deltaglider ls s3://releases/ --recursive --stored-sizes
     """
-    url = None if path is None else S3Url.parse(path if is_s3_url(path) else f"s3://{path}")
+    url = None if path is None else S3Url.parse_loose(path)
     engine = app.engine()
     fmt: Callable[[int], str] = human_size if human_readable else str
     lines = _ListingLines(recursive, fmt, stored_sizes, as_json)
