@@ -34,7 +34,12 @@ RUN groupadd --gid 1000 deltaglider \
 USER 1000:1000
 # Each `docker run` starts clean, so references are cached for one process (encrypted); to keep
 # them between runs mount a volume and set DG_CACHE_BACKEND=persistent DG_CACHE_DIR=/cache.
-ENV HOME=/home/deltaglider DG_CACHE_BACKEND=filesystem
+# The defaults deltaglider 6.x's image documented, spelled out (each can be overridden with -e).
+ENV HOME=/home/deltaglider DG_CACHE_BACKEND=filesystem DG_LOG_LEVEL=WARNING DG_MAX_RATIO=0.5 \
+    DG_CACHE_MEMORY_SIZE_MB=100
 WORKDIR /work
+# `docker ps` shows the container healthy once the CLI and both codecs answer.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
+    CMD deltaglider --version && xdelta3 -V >/dev/null 2>&1 || exit 1
 ENTRYPOINT ["deltaglider"]
 CMD ["--help"]

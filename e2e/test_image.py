@@ -7,6 +7,7 @@ cache makes an unchanged rebuild take seconds). Docker when one answers, podman 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -40,6 +41,10 @@ def image_run(
             "DG_REFERENCES": references,
         }
         command = [container_engine.name, "run", "--rm", "--network", "host"]
+        if container_engine.name == "podman":
+            # podman runs an image's HEALTHCHECK through systemd timers, and this machine has
+            # no systemd: without this it prints an error line per run (docker has none)
+            command.append("--no-healthcheck")
         command += ["-v", f"{folder}:/work"]
         for name in (
             "AWS_ACCESS_KEY_ID",
@@ -152,3 +157,34 @@ def test_failures_pass_their_exit_status_through(
     version = image_run(work, "--version", user=me)
     assert version.returncode == 0
     assert version.stdout.strip() == f"deltaglider, version {images.version()}"
+
+
+def test_the_image_has_6x_documented_defaults_and_a_healthcheck_that_passes(
+    container_engine: images.Engine, deltaglider_image: str
+) -> None:
+    """deltaglider 6.x's image had a HEALTHCHECK and DG_* ENV defaults: ours too, and the
+    check's own command succeeds inside the image."""
+    inspected = subprocess.run(
+        [container_engine.name, "image", "inspect", deltaglider_image],
+        env=container_engine.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    image = json.loads(inspected.stdout)[0]
+    env = dict(item.split("=", 1) for item in image["Config"]["Env"])
+    assert env["DG_MAX_RATIO"] == "0.5" and env["DG_CACHE_BACKEND"] == "filesystem"
+    # docker puts it under Config, podman (docker format) beside it
+    healthcheck = image["Config"].get("Healthcheck") or image.get("Healthcheck") or {}
+    check = healthcheck.get("Test")
+    assert check and check[0] == "CMD-SHELL", healthcheck
+    shell = [container_engine.name, "run", "--rm", "--entrypoint", "sh", deltaglider_image]
+    ran = subprocess.run(
+        [*shell, "-c", check[1]],
+        env=container_engine.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith("deltaglider, version ")

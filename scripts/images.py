@@ -363,7 +363,8 @@ def build(
     for name, value in build_args.items():
         args += ["--build-arg", f"{name}={value}"]
     if eng.name == "podman":
-        args += ["--network", "host"]
+        # docker's image format, as Docker builds it: OCI images drop HEALTHCHECK
+        args += ["--network", "host", "--format", "docker"]
         if host_ca and HOST_CA_BUNDLE.is_file():
             args += ["-v", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro"]
     started = time.monotonic()

@@ -237,7 +237,7 @@ def put_bucket_acl(
       deltaglider put-bucket-acl --bucket releases --acl private
       deltaglider put-bucket-acl releases --acl private
     """
-    name = _one_bucket(bucket_argument, bucket)
+    target = _one_bucket(bucket_argument, bucket)
     request: dict[str, Any] = {}
     if acl:
         request["ACL"] = acl
@@ -254,7 +254,7 @@ def put_bucket_acl(
         raise UsageError(
             "put-bucket-acl needs --acl, --access-control-policy or a --grant-* option"
         )
-    app.engine().put_bucket_acl(name, request)
+    app.engine().put_bucket_acl(target, request)
 
 
 @main.command("get-bucket-acl")
