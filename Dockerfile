@@ -40,6 +40,6 @@ ENV HOME=/home/deltaglider DG_CACHE_BACKEND=filesystem DG_LOG_LEVEL=WARNING DG_M
 WORKDIR /work
 # `docker ps` shows the container healthy once the CLI and both codecs answer.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
-    CMD deltaglider --version && xdelta3 -V >/dev/null 2>&1 || exit 1
+    CMD ["sh", "-c", "deltaglider --version && xdelta3 -V >/dev/null 2>&1"]
 ENTRYPOINT ["deltaglider"]
 CMD ["--help"]

@@ -92,7 +92,10 @@ class Filters:
     rules: tuple[tuple[str, str], ...] = ()
 
     def included(self, relative: str) -> bool:
-        keep = True
+        """aws's rule: every file, then each matching rule in order decides (the last
+        wins). `--include` alone (no `--exclude`), a no-op in aws, means "only these", as
+        deltaglider 6.x documented it."""
+        keep = any(kind == "exclude" for kind, _ in self.rules) or not self.rules
         for kind, pattern in self.rules:
             if fnmatch.fnmatchcase(relative, pattern):
                 keep = kind == "include"

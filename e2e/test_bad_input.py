@@ -115,7 +115,7 @@ CASES = [
     ),
     Case(
         "--max-ratio out of range",
-        ("cp", "--max-ratio", "0", W, "s3://{B}/rel/"),
+        ("cp", "--max-ratio", "1.5", W, "s3://{B}/rel/"),
         "--max-ratio",
         code=2,
     ),

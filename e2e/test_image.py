@@ -177,10 +177,10 @@ def test_the_image_has_6x_documented_defaults_and_a_healthcheck_that_passes(
     # docker puts it under Config, podman (docker format) beside it
     healthcheck = image["Config"].get("Healthcheck") or image.get("Healthcheck") or {}
     check = healthcheck.get("Test")
-    assert check and check[0] == "CMD-SHELL", healthcheck
-    shell = [container_engine.name, "run", "--rm", "--entrypoint", "sh", deltaglider_image]
+    assert check and check[0] == "CMD", healthcheck  # exec form: ["CMD", program, args…]
+    program = [container_engine.name, "run", "--rm", "--entrypoint", check[1], deltaglider_image]
     ran = subprocess.run(
-        [*shell, "-c", check[1]],
+        [*program, *check[2:]],
         env=container_engine.env,
         capture_output=True,
         text=True,
