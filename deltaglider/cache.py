@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from deltaglider.config import Settings, cache_directory
+from deltaglider.config import Settings, cache_directory, cache_key_file
 from deltaglider.errors import CacheError, ReferenceMismatch
 from deltaglider.files import CHUNK_SIZE, HashingWriter, Sink, digest_file, temp_root
 from deltaglider.log import get_logger
@@ -466,14 +466,43 @@ def _aad(sha256: str, last: bool) -> bytes:
 
 
 def open_cache(settings: Settings) -> ReferenceCache:
-    """The cache the settings ask for (README "Reference cache")."""
+    """The cache the settings ask for (README "Reference cache"). The persistent cache is
+    always encrypted: with DG_CACHE_ENCRYPTION_KEY, else with the user's own key
+    (`user_key`), so no reference lies in plaintext at rest."""
     key = parse_key(settings.cache_encryption_key) if settings.cache_encryption_key else None
     if settings.cache_backend == "memory":
         return MemoryCache(settings.cache_memory_bytes)
     if settings.cache_backend == "filesystem":
         return FileCache(key)
     try:
-        return PersistentCache(cache_directory(settings), settings.cache_size_bytes, key)
+        sealed_with = key or user_key(cache_key_file())
+        return PersistentCache(cache_directory(settings), settings.cache_size_bytes, sealed_with)
     except CacheError as error:  # a cache is a speed-up: never a reason to fail a transfer
         log.warning("persistent_cache_unavailable", reason=str(error), using="filesystem")
         return FileCache(key)
+
+
+def user_key(path: Path) -> bytes:
+    """This user's key for the persistent cache, made on first use: 32 random bytes in a
+    0600 file of theirs (CacheError for one that is another user's or readable by others)."""
+    if not path.exists():
+        _private_directory(path.parent)
+        fd, name = tempfile.mkstemp(prefix=".key.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(base64.urlsafe_b64encode(Sealer.random_key()).decode() + "\n")
+            with contextlib.suppress(FileExistsError):  # another process made it first
+                os.link(name, path)
+        finally:
+            Path(name).unlink()
+    try:
+        info = path.stat()
+        text = path.read_text()
+    except OSError as error:
+        raise CacheError(f"cache key {path}: {error.strerror}") from None
+    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise CacheError(f"cache key {path} must be yours and private (chmod 600)")
+    try:
+        return parse_key(text)
+    except CacheError as error:
+        raise CacheError(f"cache key {path}: {error}") from None

@@ -140,6 +140,19 @@ def cache_directory(settings: Settings, env: Mapping[str, str] | None = None) ->
     return Path(base) / "deltaglider"
 
 
+def cache_key_file(env: Mapping[str, str] | None = None) -> Path:
+    """Where the user's own key for the persistent cache lives, outside any cache directory
+    (a shared or backed-up cache volume never holds it): DG_CACHE_KEY_FILE, else
+    `$XDG_CONFIG_HOME/deltaglider/cache.key`, else `~/.config/deltaglider/cache.key`."""
+    env = os.environ if env is None else env
+    if env.get("DG_CACHE_KEY_FILE"):
+        return Path(env["DG_CACHE_KEY_FILE"])
+    base = env.get("XDG_CONFIG_HOME") or ""
+    if not Path(base).is_absolute():
+        base = str(Path(env.get("HOME") or "/nonexistent") / ".config")
+    return Path(base) / "deltaglider" / "cache.key"
+
+
 def check_endpoint(raw: str | None, name: str) -> str | None:
     """An S3 endpoint URL with its scheme (`http://host:port`), as boto3 needs it."""
     if raw is not None and not raw.startswith(("http://", "https://")):

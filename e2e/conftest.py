@@ -165,6 +165,7 @@ def private_reference_cache(
     folder = tmp_path_factory.mktemp("dg-cache")
     monkeypatch.setenv("DG_CACHE_DIR", str(folder / "deltaglider"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(folder))
+    monkeypatch.setenv("DG_CACHE_KEY_FILE", str(folder / "config" / "cache.key"))
 
 
 @pytest.fixture(autouse=True)

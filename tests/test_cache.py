@@ -305,3 +305,42 @@ def test_a_remembered_user_file_is_copied_never_linked_or_touched(tmp_path: Path
     assert ref.stat().st_nlink == 1
     assert ref.stat().st_mtime == 1_600_000_000
     cache.close()
+
+
+def test_the_persistent_cache_is_encrypted_at_rest_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No DG_CACHE_ENCRYPTION_KEY: entries are sealed with the user's own key, kept 0600
+    outside the cache directory, so a shared or backed-up cache volume reveals nothing."""
+    key_file = tmp_path / "config" / "cache.key"
+    monkeypatch.setenv("DG_CACHE_KEY_FILE", str(key_file))
+    cache = open_cache(Settings(cache_dir=str(tmp_path / "cache")))
+    assert isinstance(cache, PersistentCache)
+    ref = tmp_path / "ref"
+    ref.write_bytes(b"reference bytes " * 512)
+    sha = digest_file(ref).sha256
+    cache.store(sha, ref)
+    entries = list((tmp_path / "cache" / "refs").iterdir())
+    assert [e.name for e in entries] == [f"{sha}.enc"]
+    assert b"reference bytes" not in entries[0].read_bytes()
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert not key_file.is_relative_to(tmp_path / "cache")
+    again = open_cache(Settings(cache_dir=str(tmp_path / "cache")))  # the same key next time
+    with again.reference(sha, lambda out: pytest.fail("fetched"), "ref") as path:
+        assert path.read_bytes() == ref.read_bytes()
+
+
+def test_a_key_file_others_can_read_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_file = tmp_path / "cache.key"
+    key_file.write_text(parse_key_text())
+    key_file.chmod(0o644)
+    monkeypatch.setenv("DG_CACHE_KEY_FILE", str(key_file))
+    assert isinstance(open_cache(Settings(cache_dir=str(tmp_path / "cache"))), FileCache)
+
+
+def parse_key_text() -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
