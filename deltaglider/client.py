@@ -126,7 +126,7 @@ class DeltagliderClient(ClientExtras):
         **unsupported: Any,
     ) -> PutObjectResponse:
         """Body: bytes, str, a readable file object, or a `pathlib.Path` to upload."""
-        _refuse(unsupported, "PutObject")
+        _refuse(_write_args_checked(self.engine, unsupported), "PutObject")
         with as_client_errors("PutObject"), self._spooled(Key, Body) as path:
             options = UploadOptions(
                 metadata=Metadata or {}, content_type=ContentType, tagging=Tagging
@@ -160,7 +160,7 @@ class DeltagliderClient(ClientExtras):
         Callback: Callable[[int], None] | None = None,
         Config: Any = None,
     ) -> None:
-        extra = dict(ExtraArgs or {})
+        extra = _write_args_checked(self.engine, dict(ExtraArgs or {}))
         _refuse({k: v for k, v in extra.items() if k not in _PUT_ARGS}, "PutObject")
         with as_client_errors("PutObject"):
             options = UploadOptions(
@@ -436,6 +436,27 @@ class DeltagliderClient(ClientExtras):
 
     def close(self) -> None:
         self.engine.close()
+
+
+def _write_args_checked(engine: Engine, given: dict[str, Any]) -> dict[str, Any]:
+    """`given` without the write arguments (ServerSideEncryption, SSEKMSKeyId, StorageClass,
+    ACL) the client already sends with every object; one that differs is refused, naming
+    `create_client(...)`'s field, since a write's reference and markers must carry it too."""
+    fields = {
+        "ServerSideEncryption": "server_side_encryption",
+        "SSEKMSKeyId": "sse_kms_key_id",
+        "StorageClass": "storage_class",
+        "ACL": "acl",
+    }
+    sent = engine.settings.write_args
+    for name in [n for n in given if n in fields]:
+        if given[name] != sent.get(name):
+            raise botocore.exceptions.ParamValidationError(
+                report=f"{name}={given[name]!r}: give it to create_client({fields[name]}=...), "
+                "so every object a write makes (its reference, markers) carries it"
+            )
+        del given[name]
+    return given
 
 
 def _refuse(unsupported: dict[str, Any], operation: str) -> None:

@@ -48,10 +48,27 @@ class Settings:
     max_attempts: int = 5  # per request, botocore's standard retry mode
     verify_ssl: bool = True  # --no-verify-ssl
     log_level: str | None = None  # DG_LOG_LEVEL: DEBUG, INFO, WARNING or ERROR (CLI: WARNING)
+    # sent with every object a write creates or copies (deltas, references, markers, direct):
+    # --sse/DG_SSE, --sse-kms-key-id/DG_SSE_KMS_KEY_ID, --storage-class, --acl
+    server_side_encryption: str | None = None  # AES256 or aws:kms
+    sse_kms_key_id: str | None = None
+    storage_class: str | None = None
+    acl: str | None = None
 
     def __post_init__(self) -> None:
         if self.references is not None:  # a plain "shared"/"folder" given in code
             object.__setattr__(self, "references", ReferenceMode(self.references))
+
+    @property
+    def write_args(self) -> dict[str, str]:
+        """boto3's arguments for every PUT, multipart start and copy a write makes."""
+        found = {
+            "ServerSideEncryption": self.server_side_encryption,
+            "SSEKMSKeyId": self.sse_kms_key_id,
+            "StorageClass": self.storage_class,
+            "ACL": self.acl,
+        }
+        return {name: value for name, value in found.items() if value}
 
     @property
     def transfer_jobs(self) -> int:
@@ -84,6 +101,8 @@ class Settings:
                 env.get("DG_MAX_RATIO"), defaults.max_ratio, "DG_MAX_RATIO", zero=True
             ),
             log_level=check_log_level(env.get("DG_LOG_LEVEL") or None),
+            server_side_encryption=check_choice(env.get("DG_SSE") or None, SSE_MODES, "DG_SSE"),
+            sse_kms_key_id=env.get("DG_SSE_KMS_KEY_ID") or None,
             references=check_references(env.get("DG_REFERENCES") or None, "DG_REFERENCES"),
             renew_ratio=(
                 check_ratio(env["DG_RENEW_RATIO"], 1.0, "DG_RENEW_RATIO")
@@ -118,6 +137,10 @@ class Settings:
             given["endpoint_url"] = check_endpoint(str(given["endpoint_url"]), "--endpoint-url")
         if "references" in given:
             given["references"] = check_references(str(given["references"]), "--references")
+        if "server_side_encryption" in given:
+            given["server_side_encryption"] = check_choice(
+                str(given["server_side_encryption"]), SSE_MODES, "--sse"
+            )
         if "max_ratio" in given:
             given["max_ratio"] = check_ratio(
                 str(given["max_ratio"]), self.max_ratio, "--max-ratio", zero=True
@@ -177,6 +200,32 @@ def check_codec(raw: str, name: str) -> str:
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+SSE_MODES = ("AES256", "aws:kms")
+STORAGE_CLASSES = (
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "GLACIER",
+    "DEEP_ARCHIVE",
+    "GLACIER_IR",
+)
+CANNED_ACLS = (
+    "private",
+    "public-read",
+    "public-read-write",
+    "authenticated-read",
+    "aws-exec-read",
+    "bucket-owner-read",
+    "bucket-owner-full-control",
+)
+
+
+def check_choice(raw: str | None, choices: tuple[str, ...], name: str) -> str | None:
+    if raw is not None and raw not in choices:
+        raise UsageError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
 
 
 def check_log_level(raw: str | None) -> str | None:

@@ -236,6 +236,7 @@ class Store:
         self.multipart_threshold = settings.multipart_threshold
         self.multipart_chunksize = settings.multipart_chunksize
         self.max_concurrency = settings.max_concurrency
+        self.write_args: dict[str, Any] = dict(settings.write_args)  # every write and copy
 
     def head(self, bucket: str, key: str) -> ObjectHead | None:
         """Metadata of one object, or None when it does not exist."""
@@ -318,7 +319,7 @@ class Store:
         Files up to `SINGLE_PUT_LIMIT` go in one PUT from memory; larger ones in parts of
         `multipart_chunksize`, `max_concurrency` in flight at most."""
         where = f"s3://{bucket}/{key}"
-        extra: dict[str, Any] = {"Metadata": metadata, **(headers or {})}
+        extra: dict[str, Any] = {"Metadata": metadata, **self.write_args, **(headers or {})}
         condition: dict[str, Any] = {"IfNoneMatch": "*"} if exclusive else {}
         with _s3_errors(where):
             try:
@@ -408,16 +409,19 @@ class Store:
     def put_bytes(self, bucket: str, key: str, data: bytes, metadata: dict[str, str]) -> None:
         """A small object of ours (a user marker, the bucket's settings) in one PUT."""
         with _s3_errors(f"s3://{bucket}/{key}"):
-            self.client.put_object(Bucket=bucket, Key=key, Body=data, Metadata=metadata)
+            self.client.put_object(
+                Bucket=bucket, Key=key, Body=data, Metadata=metadata, **self.write_args
+            )
 
     def conditional_writes_work(self, bucket: str, prefix: str) -> bool:
         """Whether the server honours `If-None-Match: *` (a second create gets 412)."""
         key = f"{prefix}{uuid.uuid4().hex}"
         try:
             with _s3_errors(f"s3://{bucket}/{key}"):
-                self.client.put_object(Bucket=bucket, Key=key, Body=b"probe", IfNoneMatch="*")
+                probe = {"Bucket": bucket, "Key": key, "Body": b"probe", **self.write_args}
+                self.client.put_object(**probe, IfNoneMatch="*")
                 try:
-                    self.client.put_object(Bucket=bucket, Key=key, Body=b"probe", IfNoneMatch="*")
+                    self.client.put_object(**probe, IfNoneMatch="*")
                 except botocore.exceptions.ClientError as error:
                     if _status(error) == 412 or error_code(error) == "PreconditionFailed":
                         return True
@@ -440,10 +444,14 @@ class Store:
                     max_request_concurrency=self.max_concurrency,
                 )
                 with TransferManager(self.client, config) as manager:
-                    manager.copy({"Bucket": bucket, "Key": source}, bucket, target).result()
+                    origin = {"Bucket": bucket, "Key": source}
+                    manager.copy(origin, bucket, target, extra_args=self.write_args).result()
             else:
                 self.client.copy_object(
-                    Bucket=bucket, Key=target, CopySource={"Bucket": bucket, "Key": source}
+                    Bucket=bucket,
+                    Key=target,
+                    CopySource={"Bucket": bucket, "Key": source},
+                    **self.write_args,
                 )
 
     def delete(self, bucket: str, key: str) -> None:

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ParamValidationError
 from faultproxy import FaultProxy
 from helpers import assert_bucket_consistent, cpu_stress, stored_keys, tree_digest
 from local_s3 import LocalS3
 
+import deltaglider
 from deltaglider.engine import Engine
 
 pytestmark = pytest.mark.slow
@@ -201,3 +203,58 @@ def test_without_retries_failures_are_named_and_a_rerun_finishes(
     for entry in engine.listing(bucket, "rel/", recursive=True):
         engine.download(bucket, entry.key, restored / entry.key[len("rel/") :])
     assert tree_digest(restored) == tree_digest(src)
+
+
+def test_a_bucket_that_refuses_unencrypted_writes_works_with_sse(
+    s3_server: LocalS3,
+    engine: Engine,
+    raw: Any,
+    bucket: str,
+    wheel_series: list[Path],
+    tmp_path: Path,
+    references: str,
+) -> None:
+    """A bucket policy denying PUTs without `x-amz-server-side-encryption` (played by the
+    proxy refusing them): without --sse the upload fails and nothing is left behind; with it
+    every object a write creates — reference, delta, marker, direct — carries the header, so
+    uploads, copies, downloads, rm and prune all work, and HEAD shows the encryption where the
+    server records it. The SDK does the same through create_client(server_side_encryption=)."""
+    src = tmp_path / "dist"
+    src.mkdir()
+    for wheel in wheel_series[:3]:
+        (src / wheel.name).write_bytes(wheel.read_bytes())
+    (src / "notes.txt").write_text("notes\n")
+    with FaultProxy(s3_server.endpoint, rate=0.0, require_sse=True) as proxy:
+        env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint}
+        refused = run(env, "cp", str(src / wheel_series[0].name), f"s3://{bucket}/rel/")
+        assert refused.returncode == 1 and "AccessDenied" in refused.stderr, refused.stderr
+        assert stored_keys(raw, bucket) == {}
+        synced = run(env, "sync", str(src), f"s3://{bucket}/rel/", "--sse")
+        assert synced.returncode == 0, synced.stderr
+        copied = run(env, "cp", f"s3://{bucket}/rel/{wheel_series[1].name}", f"s3://{bucket}/c/")
+        assert copied.returncode == 1  # a copy without --sse is refused too
+        copied = run(
+            env, "cp", f"s3://{bucket}/rel/{wheel_series[1].name}", f"s3://{bucket}/c/", "--sse"
+        )
+        assert copied.returncode == 0, copied.stderr
+        down = run(env, "cp", "--recursive", f"s3://{bucket}/rel/", str(tmp_path / "back"))
+        assert down.returncode == 0, down.stderr
+        sdk = deltaglider.create_client(
+            endpoint_url=proxy.endpoint, server_side_encryption="AES256"
+        )
+        sdk.upload_file(str(wheel_series[2]), bucket, "sdk/app.whl", ExtraArgs={"Metadata": {}})
+        with pytest.raises(ParamValidationError, match="create_client"):
+            sdk.put_object(Bucket=bucket, Key="x.whl", Body=b"x", ServerSideEncryption="aws:kms")
+        sdk.close()
+        pruned = run(
+            {**env, "DG_SSE": "AES256"}, "prune", f"s3://{bucket}/rel/", "--keep-last", "1"
+        )
+        assert pruned.returncode == 0, pruned.stderr
+        assert proxy.refused_unencrypted >= 2
+    assert tree_digest(tmp_path / "back") == tree_digest(src)
+    for key in stored_keys(raw, bucket):
+        if s3_server.kind == "moto":  # moto records the encryption it was asked for
+            assert (
+                raw.head_object(Bucket=bucket, Key=key).get("ServerSideEncryption") == "AES256"
+            ), key
+    assert_bucket_consistent(engine, raw, bucket)

@@ -44,6 +44,7 @@ class FaultProxy:
         faults: tuple[str, ...] = FAULTS,
         seed: int = 7,
         strip_conditional: bool = False,
+        require_sse: bool = False,
     ) -> None:
         target = urlsplit(upstream)
         assert target.hostname in ("127.0.0.1", "localhost"), "upstream must be on loopback"
@@ -51,6 +52,8 @@ class FaultProxy:
         self.rate = rate
         self.faults = faults
         self.strip_conditional = strip_conditional
+        self.require_sse = require_sse  # refuse writes without x-amz-server-side-encryption
+        self.refused_unencrypted = 0
         self.injected: Counter[str] = Counter()
         self.requests = 0
         self.operations: Counter[str] = Counter()
@@ -119,6 +122,14 @@ class FaultProxy:
                 # and the client's delayed ACK add ~40 ms to every small response
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+            def _unencrypted_write(self) -> bool:
+                """A PUT (object, copy) or a multipart start without the SSE header, as a
+                bucket policy denying unencrypted uploads refuses it (parts inherit it)."""
+                creates = self.command == "PUT" and "partNumber=" not in self.path
+                creates = creates or (self.command == "POST" and "uploads" in self.path)
+                has_sse = "x-amz-server-side-encryption" in {k.lower() for k in self.headers}
+                return creates and self.path.count("/") > 1 and not has_sse
+
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
@@ -126,6 +137,16 @@ class FaultProxy:
                     proxy.sent += len(body)
                 proxy.count(self.command, self.path)
                 fault = proxy.draw()
+                if proxy.require_sse and self._unencrypted_write():
+                    with proxy._lock:
+                        proxy.refused_unencrypted += 1
+                    payload = _ERROR_BODY.format(code="AccessDenied").encode()
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 if fault in ("500", "503"):
                     code = "InternalError" if fault == "500" else "SlowDown"
                     payload = _ERROR_BODY.format(code=code).encode()

@@ -67,11 +67,12 @@ class AppContext:
         max_ratio: float | None = None,
         codec: str | None = None,
         references: str | None = None,
+        **writes: str | None,
     ) -> Engine:
-        """The engine for the global settings with a command's own `--max-ratio`, `--codec`
-        and `--references`."""
+        """The engine for the global settings with a command's own `--max-ratio`, `--codec`,
+        `--references` and what every write sends (`--sse`, `--storage-class`, `--acl`…)."""
         settings = self.settings.with_overrides(
-            max_ratio=max_ratio, codec=codec, references=references
+            max_ratio=max_ratio, codec=codec, references=references, **writes
         )
         if settings not in self._engines:
             if not self._engines:

@@ -18,6 +18,7 @@ import click
 
 from deltaglider import codec
 from deltaglider.cli.app import AppContext
+from deltaglider.config import CANNED_ACLS, SSE_MODES, STORAGE_CLASSES
 from deltaglider.errors import DeltagliderError, UsageError
 from deltaglider.metadata import check_user_metadata
 from deltaglider.models import REFERENCE_MODES, DeltaPolicy, UploadOptions
@@ -111,6 +112,7 @@ class TransferFlags:
     max_ratio: float | None
     codec: str | None
     references: str | None
+    writes: dict[str, str | None]  # --sse, --sse-kms-key-id, --storage-class, --acl
 
     @classmethod
     def take(cls, options: dict[str, Any]) -> TransferFlags:
@@ -138,10 +140,13 @@ class TransferFlags:
             options.pop("max_ratio"),
             options.pop("codec"),
             options.pop("references"),
+            {name: options.pop(name) for name in WRITE_OPTIONS},
         )
 
     def engine(self, app: AppContext) -> Engine:
-        return app.engine(max_ratio=self.max_ratio, codec=self.codec, references=self.references)
+        return app.engine(
+            max_ratio=self.max_ratio, codec=self.codec, references=self.references, **self.writes
+        )
 
 
 CODEC_HELP = (
@@ -153,6 +158,7 @@ REFERENCES_HELP = (
     "shared: one per file series under .deltaglider/refs/, used across folders; folder: each "
     "folder's own reference.bin, as deltaglider 6.x and the Rust proxy expect."
 )
+WRITE_OPTIONS = ("server_side_encryption", "sse_kms_key_id", "storage_class", "acl")
 JOBS_HELP = "Files at a time (DG_MAX_CONCURRENCY; default: the cores, at least 2)."
 
 
@@ -206,6 +212,18 @@ TRANSFER_OPTIONS = [
         help="One JSON object per transfer on stdout, for machines.",
     ),
     click.option("--jobs", type=click.IntRange(min=1), help=JOBS_HELP),
+    click.option(
+        "--sse",
+        "server_side_encryption",
+        is_flag=False,
+        flag_value="AES256",
+        type=click.Choice(SSE_MODES),
+        help="Server-side encryption of every object written (deltas, references, markers): "
+        "AES256 (the default of a bare --sse) or aws:kms (DG_SSE).",
+    ),
+    click.option("--sse-kms-key-id", help="The KMS key for --sse aws:kms (DG_SSE_KMS_KEY_ID)."),
+    click.option("--storage-class", type=click.Choice(STORAGE_CLASSES), help="As aws s3."),
+    click.option("--acl", type=click.Choice(CANNED_ACLS), help="A canned ACL, as aws s3."),
 ]
 
 
