@@ -54,6 +54,8 @@ class Settings:
     sse_kms_key_id: str | None = None
     storage_class: str | None = None
     acl: str | None = None
+    metrics: str = "logging"  # DG_METRICS: noop, logging (6.x's default) or cloudwatch
+    metrics_namespace: str = "DeltaGlider"  # DG_METRICS_NAMESPACE (cloudwatch)
 
     def __post_init__(self) -> None:
         if self.references is not None:  # a plain "shared"/"folder" given in code
@@ -103,6 +105,9 @@ class Settings:
             log_level=check_log_level(env.get("DG_LOG_LEVEL") or None),
             server_side_encryption=check_choice(env.get("DG_SSE") or None, SSE_MODES, "DG_SSE"),
             sse_kms_key_id=env.get("DG_SSE_KMS_KEY_ID") or None,
+            metrics=check_choice(env.get("DG_METRICS") or "logging", METRICS, "DG_METRICS")
+            or "logging",
+            metrics_namespace=env.get("DG_METRICS_NAMESPACE") or defaults.metrics_namespace,
             references=check_references(env.get("DG_REFERENCES") or None, "DG_REFERENCES"),
             renew_ratio=(
                 check_ratio(env["DG_RENEW_RATIO"], 1.0, "DG_RENEW_RATIO")
@@ -201,6 +206,7 @@ def check_codec(raw: str, name: str) -> str:
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SSE_MODES = ("AES256", "aws:kms")
+METRICS = ("noop", "logging", "cloudwatch")
 STORAGE_CLASSES = (
     "STANDARD",
     "REDUCED_REDUNDANCY",

@@ -8,6 +8,8 @@ Owns: which stored objects a logical delete removes (both forms, then its refere
 
 from __future__ import annotations
 
+import time
+
 from deltaglider.errors import IntegrityError, NotFoundError
 from deltaglider.events import Subscriber
 from deltaglider.listing import stored_objects
@@ -42,6 +44,7 @@ def delete(parts: EngineParts, bucket: str, key: str) -> DeleteResult:
         store.delete(bucket, key)
         return DeleteResult(bucket, key, (key,))
     check_user_key(key)
+    started = time.monotonic()
     located = locate(parts, bucket, key)
     removed: list[str] = []
     for stored_key in (key, delta_key(key)):  # every form: an older one must not resurface
@@ -53,6 +56,8 @@ def delete(parts: EngineParts, bucket: str, key: str) -> DeleteResult:
         removed.append(stored_key)
         if classify(stored_key, head.metadata) is ObjectKind.DELTA:
             removed += parts.references.release(bucket, reference_of(head), stored_key)
+    parts.metrics.timing("delete.duration", time.monotonic() - started)
+    parts.metrics.increment(f"delete.{located.kind.value}")
     return DeleteResult(bucket, key, tuple(removed))
 
 
@@ -63,6 +68,7 @@ def delete_recursive(
     needs), then every reference that no remaining delta needs. `subscriber.on_done` is told
     each deletion (`result=`)."""
     told = subscriber or Subscriber()
+    started = time.monotonic()
     results: list[DeleteResult] = []
     spaces: set[str] = set()
     batch: list[str] = []
@@ -95,4 +101,6 @@ def delete_recursive(
         flush()
     for space in sorted(spaces):
         parts.references.drop_unused(bucket, space)
+    parts.metrics.timing("delete_recursive.duration", time.monotonic() - started)
+    parts.metrics.increment("delete_recursive.completed")
     return results

@@ -318,7 +318,7 @@ class Engine:
 
     def purge_rehydrations(self, bucket: str, *, dryrun: bool = False) -> maintenance.PurgeResult:
         """Delete expired presigned-URL copies (with `dryrun`, say which would go)."""
-        return maintenance.purge_rehydrations(self._parts.store, bucket, dryrun=dryrun)
+        return maintenance.purge(self._parts, bucket, dryrun=dryrun)
 
     def stats(
         self,

@@ -250,8 +250,9 @@ def rehydrated_key(
     located = located or locate(parts, bucket, key)
     if located.kind is not ObjectKind.DELTA:
         return None
+    started = time.monotonic()
     with parts.work_directory() as scratch:
-        return rehydrate(
+        copy = rehydrate(
             parts.store,
             bucket,
             logical_key_of(located.stored_key),
@@ -261,6 +262,19 @@ def rehydrated_key(
             Path(scratch),
             lambda out: reconstruct(parts, bucket, located, out),
         )
+    parts.metrics.timing("rehydrate.duration", time.monotonic() - started)
+    parts.metrics.increment("rehydrate.completed")
+    return copy
+
+
+def purge(parts: EngineParts, bucket: str, *, dryrun: bool = False) -> PurgeResult:
+    """`purge_rehydrations` with its metrics (a dry run deletes nothing and counts nothing)."""
+    result = purge_rehydrations(parts.store, bucket, dryrun=dryrun)
+    if not dryrun:
+        parts.metrics.timing("purge.duration", result.seconds)
+        parts.metrics.gauge("purge.deleted_count", len(result.expired), "Count")
+        parts.metrics.gauge("purge.size_freed", result.freed_bytes, "Bytes")
+    return result
 
 
 def rehydrate(

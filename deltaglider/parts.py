@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from deltaglider.buckets import BucketConfig
 from deltaglider.cache import ReferenceCache, open_cache
 from deltaglider.config import Settings
+from deltaglider.metrics import Metrics, open_metrics
 from deltaglider.references import References
-from deltaglider.s3 import ObjectStore, Store, make_client
+from deltaglider.s3 import ObjectStore, Store, cloudwatch_publisher, make_client
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class EngineParts:
     # small requests one operation sends together (HEADs, the settings, a listing page); only
     # leaf calls run here, never one that submits more
     requests: ThreadPoolExecutor
+    metrics: Metrics
 
     @classmethod
     def build(
@@ -54,6 +56,11 @@ class EngineParts:
                 max_workers=4 * max(settings.max_concurrency, 2),
                 thread_name_prefix="deltaglider-request",
             ),
+            open_metrics(
+                settings.metrics,
+                settings.metrics_namespace,
+                lambda: cloudwatch_publisher(settings, credentials),
+            ),
         )
 
     def work_directory(self) -> tempfile.TemporaryDirectory[str]:
@@ -62,5 +69,6 @@ class EngineParts:
         return self.cache.work_directory()
 
     def close(self) -> None:
+        self.metrics.flush()
         self.requests.shutdown(wait=False, cancel_futures=True)
         self.cache.close()

@@ -189,6 +189,7 @@ def download(
         if read is None:
             read = read_by_rule(parts, bucket, key, out, progress)
         located, digest = read
+    parts.metrics.timing("get.duration", time.monotonic() - started)
     return DownloadResult(
         bucket,
         key,
@@ -208,7 +209,9 @@ def verify(parts: EngineParts, bucket: str, key: str) -> VerifyResult:
 
     A mismatch raises IntegrityError, like a download does. References are read from the
     bucket, never the local cache: what is checked is what is stored."""
+    started = time.monotonic()
     located, digest = read_by_rule(parts, bucket, key, None, fresh=True)
+    parts.metrics.timing("verify.duration", time.monotonic() - started)
     return VerifyResult(
         bucket,
         key,

@@ -15,7 +15,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime
 from pathlib import Path
@@ -172,6 +172,25 @@ def make_client(
         return cast(S3Client, core.create_client("s3", **options))
     except botocore.exceptions.BotoCoreError as error:
         raise UsageError(f"cannot create an S3 client: {error}") from None
+
+
+def cloudwatch_publisher(
+    settings: Settings, credentials: dict[str, str] | None = None
+) -> Callable[[str, list[dict[str, Any]]], None]:
+    """PutMetricData through a CloudWatch client of the same profile, region and credentials
+    (its endpoint botocore's own choice: AWS_ENDPOINT_URL_CLOUDWATCH, AWS_ENDPOINT_URL, or
+    AWS), made on the first batch."""
+    clients: list[Any] = []
+
+    def publish(namespace: str, points: list[dict[str, Any]]) -> None:
+        if not clients:
+            given: dict[str, Any] = {k: v for k, v in (credentials or {}).items() if v}
+            core = botocore.session.Session(profile=settings.profile)
+            region = settings.region or core.get_config_variable("region") or "us-east-1"
+            clients.append(core.create_client("cloudwatch", region_name=region, **given))
+        clients[0].put_metric_data(Namespace=namespace, MetricData=points)
+
+    return publish
 
 
 def error_code(error: botocore.exceptions.ClientError) -> str:

@@ -271,6 +271,7 @@ def _store(parts: EngineParts, upload: Upload, asked: Asked | None = None) -> Up
             file_size=item.digest.size,
             stored_size=stored_size,
         )
+        _count_upload(parts, decision, item.digest.size, stored_size, started)
     assert decision.stored_as is not None
     digest = item.digest
     return UploadResult(
@@ -284,6 +285,24 @@ def _store(parts: EngineParts, upload: Upload, asked: Asked | None = None) -> Up
         decision.note,
         digest.md5,
     )
+
+
+_CREATED = {
+    StoredAs.REFERENCE: "reference.created",
+    StoredAs.DELTA: "delta.created",
+    StoredAs.DIRECT: "direct.uploaded",
+}
+
+
+def _count_upload(
+    parts: EngineParts, decision: Decision, size: int, stored: int, started: float
+) -> None:
+    """deltaglider 6.x's metrics of a write (metrics.py)."""
+    parts.metrics.timing("put.duration", time.monotonic() - started)
+    if decision.stored_as in _CREATED:
+        parts.metrics.increment(_CREATED[decision.stored_as])
+    if decision.stored_as is StoredAs.DELTA and size:
+        parts.metrics.gauge("delta.ratio", stored / size)
 
 
 def _via_delta(

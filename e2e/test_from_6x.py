@@ -368,3 +368,43 @@ def test_create_client_takes_6x_arguments(
     made = deltaglider.create_client(endpoint_url=s3_server.endpoint, log_level="INFO")
     made.close()
     assert "version=" in capfd.readouterr().err
+
+
+def test_metrics_as_6x_names_them(
+    s3_server: LocalS3, bucket: str, artifacts_dir: Path, raw: Any
+) -> None:
+    """DG_METRICS=logging (6.x's default) logs each metric at INFO; DG_METRICS=cloudwatch sends
+    6.x's names to CloudWatch in DG_METRICS_NAMESPACE (moto's CloudWatch, on the same port)."""
+    logged = ours(
+        s3_server,
+        artifacts_dir,
+        "cp",
+        "my-app-v1.0.0.zip",
+        f"s3://{bucket}/m/",
+        DG_METRICS="logging",
+        DG_LOG_LEVEL="INFO",
+    )
+    assert logged.returncode == 0, logged.stderr
+    assert "name='deltaglider.reference.created'" in logged.stderr
+    assert "name='deltaglider.put.duration'" in logged.stderr
+    if s3_server.kind != "moto":
+        pytest.skip("CloudWatch needs moto's server; SeaweedFS serves S3 only")
+    for name in ("my-app-v1.1.0.zip", "my-app-v1.2.0.zip"):
+        sent = ours(
+            s3_server,
+            artifacts_dir,
+            "cp",
+            name,
+            f"s3://{bucket}/m/",
+            DG_METRICS="cloudwatch",
+            DG_METRICS_NAMESPACE="ReleaseBuckets",
+        )
+        assert sent.returncode == 0, sent.stderr
+    import boto3
+
+    watch = boto3.client(
+        "cloudwatch", endpoint_url=s3_server.endpoint, region_name=raw.meta.region_name
+    )
+    names = {m["MetricName"] for m in watch.list_metrics(Namespace="ReleaseBuckets")["Metrics"]}
+    assert {"deltaglider.put.duration", "deltaglider.delta.created"} <= names, names
+    assert "deltaglider.delta.ratio" in names
