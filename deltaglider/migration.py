@@ -130,12 +130,16 @@ def cost_warnings(
     return warnings
 
 
+def folder_url(url: S3Url) -> S3Url:
+    """A migration's SOURCE and DESTINATION name folders: `s3://b/app` is `s3://b/app/`."""
+    return S3Url(url.bucket, url.key if not url.key or url.key.endswith("/") else url.key + "/")
+
+
 def preserved_prefix(source_prefix: str, target_prefix: str) -> str:
     """Where 6.x's prefix rule puts a migration: the source folder's name under the
-    destination's (`a/b/c/` into `x/` is `x/c/`). A bucket's root, or a key prefix that is
-    not a folder (`releases/1.1` takes 1.1.0/ and 1.10.0/), adds nothing."""
+    destination's (`a/b/c/` into `x/` is `x/c/`); a bucket's root adds nothing."""
     last = source_prefix.rstrip("/").rpartition("/")[2]
-    if not last or not source_prefix.endswith("/"):
+    if not last:
         return target_prefix
     folder = (
         target_prefix if not target_prefix or target_prefix.endswith("/") else target_prefix + "/"
@@ -332,8 +336,8 @@ def plan_migration(
         raise UsageError("migrate takes SOURCE and DESTINATION, or SOURCE with --in-place")
     if in_place and (source_endpoint_url or source_profile or dryrun):
         raise UsageError("--in-place works on one bucket: no --source-*, no --dryrun")
-    src = S3Url.parse(source)
-    dst = S3Url.parse(destination) if destination is not None else src
+    src = folder_url(S3Url.parse(source))  # `s3://b/app` is the folder app/, as for cp -r
+    dst = folder_url(S3Url.parse(destination)) if destination is not None else src
     if preserve_prefix and not in_place:
         dst = S3Url(dst.bucket, preserved_prefix(src.key, dst.key))
     try:

@@ -224,12 +224,12 @@ def list_page(
         start_after=page.after,
         max_keys=page.max_keys,
     )
-    contents = [_entry(e, metadata) for e in listed.entries if not e.is_prefix]
+    contents = [_entry(engine, bucket, e, metadata) for e in listed.entries if not e.is_prefix]
     prefixes: list[CommonPrefix] = [{"Prefix": e.key} for e in listed.entries if e.is_prefix]
     return contents, prefixes, listed.truncated
 
 
-def _entry(entry: ListEntry, metadata: bool) -> ObjectEntry:
+def _entry(engine: Engine, bucket: str, entry: ListEntry, metadata: bool) -> ObjectEntry:
     head: ObjectHead | None = entry.head
     etag = etag_of(Located(head.key, head, ObjectKind.DELTA)) if head else f'"{entry.etag}"'
     assert entry.last_modified is not None
@@ -240,16 +240,17 @@ def _entry(entry: ListEntry, metadata: bool) -> ObjectEntry:
         "Size": entry.size,
         "StorageClass": "STANDARD",
     }
-    if metadata:
-        found["Metadata"] = listed_metadata(entry)
+    if metadata:  # a delta's HEAD came with the page; a whole object's is asked for now
+        head = entry.head or engine.head_stored(bucket, entry.stored_key or entry.key)
+        found["Metadata"] = listed_metadata(entry, head)
     return found
 
 
-def listed_metadata(entry: ListEntry) -> dict[str, str]:
-    """`FetchMetadata=True` (deltaglider 6.x): the user's own metadata of a delta, and how the
-    file is stored, under 6.x's `deltaglider-*` names."""
+def listed_metadata(entry: ListEntry, head: ObjectHead | None) -> dict[str, str]:
+    """`FetchMetadata=True` (deltaglider 6.x): the user's own metadata, and how the file is
+    stored, under 6.x's `deltaglider-*` names."""
     is_delta = entry.stored_key.endswith(DELTA_SUFFIX)
-    found = user_metadata(entry.head.metadata) if entry.head is not None else {}
+    found = user_metadata(head.metadata) if head is not None else {}
     found["deltaglider-is-delta"] = "true" if is_delta else "false"
     found["deltaglider-original-size"] = str(entry.size)
     ratio = entry.stored_size / entry.size if is_delta and entry.size else 0.0

@@ -289,8 +289,11 @@ def test_boto3_compatible_snippet_with_the_paging_loop(
         )
         keys += [o["Key"] for o in response.get("Contents", [])]
     assert keys == [f"v1.{n}.0/app.zip" for n in range(3)]
+    client.put_object(Bucket=bucket, Key="v1.notes.txt", Body=b"n", Metadata={"build": "42"})
     detailed = client.list_objects(Bucket=bucket, Prefix="v1.", FetchMetadata=True)
     assert all("Metadata" in o for o in detailed["Contents"])
+    notes = next(o for o in detailed["Contents"] if o["Key"] == "v1.notes.txt")
+    assert notes["Metadata"]["build"] == "42"  # a whole object's own metadata too
     assert client.head_object(Bucket=bucket, Key="v1.2.0/app.zip")["ContentLength"] > 0
     client.delete_object(Bucket=bucket, Key="v1.0.0/app.zip")
 

@@ -247,7 +247,7 @@ def test_migrate_then_rerun_skips_what_is_already_there(
     ("source", "destination", "lands_in"),
     [  # deltaglider 6.x's rule: the source prefix's last folder is kept
         ("s3://b/old/", "s3://dst/", "old/"),
-        ("s3://b/old", "s3://dst/new/", "new/"),  # a key prefix, not a folder: as aws
+        ("s3://b/old", "s3://dst/new", "new/old/"),  # folders, with or without the `/`
         ("s3://b/a/old/", "s3://dst/new", "new/old/"),
         ("s3://b/", "s3://dst/new/", "new/"),
     ],
@@ -259,6 +259,18 @@ def test_migrate_keeps_the_source_folder_as_6x_did(
     memory.put("b", "a/old/1.0/app.zip", b"x" * 100)
     plan = migration.plan_migration(engine, source, destination)
     assert plan.dst.key == lands_in
+
+
+def test_migrate_without_a_trailing_slash_takes_the_folder_not_a_name_prefix(
+    engine: Engine, memory: MemoryStore
+) -> None:
+    """`migrate s3://b/app s3://dst/` takes app/ (as `cp -r`), never app-1.x/ beside it, and
+    no key comes out cut in the middle of a name."""
+    memory.put("b", "app/1.35.0/notes.txt", b"one")
+    memory.put("b", "app-1.x/other.txt", b"two")
+    summary = migration.execute(migration.plan_migration(engine, "s3://b/app", "s3://dst/"))
+    assert (summary.migrated, summary.failed) == (1, 0)
+    assert [k for k in memory.buckets["dst"] if not k.startswith(".")] == ["app/1.35.0/notes.txt"]
 
 
 def test_migrate_dryrun_writes_nothing_and_predicts_the_run(

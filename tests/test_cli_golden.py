@@ -325,13 +325,12 @@ def test_migrate_json(run: Run, memory: MemoryStore, tmp_path: Path) -> None:
     # NOTE: a file already there reports "stored_size": 0 and "stored_as": "", though it is
     # stored at the destination: a reader summing stored_size counts nothing for it.
     check(
-        run("migrate", "s3://old/releases/1.1", "s3://dst/1.1", "--json", "--jobs", "1"),
+        # one release folder again: kept by name under the destination, already there
+        run("migrate", "s3://old/releases/1.1.0", "s3://dst/releases", "--json", "--jobs", "1"),
         """\
-{"source": "s3://old/releases/1.1.0/app-1.1.0.zip", "target": "s3://dst/1.1.0/app-1.1.0.zip", "status": "migrated", "file_size": 49152, "stored_size": 49180, "stored_as": "reference", "error": ""}
-{"source": "s3://old/releases/1.1.0/notes-1.1.0.txt", "target": "s3://dst/1.1.0/notes-1.1.0.txt", "status": "migrated", "file_size": 14, "stored_size": 14, "stored_as": "direct", "error": ""}
-{"source": "s3://old/releases/1.10.0/app-1.10.0.zip", "target": "s3://dst/1.10.0/app-1.10.0.zip", "status": "migrated", "file_size": 49152, "stored_size": 125, "stored_as": "delta", "error": ""}
-{"source": "s3://old/releases/1.10.0/notes-1.10.0.txt", "target": "s3://dst/1.10.0/notes-1.10.0.txt", "status": "migrated", "file_size": 15, "stored_size": 15, "stored_as": "direct", "error": ""}
-{"summary": {"planned": 4, "migrated": 4, "skipped": 0, "failed": 0, "file_bytes": 98333, "stored_bytes": 49334, "failures": []}}
+{"source": "s3://old/releases/1.1.0/app-1.1.0.zip", "target": "s3://dst/releases/1.1.0/app-1.1.0.zip", "status": "skipped", "file_size": 49152, "stored_size": 0, "stored_as": "", "error": ""}
+{"source": "s3://old/releases/1.1.0/notes-1.1.0.txt", "target": "s3://dst/releases/1.1.0/notes-1.1.0.txt", "status": "skipped", "file_size": 14, "stored_size": 0, "stored_as": "", "error": ""}
+{"summary": {"planned": 2, "migrated": 0, "skipped": 2, "failed": 0, "file_bytes": 0, "stored_bytes": 0, "failures": []}}
 """,
     )
 

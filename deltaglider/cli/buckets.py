@@ -111,7 +111,7 @@ def config(app: AppContext, path: str, changes: tuple[str, ...], as_json: bool) 
       deltaglider config s3://releases --set references=folder
       deltaglider config s3://releases --set codec=zstd
     """
-    url = S3Url.parse(path)
+    url = S3Url.parse_loose(path)
     current = app.engine().change_bucket_settings(url.bucket, list(changes))
     if as_json:
         document = {
