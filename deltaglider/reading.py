@@ -340,14 +340,22 @@ def _decode_checked(
             out.truncate()
         try:
             digest = xdelta.decode(
-                ref_path, delta_path, out, tag=meta.codec, legacy=legacy, progress=progress
+                ref_path,
+                delta_path,
+                out,
+                tag=meta.codec,
+                legacy=legacy,
+                progress=progress,
+                limit=meta.file_size,
             )
         except CodecError as error:
             failure = str(error)
             continue
-        if digest.sha256 == meta.file_sha256:
+        if digest.sha256 == meta.file_sha256 and digest.size == meta.file_size:
             return digest
         failure = "reconstructed bytes do not match the recorded SHA-256"
+        if digest.sha256 == meta.file_sha256:
+            failure = f"reconstructed {digest.size} bytes, not its recorded {meta.file_size}"
     if out is not None:
         out.seek(0)
         out.truncate()

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from deltaglider.engine import Engine
-from deltaglider.errors import UsageError
+from deltaglider.errors import NotFoundError, UsageError
 from deltaglider.events import Subscriber
 from deltaglider.metadata import (
     DELTA_SUFFIX,
@@ -29,7 +29,7 @@ from deltaglider.metadata import (
     user_marker_key,
     users_prefix,
 )
-from deltaglider.models import GROUPINGS, GroupBy, ListEntry
+from deltaglider.models import GROUPINGS, DeleteResult, GroupBy, ListEntry
 from deltaglider.series import natural_key, series_of
 from deltaglider.urls import base_name, parent_prefix
 
@@ -124,7 +124,12 @@ def execute_prune(
     told = subscriber or Subscriber()
     removed: list[str] = []
     for entry in plan.doomed:
-        result = engine.delete(plan.bucket, entry.key)
+        try:
+            result = engine.delete(plan.bucket, entry.key)
+        except NotFoundError as error:
+            if error.code != "NoSuchKey":
+                raise
+            result = DeleteResult(plan.bucket, entry.key, ())  # deleted by someone else: done
         told.on_done(result=result)
         removed += [
             key

@@ -247,9 +247,12 @@ def decode(
     tag: str | None = XDELTA3.tag,
     legacy: bool = False,
     progress: Progress | None = None,
+    limit: int | None = None,
 ) -> Digest:
     """Decode `delta` against `source`, streaming the result into `out` (or nowhere, to check it)
-    and returning its SHA-256 and size. `tag` is the delta's recorded `dg-codec`.
+    and returning its SHA-256 and size. `tag` is the delta's recorded `dg-codec`. `limit`: the
+    size the result must not pass (its recorded size): the decoder is stopped the moment it
+    does, so a small hostile delta cannot fill a disk before its check fails.
 
     xdelta3 deltas decode with `-D -R`, exact for every delta we write; `legacy=True` decodes
     as deltaglider <= 6.2 did (no flags), for old deltas of compressed-stream files.
@@ -259,6 +262,8 @@ def decode(
     with _codec_slots, _child(command, stdout=subprocess.PIPE) as process:
         assert process.stdout is not None and process.stderr is not None
         while chunk := process.stdout.read(CHUNK_SIZE):
+            if limit is not None and writer.size + len(chunk) > limit:
+                raise CodecError(f"decodes to more than its recorded {limit} bytes")
             writer.write(chunk)
         stderr = process.stderr.read()
         returncode = process.wait()

@@ -122,6 +122,24 @@ def test_plan_prune_predicts_exactly_what_execute_frees(
         )
 
 
+def test_a_version_deleted_by_someone_else_meanwhile_does_not_stop_prune(
+    engine: Engine, memory: MemoryStore, tmp_path: Path
+) -> None:
+    """Between the plan and its execution another `rm` took one doomed version: prune goes
+    on with the rest (as `rm` of a missing key, it is done), and what stays restores."""
+    paths = builds(tmp_path)
+    upload_all(engine, paths, tmp_path)
+    plan = retention.plan_prune(engine, "b", "rel/", keep_last=2)
+    engine.delete("b", plan.deleted[0])
+    result = retention.execute_prune(engine, plan)
+    assert result.deleted == plan.deleted
+    assert [e.key for e in engine.listing("b", "rel/", recursive=True)] == [
+        f"rel/{v}/app-{v}.zip" for v in VERSIONS[3:]
+    ]
+    for path in paths[3:]:
+        engine.verify("b", f"rel/{path.parent.name}/{path.name}")
+
+
 def test_plan_prune_refuses_what_it_cannot_do(engine: Engine) -> None:
     with pytest.raises(UsageError, match="--keep-last"):
         retention.plan_prune(engine, "b", "")

@@ -398,3 +398,17 @@ def test_package_exports_resolve_on_first_use() -> None:
     assert deltaglider.create_client.__module__ == "deltaglider.client"
     with pytest.raises(AttributeError):
         deltaglider.no_such_export  # noqa: B018
+
+
+def test_control_characters_in_keys_are_escaped_in_every_line(  # type: ignore[no-untyped-def]
+    run, memory: MemoryStore, tmp_path: Path
+) -> None:
+    """A key holding ESC, CR or BEL (written by another tool: ours refuses them) is printed
+    escaped (`\\x1b`), in success lines as in errors: printed raw it could rewrite the
+    terminal."""
+    memory.put("b", "r/evil\x1b[2J\r\x07.zip", b"x" * 100)
+    lines = run("ls", "s3://b/r/").stdout
+    lines += run("cp", "--recursive", "s3://b/r/", str(tmp_path / "down")).stdout
+    lines += run("rm", "--recursive", "s3://b/r/").stdout
+    assert "\x1b" not in lines and "\r" not in lines and "\x07" not in lines, lines
+    assert lines.count("evil\\x1b[2J\\r\\x07.zip") == 3, lines

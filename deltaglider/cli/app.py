@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from deltaglider import __version__, interrupt
-from deltaglider.cli.output import EXIT_SKIPPED
+from deltaglider.cli.output import EXIT_SKIPPED, echo
 from deltaglider.config import Settings
 from deltaglider.errors import DeltagliderError
 
@@ -91,7 +91,7 @@ def reports_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except DeltagliderError as error:
-            click.echo(f"deltaglider: error: {error}", err=True)
+            echo(f"deltaglider: error: {error}", err=True)
             sys.exit(error.exit_code)
 
     return wrapper  # type: ignore[return-value]
@@ -183,16 +183,16 @@ def run(*, collector_paused: bool = False) -> None:
     interrupt.install_handlers()
     args = sys.argv[1:]
     if not args:  # bare `deltaglider`: the help, not an error
-        click.echo(main.get_help(click.Context(main, info_name="deltaglider")))
+        echo(main.get_help(click.Context(main, info_name="deltaglider")))
         return
     try:
         main.main(args=hoist_global_options(args), standalone_mode=False)
     except click.exceptions.UsageError as error:
-        click.echo(f"deltaglider: error: {error.format_message()}", err=True)
+        echo(f"deltaglider: error: {error.format_message()}", err=True)
         sys.exit(EXIT_SKIPPED)
     except click.exceptions.Abort:
-        click.echo("deltaglider: interrupted; nothing more was stored", err=True)
+        echo("deltaglider: interrupted; nothing more was stored", err=True)
         sys.exit(interrupt.exit_status())
     except click.exceptions.ClickException as error:
-        click.echo(f"deltaglider: error: {error.format_message()}", err=True)
+        echo(f"deltaglider: error: {error.format_message()}", err=True)
         sys.exit(error.exit_code)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from deltaglider.cli.app import AppContext, main, reports_errors
-from deltaglider.cli.output import EXIT_FAILED, printer, without_locations
+from deltaglider.cli.output import EXIT_FAILED, echo, printer, without_locations
 from deltaglider.errors import DeltagliderError, UsageError
 from deltaglider.events import Subscriber
 from deltaglider.metadata import TMP_PREFIX, is_internal_key
@@ -38,9 +38,9 @@ def mb(app: AppContext, path: str) -> None:
         app.engine().create_bucket(url.bucket)
     except DeltagliderError as error:
         reason = without_locations(str(error), S3Url(url.bucket))
-        click.echo(f"make_bucket failed: s3://{url.bucket} {reason}", err=True)
+        echo(f"make_bucket failed: s3://{url.bucket} {reason}", err=True)
         sys.exit(EXIT_FAILED)
-    click.echo(f"make_bucket: {url.bucket}")
+    echo(f"make_bucket: {url.bucket}")
 
 
 class _DeletedLines(Subscriber):
@@ -49,7 +49,7 @@ class _DeletedLines(Subscriber):
     def on_done(self, **kwargs: Any) -> None:
         result: DeleteResult = kwargs["result"]
         if not is_internal_key(result.key):
-            click.echo(f"delete: s3://{result.bucket}/{result.key}")
+            echo(f"delete: s3://{result.bucket}/{result.key}")
 
 
 @main.command()
@@ -71,9 +71,9 @@ def rb(app: AppContext, path: str, force: bool) -> None:
         engine.delete_bucket(url.bucket)
     except DeltagliderError as error:
         reason = without_locations(str(error), S3Url(url.bucket))
-        click.echo(f"remove_bucket failed: s3://{url.bucket} {reason}", err=True)
+        echo(f"remove_bucket failed: s3://{url.bucket} {reason}", err=True)
         sys.exit(EXIT_FAILED)
-    click.echo(f"remove_bucket: {url.bucket}")
+    echo(f"remove_bucket: {url.bucket}")
 
 
 @main.command()
@@ -120,14 +120,12 @@ def config(app: AppContext, path: str, changes: tuple[str, ...], as_json: bool) 
             "codec": current.codec,
             "conditional_writes": current.conditional_writes,
         }
-        click.echo(json.dumps(document))
+        echo(json.dumps(document))
         return
     probed = current.conditional_writes
-    click.echo(f"references = {current.references}")
-    click.echo(f"codec = {current.codec or 'xdelta3 (default)'}")
-    click.echo(
-        f"conditional_writes = {'not probed yet' if probed is None else str(probed).lower()}"
-    )
+    echo(f"references = {current.references}")
+    echo(f"codec = {current.codec or 'xdelta3 (default)'}")
+    echo(f"conditional_writes = {'not probed yet' if probed is None else str(probed).lower()}")
 
 
 @main.command()
@@ -152,7 +150,7 @@ def presign(app: AppContext, path: str, expires_in: int) -> None:
     if not url.key or url.key.endswith("/"):
         raise UsageError(f"{path}: presign needs a file, not a bucket or folder")
     params = {"Bucket": url.bucket, "Key": url.key}
-    click.echo(app.engine().presigned_url("get_object", params, expires_in))
+    echo(app.engine().presigned_url("get_object", params, expires_in))
 
 
 @main.command()
@@ -270,7 +268,7 @@ def get_bucket_acl(app: AppContext, bucket_argument: str | None, bucket: str | N
       deltaglider get-bucket-acl s3://releases
     """
     name = _one_bucket(bucket_argument, bucket)
-    click.echo(json.dumps(app.engine().bucket_acl(name), indent=4))
+    echo(json.dumps(app.engine().bucket_acl(name), indent=4))
 
 
 def _one_bucket(argument: str | None, option: str | None) -> str:

@@ -23,6 +23,7 @@ from deltaglider.cli.output import (
     StatusLine,
     TransferReport,
     detail,
+    echo,
     human_size,
     printer,
     result_record,
@@ -94,7 +95,7 @@ class _Lines(Subscriber):
     """Prints each `on_done(line=)` the library tells."""
 
     def on_done(self, **kwargs: Any) -> None:
-        click.echo(kwargs["line"])
+        echo(kwargs["line"])
 
 
 @main.command()
@@ -126,9 +127,9 @@ def cleanup(app: AppContext, path: str, older_than: float, dryrun: bool) -> None
         url.bucket, url.key, older_than=older_than, dryrun=dryrun, subscriber=_Lines()
     )
     for line in report.unreadable:
-        click.echo(f"unreadable: {line}", err=True)
+        echo(f"unreadable: {line}", err=True)
     done = "would be done" if dryrun else "done"
-    click.echo(
+    echo(
         f"cleanup: {report.checked} deltas checked, {len(report.unreadable)} unreadable; "
         f"{len(report.actions)} repairs {done}"
     )
@@ -252,7 +253,7 @@ def migrate(
         make_engine=app.make_engine,
     )
     for warning in plan.warnings:
-        click.echo(f"deltaglider: warning: {warning}", err=True)
+        echo(f"deltaglider: warning: {warning}", err=True)
     _run_migration(plan, as_json, quiet)
 
 
@@ -291,7 +292,7 @@ def parse_age(text: str) -> timedelta:
 class _PrunedLines(Subscriber):
     def on_done(self, **kwargs: Any) -> None:
         result: DeleteResult = kwargs["result"]
-        click.echo(f"delete: s3://{result.bucket}/{result.key}")
+        echo(f"delete: s3://{result.bucket}/{result.key}")
 
 
 @main.command()
@@ -335,15 +336,15 @@ def prune(
     )
     if dryrun:
         for key in plan.deleted:
-            click.echo(f"(dryrun) delete: s3://{url.bucket}/{key}")
+            echo(f"(dryrun) delete: s3://{url.bucket}/{key}")
         result = retention.PruneResult.predicted(plan)
     else:
         result = retention.execute_prune(engine, plan, _PrunedLines())
     mark = "(dryrun) " if dryrun else ""
     for key in result.references:
-        click.echo(f"{mark}delete: s3://{url.bucket}/{key} (a reference no remaining delta needs)")
+        echo(f"{mark}delete: s3://{url.bucket}/{key} (a reference no remaining delta needs)")
     would = "would be " if dryrun else ""
-    click.echo(
+    echo(
         f"prune: {len(result.deleted)} versions {would}deleted, {result.kept} kept, "
         f"{len(result.references)} references {would}removed; "
         f"{human_size(result.freed_bytes)} {would}freed"

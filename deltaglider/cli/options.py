@@ -18,6 +18,7 @@ import click
 
 from deltaglider import codec
 from deltaglider.cli.app import AppContext
+from deltaglider.cli.output import echo
 from deltaglider.config import CANNED_ACLS, SSE_MODES, STORAGE_CLASSES
 from deltaglider.errors import DeltagliderError, UsageError
 from deltaglider.metadata import check_user_metadata
@@ -236,7 +237,7 @@ def transfer_options(command: F) -> F:
         try:
             flags = TransferFlags.take(kwargs)
         except DeltagliderError as error:
-            click.echo(f"deltaglider: error: {error}", err=True)
+            echo(f"deltaglider: error: {error}", err=True)
             sys.exit(error.exit_code)
         return command(*args, flags=flags, **kwargs)
 

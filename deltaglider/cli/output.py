@@ -10,6 +10,7 @@ this module results, never raw flags.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -34,6 +35,20 @@ from deltaglider.urls import S3Url, base_name
 EXIT_FAILED = 1  # one or more transfers failed (the rest still ran)
 EXIT_SKIPPED = 2  # files skipped, or arguments unparsable
 _SIZE_SUFFIXES = ("KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """`text` with control characters (but line breaks) shown as escapes: a key holding
+    ESC or CR cannot rewrite the terminal it is printed on."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+def echo(text: str = "", *, err: bool = False, nl: bool = True) -> None:
+    """Every line the CLI prints goes through here (the status line excepted)."""
+    click.echo(printable(text), err=err, nl=nl)
 
 
 def human_size(value: float) -> str:
@@ -156,7 +171,7 @@ class Printer:
     def _echo(self, line: str, *, err: bool = False) -> None:
         if self.status is not None:
             self.status.clear()
-        click.echo(line, err=err)
+        echo(line, err=err)
 
 
 class JsonPrinter(Printer):
@@ -295,9 +310,7 @@ def exit_after_transfers(report: TransferReport, planned: int) -> None:
     failed (1), files skipped (2), or return (0)."""
     if interrupt.requested():
         done = planned - report.failed
-        click.echo(
-            f"deltaglider: interrupted: {done} of {planned} done; the rest not stored", err=True
-        )
+        echo(f"deltaglider: interrupted: {done} of {planned} done; the rest not stored", err=True)
         sys.exit(interrupt.exit_status())
     if report.exit_code:
         sys.exit(report.exit_code)

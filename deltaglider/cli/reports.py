@@ -20,6 +20,7 @@ from deltaglider.cli.output import (
     Printer,
     StatusLine,
     detail,
+    echo,
     human_size,
     printer,
 )
@@ -103,11 +104,11 @@ def stats_command(
     )
     status.clear()
     if as_json or output_format == "json":  # ours, then deltaglider 6.x's keys
-        click.echo(json.dumps({**result.to_dict(), **result.legacy_dict()}))
+        echo(json.dumps({**result.to_dict(), **result.legacy_dict()}))
     elif output_format == "prometheus":
-        click.echo(stats.prometheus_text(result), nl=False)
+        echo(stats.prometheus_text(result), nl=False)
     else:
-        click.echo(stats_text(result, show_groups=by is not None), nl=False)
+        echo(stats_text(result, show_groups=by is not None), nl=False)
 
 
 def stats_text(result: stats.BucketStats, *, show_groups: bool) -> str:

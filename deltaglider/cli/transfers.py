@@ -8,6 +8,7 @@ status. Must not decide how anything is stored or which files a command touches.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from deltaglider.cli.output import (
     EXIT_FAILED,
     TransferProgress,
     TransferReport,
+    echo,
     exit_after_transfers,
     human_size,
     printer,
@@ -73,7 +75,7 @@ def run_plan(
     if progress:
         progress.line.clear()
     if summary is not None:
-        click.echo(summary(report))
+        echo(summary(report))
     exit_after_transfers(report, len(plan.tasks))
 
 
@@ -116,12 +118,27 @@ def _upload_stdin(engine: Engine, dst: S3Url, flags: TransferFlags) -> None:
 
 
 def _download_stdout(engine: Engine, src: S3Url) -> None:
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:  # started with stdout closed (`>&-`)
+        raise UsageError("standard output is closed: nowhere to write the file")
     with engine.work_directory() as scratch:
         local = Path(scratch) / "object"
         engine.download(src.bucket, src.key, local)  # verified before a byte reaches stdout
-        with local.open("rb") as handle:
-            shutil.copyfileobj(handle, sys.stdout.buffer, 1024 * 1024)
-        sys.stdout.buffer.flush()
+        try:
+            with local.open("rb") as handle:
+                shutil.copyfileobj(handle, out, 1024 * 1024)
+            out.flush()
+        except OSError as error:  # a full disk, a closed pipe: one line, not a traceback
+            _silence_stdout()
+            raise DeltagliderError(f"cannot write to standard output: {error.strerror}") from None
+
+
+def _silence_stdout() -> None:
+    """Point fd 1 at /dev/null, so the interpreter's last flush of what could not be written
+    does not print a traceback after our one line."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @main.command(cls=FilteredCommand)
@@ -238,13 +255,13 @@ class _ListingLines(Subscriber):
         entry: ListEntry = kwargs["entry"]
         self.shown += 1
         if self.as_json:
-            click.echo(json.dumps(_ls_record(entry)))
+            echo(json.dumps(_ls_record(entry)))
         elif entry.is_prefix:
-            click.echo(f"{'PRE':>30} {entry.key.rstrip('/').rpartition('/')[2]}/")
+            echo(f"{'PRE':>30} {entry.key.rstrip('/').rpartition('/')[2]}/")
         else:
             name = entry.key if self.recursive else base_name(entry.key)
             size = entry.stored_size if self.stored_sizes else entry.size
-            click.echo(f"{time_str(entry.last_modified)} {self.fmt(size):>10} {name}")
+            echo(f"{time_str(entry.last_modified)} {self.fmt(size):>10} {name}")
 
 
 def _ls_record(entry: ListEntry) -> dict[str, Any]:
@@ -307,7 +324,7 @@ def ls(
     try:
         if url is None:
             for bucket in engine.list_buckets():
-                click.echo(f"{time_str(bucket.created)} {bucket.name}")
+                echo(f"{time_str(bucket.created)} {bucket.name}")
             return
         if summarize:
             totals = engine.summarize(url.bucket, url.key, recursive=recursive, subscriber=lines)
@@ -322,9 +339,9 @@ def ls(
         raise FatalError(str(error)) from None
     if summarize and as_json:
         record = {"objects": totals.objects, "size": totals.size, "stored": totals.stored}
-        click.echo(json.dumps(record))
+        echo(json.dumps(record))
     elif summarize:
-        click.echo(
+        echo(
             f"\n{'Total Objects: ':>15}{totals.objects}\n{'Total Size: ':>15}{fmt(totals.size)}"
             f"\n{'Total Stored: ':>15}{fmt(totals.stored)} (references included)"
         )
