@@ -94,7 +94,7 @@ class ReferenceCache:
                         f"reference {label} has SHA-256 {writer.digest.sha256[:12]}…, but its "
                         f"deltas were made against {sha256[:12]}… (replaced or corrupted)"
                     )
-                self.store(sha256, path)
+                self.keep(sha256, path)
             yield path
         finally:
             if path is not None:
@@ -128,6 +128,18 @@ class ReferenceCache:
     def store(self, sha256: str, source: Path) -> None:
         """Keep a verified local copy of a reference (e.g. one this process just uploaded)."""
         raise NotImplementedError
+
+    def keep(self, sha256: str, source: Path) -> None:
+        """`store`, where a failure (a full cache disk, a read-only folder) is a warning
+        naming the path, never a failed transfer: the cache is only a speed-up."""
+        try:
+            self.store(sha256, source)
+        except OSError as error:
+            log.warning(
+                "cache_write_failed",
+                path=str(error.filename or source),
+                error=error.strerror or str(error),
+            )
 
     def _restore(self, sha256: str, out: BinaryIO) -> bool:
         """Write the cached bytes to `out` if present and intact; drop a bad entry."""
@@ -332,6 +344,7 @@ class PersistentCache(ReferenceCache):
                 os.link(source, written)  # our own fetched copy: no second copy
             else:  # a user's file is copied, never linked: its inode stays theirs alone
                 shutil.copyfile(source, written)
+            written.chmod(0o600)
             written.replace(self.entry_path(sha256))
         except BaseException:
             written.unlink(missing_ok=True)
@@ -372,15 +385,24 @@ def _touch(entry: Path) -> None:
 
 
 def _private_directory(folder: Path) -> None:
-    """Create `folder` 0700, or make an existing one of ours 0700; refuse another user's."""
+    """Create `folder` 0700, or take an existing one that is ours and private. Refused: a
+    symlink (another user could point it anywhere), another user's folder, and one others may
+    write to that already holds something (an empty one is made private)."""
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = folder.stat()
+        info = folder.lstat()
     except OSError as error:
         raise CacheError(f"cache directory {folder}: {error.strerror}") from None
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise CacheError(f"cache directory {folder} is a symlink or not a directory")
     if info.st_uid != os.getuid():
         raise CacheError(
             f"cache directory {folder} belongs to another user; set DG_CACHE_DIR to one of yours"
+        )
+    if stat.S_IMODE(info.st_mode) & 0o022 and any(folder.iterdir()):
+        raise CacheError(
+            f"cache directory {folder} is writable by others and not empty; remove it or set "
+            "DG_CACHE_DIR to a private one"
         )
     if stat.S_IMODE(info.st_mode) != 0o700:
         folder.chmod(0o700)

@@ -156,7 +156,7 @@ class References:
 
     def remember(self, reference: Reference, source: Path) -> None:
         """Keep the bytes of a reference this process just created: no download to reuse it."""
-        self._cache.store(reference.sha256, source)
+        self._cache.keep(reference.sha256, source)
 
     def create(self, bucket: str, reference: Reference, source: Path) -> None:
         """Create `reference.key` from `source`; AlreadyExists when a folder reference is

@@ -344,3 +344,58 @@ def parse_key_text() -> str:
     import base64
 
     return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+def test_a_symlink_inside_the_cache_is_never_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another user who can plant `refs/` as a symlink must not redirect where references
+    are written: the cache is refused, the per-process one used instead."""
+    monkeypatch.setenv("DG_CACHE_KEY_FILE", str(tmp_path / "key" / "cache.key"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir(mode=0o755)
+    cache_dir = tmp_path / "cache"
+    cache_dir.mkdir(mode=0o700)
+    (cache_dir / "refs").symlink_to(elsewhere)
+    assert isinstance(open_cache(Settings(cache_dir=str(cache_dir))), FileCache)
+    assert stat.S_IMODE(elsewhere.stat().st_mode) == 0o755  # not touched
+
+
+def test_a_cache_directory_others_can_write_is_fixed_when_empty_refused_when_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DG_CACHE_KEY_FILE", str(tmp_path / "key" / "cache.key"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    empty.chmod(0o777)
+    assert isinstance(open_cache(Settings(cache_dir=str(empty))), PersistentCache)
+    assert stat.S_IMODE(empty.stat().st_mode) == 0o700
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "refs").mkdir()
+    planted.chmod(0o777)
+    assert isinstance(open_cache(Settings(cache_dir=str(planted))), FileCache)
+
+
+def test_entries_are_0600_and_a_failed_cache_write_is_only_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DG_CACHE_KEY_FILE", str(tmp_path / "key" / "cache.key"))
+    cache = open_cache(Settings(cache_dir=str(tmp_path / "cache")))
+    ref = tmp_path / "ref"
+    ref.write_bytes(b"reference " * 100)
+    sha = digest_file(ref).sha256
+    cache.keep(sha, ref)
+    (entry,) = (tmp_path / "cache" / "refs").iterdir()
+    assert stat.S_IMODE(entry.stat().st_mode) == 0o600
+
+    def disk_full(sha256: str, source: Path) -> None:
+        raise OSError(28, "No space left on device", str(tmp_path / "cache" / "tmp" / "x"))
+
+    monkeypatch.setattr(cache, "store", disk_full)
+    other = tmp_path / "other"
+    other.write_bytes(b"another reference")
+    with cache.reference(
+        digest_file(other).sha256, lambda out: out.write(other.read_bytes()), "r"
+    ) as path:
+        assert path.read_bytes() == other.read_bytes()  # the transfer goes on
