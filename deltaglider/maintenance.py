@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 from deltaglider.errors import DeltagliderError
 from deltaglider.events import Subscriber
 from deltaglider.files import HashingWriter
-from deltaglider.listing import stored_objects
+from deltaglider.listing import space_has_deltas, stored_objects
 from deltaglider.metadata import (
     REFS_PREFIX,
     TMP_PREFIX,
@@ -38,6 +38,7 @@ from deltaglider.metadata import (
     marker_delta_key,
     named_reference,
     now,
+    reference_key,
     role_of,
     user_marker_key,
     user_marker_meta,
@@ -62,6 +63,29 @@ class CleanupReport:
     checked: int = 0  # deltas whose reference was checked (bytes hashed, once per reference)
 
 
+@dataclass
+class _Repair:
+    """One cleanup run: what it has done, or with `dryrun` would have done, so that a dry
+    run follows exactly the path of a real one (a reference it would restore counts as
+    there, a marker it would restore as present)."""
+
+    store: ObjectStore
+    references: References
+    bucket: str
+    dryrun: bool
+    told: Subscriber
+    report: CleanupReport
+    restored: set[str] = field(default_factory=set)  # references put back from the trash
+    markers: set[str] = field(default_factory=set)  # user markers put back
+
+    def act(self, line: str) -> None:
+        self.report.actions.append(line)
+        self.told.on_done(line=f"(dryrun) {line}" if self.dryrun else line)
+
+    def exists(self, key: str) -> bool:
+        return key in self.restored or self.store.head(self.bucket, key) is not None
+
+
 def cleanup(
     store: ObjectStore,
     references: References,
@@ -73,21 +97,16 @@ def cleanup(
     subscriber: Subscriber | None = None,
 ) -> CleanupReport:
     """Repair what interrupted operations left under `prefix` in `bucket`; `subscriber`
-    is told each repair (`on_done(line=)`, `(dryrun) ` before it with `dryrun`).
+    is told each repair (`on_done(line=)`, `(dryrun) ` before it with `dryrun`: the same
+    lines a real run prints, chained repairs included).
 
     Multipart uploads and trash younger than `older_than` seconds are left alone: they may
     belong to an operation still running."""
-    report = CleanupReport()
+    run = _Repair(store, references, bucket, dryrun, subscriber or Subscriber(), CleanupReport())
     cutoff = now() - timedelta(seconds=older_than)
-    told = subscriber or Subscriber()
-
-    def act(line: str) -> None:
-        report.actions.append(line)
-        told.on_done(line=f"(dryrun) {line}" if dryrun else line)
-
     for key, upload_id, initiated in store.incomplete_uploads(bucket, prefix):
         if initiated <= cutoff:
-            act(f"abort_multipart_upload: s3://{bucket}/{key} ({upload_id})")
+            run.act(f"abort_multipart_upload: s3://{bucket}/{key} ({upload_id})")
             if not dryrun:
                 store.abort_upload(bucket, key, upload_id)
     spaces: set[str] = set()
@@ -102,33 +121,28 @@ def cleanup(
     for item in stored_objects(store, bucket, TRASH_PREFIX):
         if saved := store.head(bucket, item.key):
             trash[item.key] = saved
-    _check_deltas(store, bucket, deltas, trash, report, act, dryrun)
-    _sweep_shared_references(store, references, bucket, prefix, cutoff, act, dryrun)
+    _check_deltas(run, deltas, trash)
+    _sweep_shared_references(run, prefix, cutoff)
     for key, head in trash.items():
         if head.last_modified <= cutoff:
-            act(f"delete: s3://{bucket}/{key} (trash)")
+            run.act(f"delete: s3://{bucket}/{key} (trash)")
             if not dryrun:
                 store.delete(bucket, key)
     for key in purge_rehydrations(store, bucket, dryrun=dryrun).deleted:
-        act(f"delete: s3://{bucket}/{key} (expired rehydration)")
+        run.act(f"delete: s3://{bucket}/{key} (expired rehydration)")
     for space in sorted(spaces):
         if not dryrun:
             for removed in references.drop_unused(bucket, space):
-                act(f"delete: s3://{bucket}/{removed} (no delta needs it)")
-    return report
+                run.act(f"delete: s3://{bucket}/{removed} (no delta needs it)")
+        elif not space_has_deltas(store, bucket, space) and run.exists(reference_key(space)):
+            run.act(f"delete: s3://{bucket}/{reference_key(space)} (no delta needs it)")
+    return run.report
 
 
-def _check_deltas(
-    store: ObjectStore,
-    bucket: str,
-    deltas: list[str],
-    trash: dict[str, ObjectHead],
-    report: CleanupReport,
-    act: Callable[[str], None],
-    dryrun: bool,
-) -> None:
+def _check_deltas(run: _Repair, deltas: list[str], trash: dict[str, ObjectHead]) -> None:
     """Each delta's reference: there with the recorded bytes (hashed once per reference),
     put back from the trash, or reported unreadable."""
+    store, bucket, report = run.store, run.bucket, run.report
     hashed: dict[str, str] = {}  # reference key -> SHA-256 of its bytes, hashed once
     for delta in deltas:
         head = store.head(bucket, delta)
@@ -139,6 +153,9 @@ def _check_deltas(
             meta = DeltaMeta.from_dict(head.metadata, delta)
         except DeltagliderError as error:
             report.unreadable.append(f"s3://{bucket}/{delta}: {error}")
+            continue
+        if meta.ref_key in run.restored:  # put back (or, dry, to be) for an earlier delta
+            _keep_marker(run, meta.ref_key, delta)
             continue
         reference = store.head(bucket, meta.ref_key)
         if reference is not None and lookup(reference.metadata, "file_sha256") == meta.ref_sha256:
@@ -152,17 +169,18 @@ def _check_deltas(
                     "not hold the bytes its metadata records (corrupted)"
                 )
                 continue
-            _keep_marker(store, bucket, meta.ref_key, delta, act, dryrun)
+            _keep_marker(run, meta.ref_key, delta)
             continue
         copy = next(
             (k for k, h in trash.items() if lookup(h.metadata, "file_sha256") == meta.ref_sha256),
             None,
         )
         if reference is None and copy is not None:
-            act(f"restore: s3://{bucket}/{meta.ref_key} (needed by {base_name(delta)})")
-            if not dryrun:
+            run.act(f"restore: s3://{bucket}/{meta.ref_key} (needed by {base_name(delta)})")
+            if not run.dryrun:
                 store.copy_within(bucket, copy, meta.ref_key)
-            _keep_marker(store, bucket, meta.ref_key, delta, act, dryrun)
+            run.restored.add(meta.ref_key)
+            _keep_marker(run, meta.ref_key, delta)
             continue
         report.unreadable.append(
             f"s3://{bucket}/{delta}: its reference s3://{bucket}/{meta.ref_key} is "
@@ -170,53 +188,47 @@ def _check_deltas(
         )
 
 
-def _keep_marker(
-    store: ObjectStore,
-    bucket: str,
-    ref_key: str,
-    delta: str,
-    act: Callable[[str], None],
-    dryrun: bool,
-) -> None:
+def _keep_marker(run: _Repair, ref_key: str, delta: str) -> None:
     """A delta against a shared reference must have its user marker (FORMAT "Deleting and
     references"): put back one that is missing."""
     if not is_shared_reference(ref_key):
         return
     marker = user_marker_key(ref_key, delta)
-    if store.head(bucket, marker) is None:
-        act(f"restore: s3://{bucket}/{marker} (marks {base_name(delta)} as a user)")
-        if not dryrun:
-            store.put_bytes(bucket, marker, b"", user_marker_meta(delta))
+    if marker not in run.markers and run.store.head(run.bucket, marker) is None:
+        run.act(f"restore: s3://{run.bucket}/{marker} (marks {base_name(delta)} as a user)")
+        if not run.dryrun:
+            run.store.put_bytes(run.bucket, marker, b"", user_marker_meta(delta))
+        run.markers.add(marker)
 
 
-def _sweep_shared_references(
-    store: ObjectStore,
-    references: References,
-    bucket: str,
-    prefix: str,
-    cutoff: datetime,
-    act: Callable[[str], None],
-    dryrun: bool,
-) -> None:
+def _sweep_shared_references(run: _Repair, prefix: str, cutoff: datetime) -> None:
     """Drop user markers whose delta (under `prefix`) is gone or made against another
     reference, then shared references older than `cutoff` that no marker is left for."""
+    store, bucket = run.store, run.bucket
     shared = [o for o in stored_objects(store, bucket, REFS_PREFIX) if is_shared_reference(o.key)]
     for reference in shared:
+        left = sum(1 for m in run.markers if m.startswith(users_prefix(reference.key)))
         for marker in stored_objects(store, bucket, users_prefix(reference.key)):
             head = store.head(bucket, marker.key)
             delta = marker_delta_key(head.metadata) if head is not None else None
             if delta is not None and not delta.startswith(prefix):
+                left += 1
                 continue
             delta_head = store.head(bucket, delta) if delta is not None else None
             named = named_reference(delta_head.metadata, delta_head.key) if delta_head else ""
-            used = named is None or named == reference.key  # None: keep what it might need
-            if not used:
-                act(f"delete: s3://{bucket}/{marker.key} (its delta is gone)")
-                if not dryrun:
-                    store.delete(bucket, marker.key)
-        if reference.last_modified <= cutoff and not dryrun:
-            for removed in references.drop_unused_shared(bucket, reference.key):
-                act(f"delete: s3://{bucket}/{removed} (no delta needs it)")
+            if named is None or named == reference.key:  # None: keep what it might need
+                left += marker.key not in run.markers
+                continue
+            run.act(f"delete: s3://{bucket}/{marker.key} (its delta is gone)")
+            if not run.dryrun:
+                store.delete(bucket, marker.key)
+        if reference.last_modified > cutoff:
+            continue
+        if not run.dryrun:
+            for removed in run.references.drop_unused_shared(bucket, reference.key):
+                run.act(f"delete: s3://{bucket}/{removed} (no delta needs it)")
+        elif not left:
+            run.act(f"delete: s3://{bucket}/{reference.key} (no delta needs it)")
 
 
 def rehydration_key(sha256: str, name: str) -> str:

@@ -161,6 +161,7 @@ def test_cleanup_puts_back_a_trashed_reference_and_a_lost_marker(
     trashed = f"{trash_folder(reference)}killed-remover"
     objects[trashed] = objects.pop(reference)  # a removal killed after its move to the trash
     del objects[user_marker_key(reference, delta)]
+    memory.put("b", "lonely/reference.bin", b"r", **{"dg-file-sha256": "0" * 64})
     dry = engine.cleanup("b", "", older_than=0, dryrun=True)
     assert dry.unreadable == [] and any(a.startswith("restore:") for a in dry.actions)
     assert reference not in objects
@@ -168,6 +169,9 @@ def test_cleanup_puts_back_a_trashed_reference_and_a_lost_marker(
     report = engine.cleanup("b", "", older_than=0, subscriber=told)
     assert report.unreadable == [] and report.checked == 3
     assert [d["line"] for d in told.done] == report.actions
+    assert dry.actions == report.actions  # the dry run lists exactly what the run does
+    assert "delete: s3://b/lonely/reference.bin (no delta needs it)" in report.actions
+    assert sum(a.startswith(f"restore: s3://b/{reference}") for a in report.actions) == 1
     assert reference in objects and user_marker_key(reference, delta) in objects
     assert trashed not in objects
     for path in paths[:3]:

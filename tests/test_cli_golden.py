@@ -835,22 +835,21 @@ def damaged_bucket(run: Run, memory: MemoryStore, tmp_path: Path) -> None:
 
 def test_cleanup_dryrun_then_repair(run: Run, memory: MemoryStore, tmp_path: Path) -> None:
     damaged_bucket(run, memory, tmp_path)
-    # NOTE: the dry run names the legacy reference's restore twice (once per delta needing it;
-    # the real run restores it once) and leaves out the references no delta needs, which the
-    # real run deletes (orphan/reference.bin, the gone/ series' shared reference): "8 repairs
-    # would be done", then 9 done, and not the same 9.
+    # The dry run lists exactly the repairs the run then does (chained ones included: the
+    # references no delta needs once the stray markers are gone), each once.
     check(
         run("cleanup", "s3://b", "--dryrun"),
         """\
 (dryrun) abort_multipart_upload: s3://b/releases/big.zip (upload-1)
 (dryrun) restore: s3://b/legacy/reference.bin (needed by tool-1.0.0.tar.delta)
-(dryrun) restore: s3://b/legacy/reference.bin (needed by tool-1.1.0.tar.delta)
 (dryrun) restore: s3://b/.deltaglider/refs/f02305cb585b9c4e45721280/<slot>-dedb6202fdffdc09b2c5bd0422b79c24f9c0df002b03ddb28077df19c8006f49/users/6ca51793c2e7170d0c949930e0454982 (marks app-1.2.0.zip.delta as a user)
 (dryrun) delete: s3://b/.deltaglider/refs/c3e49c40087b7fb2d4a22584/<slot>-c537c942326ed06ebf27a11dcc3afd3f84afc293e177af4ae3b76cb59bc09a07/users/1c995bed305438adf4e7a208b5ca7935 (its delta is gone)
+(dryrun) delete: s3://b/.deltaglider/refs/c3e49c40087b7fb2d4a22584/<slot>-c537c942326ed06ebf27a11dcc3afd3f84afc293e177af4ae3b76cb59bc09a07/reference.bin (no delta needs it)
 (dryrun) delete: s3://b/.deltaglider/refs/f02305cb585b9c4e45721280/<slot>-dedb6202fdffdc09b2c5bd0422b79c24f9c0df002b03ddb28077df19c8006f49/users/baba61342083672796e8f4a939df31b2 (its delta is gone)
 (dryrun) delete: s3://b/.deltaglider/trash/de9b9e18401881be05142aee/00000000000000000000000000000000 (trash)
 (dryrun) delete: s3://b/.deltaglider/tmp/abababababababababababababababababababababababababababababababab/app-1.1.0.zip (expired rehydration)
-cleanup: 5 deltas checked, 0 unreadable; 8 repairs would be done
+(dryrun) delete: s3://b/orphan/reference.bin (no delta needs it)
+cleanup: 5 deltas checked, 0 unreadable; 9 repairs would be done
 """,
     )
     check(
