@@ -263,7 +263,7 @@ def decode(
         assert process.stdout is not None and process.stderr is not None
         while chunk := process.stdout.read(CHUNK_SIZE):
             if limit is not None and writer.size + len(chunk) > limit:
-                raise CodecError(f"decodes to more than its recorded {limit} bytes")
+                raise CodecError(f"reconstructed bytes pass the recorded {limit} bytes")
             writer.write(chunk)
         stderr = process.stderr.read()
         returncode = process.wait()

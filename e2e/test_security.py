@@ -124,7 +124,7 @@ def test_a_small_delta_that_decodes_to_a_gigabyte_cannot_fill_the_disk(
         )
         stderr = done.stderr.decode()
         assert done.returncode == 1, (args, stderr)
-        assert "recorded 1000 bytes" in stderr and stderr.count("\n") == 1, (args, stderr)
+        assert "the recorded 1000 bytes" in stderr and stderr.count("\n") == 1, (args, stderr)
         assert len(done.stdout) <= 1000
     assert not (tmp_path / "out.zip").exists()
 
