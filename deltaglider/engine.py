@@ -65,16 +65,14 @@ class Engine:
         )
 
     @property
-    def boto3_client(self) -> S3Client:
-        """The underlying client, for the SDK's pass-through methods only."""
+    def boto3_client(self) -> S3Client:  # for the SDK's pass-through methods only
         client: S3Client = self._parts.store.client
         return client
 
     def work_directory(self) -> tempfile.TemporaryDirectory[str]:
         return self._parts.work_directory()  # a killed process's is removed by the next
 
-    def close(self) -> None:
-        """Remove this process's scratch files (and per-process cached references)."""
+    def close(self) -> None:  # this process's scratch files (and per-process references)
         self._parts.close()
 
     # -------------------------------------------------------------------------- writing
@@ -208,12 +206,15 @@ class Engine:
         entries = self.listing(bucket, prefix, recursive=recursive, logical_sizes=True)
         return listing.summarize(self._parts.store, bucket, entries, subscriber or Subscriber())
 
-    def stored_objects(self, bucket: str, prefix: str) -> Iterator[ObjectHead]:
-        """Every stored object under `prefix`, internal ones included, as listed."""
+    def stored_objects(self, bucket: str, prefix: str) -> Iterator[ObjectHead]:  # all, as listed
         return listing.stored_objects(self._parts.store, bucket, prefix)
 
     def head_stored(self, bucket: str, key: str) -> ObjectHead | None:
         return self._parts.store.head(bucket, key)
+
+    def release_reference(self, bucket: str, ref_key: str, delta_key: str) -> list[str]:
+        """`delta_key` is gone: drop its marker, then `ref_key` if unneeded (what went)."""
+        return self._parts.references.release(bucket, ref_key, delta_key)
 
     def clear_cache(self) -> int:
         """Drop every cached reference; how many went."""
@@ -242,8 +243,7 @@ class Engine:
         """Where new references go: `--references`/DG_REFERENCES, the bucket's, or shared."""
         return self._parts.buckets.reference_mode(bucket)
 
-    def bucket_settings(self, bucket: str) -> BucketSettings:
-        """The bucket's `.deltaglider/config.json`, read once (defaults when there is none)."""
+    def bucket_settings(self, bucket: str) -> BucketSettings:  # read once; defaults if none
         return self._parts.buckets.get(bucket)
 
     def change_bucket_settings(self, bucket: str, changes: list[str]) -> BucketSettings:

@@ -24,13 +24,16 @@ from deltaglider.metadata import (
     DELTA_SUFFIX,
     REFERENCE_NAME,
     is_shared_reference,
+    logical_key_of,
+    marker_delta_key,
     now,
     reference_key,
+    series_refs_prefix,
     user_marker_key,
     users_prefix,
 )
 from deltaglider.models import GROUPINGS, DeleteResult, GroupBy, ListEntry
-from deltaglider.series import natural_key, series_of
+from deltaglider.series import natural_key, series_id, series_of
 from deltaglider.urls import base_name, parent_prefix
 
 
@@ -85,6 +88,9 @@ class PrunePlan:
     doomed: tuple[ListEntry, ...]  # oldest first within each group
     kept: int
     freed_references: dict[str, int]  # reference key -> stored bytes freed with it
+    # (shared reference, delta) of each user marker whose delta is gone: what a killed earlier
+    # run left behind, released by this one
+    orphans: tuple[tuple[str, str], ...] = ()
 
     @property
     def deleted(self) -> tuple[str, ...]:
@@ -113,7 +119,38 @@ def plan_prune(
     doomed = choose(entries, GroupBy(by), keep_last, older_than, now())
     going = {entry.key for entry in doomed}
     predicted = _freed_references(engine, bucket, entries, going)
-    return PrunePlan(bucket, tuple(doomed), len(entries) - len(doomed), predicted)
+    orphans, freed = _orphans(engine, bucket, prefix, entries, going)
+    return PrunePlan(
+        bucket, tuple(doomed), len(entries) - len(doomed), {**predicted, **freed}, orphans
+    )
+
+
+def _orphans(
+    engine: Engine, bucket: str, prefix: str, entries: list[ListEntry], going: set[str]
+) -> tuple[tuple[tuple[str, str], ...], dict[str, int]]:
+    """The user markers, among the shared references of the series under `prefix`, whose
+    delta (under `prefix`) is gone, as a killed prune leaves them; and the references no
+    marker is left for once they and the doomed versions' markers go."""
+    found: list[tuple[str, str]] = []
+    freed: dict[str, int] = {}
+    for series in sorted({series_of(entry.key) for entry in entries}):
+        heads = list(engine.stored_objects(bucket, series_refs_prefix(series_id(series))))
+        for ref in [h for h in heads if is_shared_reference(h.key)]:
+            markers = [h.key for h in heads if h.key.startswith(users_prefix(ref.key))]
+            stale = 0
+            for marker in markers:
+                head = engine.head_stored(bucket, marker)
+                delta = marker_delta_key(head.metadata) if head is not None else None
+                if delta is None or not delta.startswith(prefix):
+                    continue
+                if logical_key_of(delta) in going:
+                    stale += 1  # released with its version
+                elif engine.head_stored(bucket, delta) is None:
+                    found.append((ref.key, delta))
+                    stale += 1
+            if markers and stale == len(markers) and any(r == ref.key for r, _ in found):
+                freed[ref.key] = ref.size
+    return tuple(found), freed
 
 
 def execute_prune(
@@ -136,6 +173,8 @@ def execute_prune(
             for key in result.removed
             if key in plan.freed_references or base_name(key) == REFERENCE_NAME
         ]
+    for ref_key, delta in plan.orphans:  # what a killed earlier run left: released now
+        removed += engine.release_reference(plan.bucket, ref_key, delta)
     references = sorted(set(removed))
     freed = sum(e.stored_size for e in plan.doomed) + sum(
         plan.freed_references.get(k, 0) for k in references

@@ -140,6 +140,37 @@ def test_a_version_deleted_by_someone_else_meanwhile_does_not_stop_prune(
         engine.verify("b", f"rel/{path.parent.name}/{path.name}")
 
 
+def test_a_rerun_of_a_killed_prune_releases_what_it_left(
+    engine: Engine, memory: MemoryStore, tmp_path: Path
+) -> None:
+    """A prune killed between deleting a delta and releasing its marker leaves a stale
+    marker (and a shared reference only it kept): the same prune run again finishes the job,
+    and its dry run says so, bytes included."""
+    first, second = builds(tmp_path / "a", "app", 1)[0], builds(tmp_path / "b", "app", 5)[4]
+    engine.upload(first, "b", "rel/1.0/app-1.0.zip")
+    renewed = Settings(cache_backend="memory", renew_ratio=0.0001)  # its own new reference
+    other = Engine(renewed, store=memory.as_store())
+    other.upload(second, "b", "rel/1.11/app-1.11.zip")
+    other.close()
+    objects = memory.buckets["b"]
+    refs = sorted(k for k in objects if k.endswith("reference.bin"))
+    assert len(refs) == 2
+    del objects["rel/1.0/app-1.0.zip.delta"]  # the kill: delta gone, its marker and reference left
+    plan = retention.plan_prune(engine, "b", "rel/", keep_last=1)
+    assert plan.deleted == () and [o[1] for o in plan.orphans] == ["rel/1.0/app-1.0.zip.delta"]
+    predicted = retention.PruneResult.predicted(plan)
+    result = retention.execute_prune(engine, plan)
+    assert result.references == predicted.references and len(result.references) == 1
+    assert result.freed_bytes == predicted.freed_bytes > 0
+    assert [k for k in objects if k.endswith("reference.bin")] == [
+        r for r in refs if r not in result.references
+    ]
+    assert not any("/users/" in k and k.startswith(result.references[0][:-13]) for k in objects)
+    engine.verify("b", "rel/1.11/app-1.11.zip")
+    again = retention.plan_prune(engine, "b", "rel/", keep_last=1)
+    assert again.orphans == () and again.freed_references == {}
+
+
 def test_plan_prune_refuses_what_it_cannot_do(engine: Engine) -> None:
     with pytest.raises(UsageError, match="--keep-last"):
         retention.plan_prune(engine, "b", "")
