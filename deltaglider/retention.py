@@ -23,6 +23,7 @@ from deltaglider.events import Subscriber
 from deltaglider.metadata import (
     DELTA_SUFFIX,
     REFERENCE_NAME,
+    delta_key,
     is_shared_reference,
     logical_key_of,
     marker_delta_key,
@@ -128,14 +129,19 @@ def plan_prune(
 def _orphans(
     engine: Engine, bucket: str, prefix: str, entries: list[ListEntry], going: set[str]
 ) -> tuple[tuple[tuple[str, str], ...], dict[str, int]]:
-    """The user markers, among the shared references of the series under `prefix`, whose
-    delta (under `prefix`) is gone, as a killed prune leaves them; and the references no
-    marker is left for once they and the doomed versions' markers go."""
+    """The user markers whose delta (under `prefix`) is gone, as a killed prune leaves them,
+    among the shared references of the series under `prefix` that no kept delta names (one
+    a kept delta uses stays anyway); and those references, once no marker is left.
+    Whether a delta is there is the listing's answer: no HEAD per delta."""
+    listed = {
+        delta_key(e.key) for e in entries if e.both_forms or e.stored_key.endswith(DELTA_SUFFIX)
+    }
+    named = {engine.reference_key_of(e.head) for e in entries if e.head and e.key not in going}
     found: list[tuple[str, str]] = []
     freed: dict[str, int] = {}
     for series in sorted({series_of(entry.key) for entry in entries}):
         heads = list(engine.stored_objects(bucket, series_refs_prefix(series_id(series))))
-        for ref in [h for h in heads if is_shared_reference(h.key)]:
+        for ref in [h for h in heads if is_shared_reference(h.key) and h.key not in named]:
             markers = [h.key for h in heads if h.key.startswith(users_prefix(ref.key))]
             stale = 0
             for marker in markers:
@@ -145,7 +151,7 @@ def _orphans(
                     continue
                 if logical_key_of(delta) in going:
                     stale += 1  # released with its version
-                elif engine.head_stored(bucket, delta) is None:
+                elif delta not in listed:
                     found.append((ref.key, delta))
                     stale += 1
             if markers and stale == len(markers) and any(r == ref.key for r, _ in found):
@@ -177,7 +183,8 @@ def execute_prune(
         removed += engine.release_reference(plan.bucket, ref_key, delta)
     references = sorted(set(removed))
     freed = sum(e.stored_size for e in plan.doomed) + sum(
-        plan.freed_references.get(k, 0) for k in references
+        plan.freed_references.get(k, 0)
+        for k in references  # only what really went
     )
     return PruneResult(plan.deleted, plan.kept, tuple(references), freed, dryrun=False)
 
