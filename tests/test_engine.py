@@ -7,7 +7,6 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -17,7 +16,7 @@ from memory_store import MemoryStore
 from deltaglider.config import Settings
 from deltaglider.decision import Artifact, DeltaTrial, decide_upload
 from deltaglider.engine import Engine
-from deltaglider.errors import NotFoundError, StorageError, UsageError
+from deltaglider.errors import NotFoundError, UsageError
 from deltaglider.files import Digest
 from deltaglider.metadata import ObjectKind
 from deltaglider.models import DeltaPolicy, ObjectHead, ReferenceMode, StoredAs, UploadOptions
@@ -487,24 +486,3 @@ def test_both_forms_listed_are_marked_so_a_read_decides(
     memory.put("b", "s/app.zip", first.read_bytes())  # another tool wrote the plain form
     (entry,) = engine.listing("b", "s/", recursive=True)
     assert entry.both_forms and entry.stored_key == "s/app.zip"
-
-
-def test_a_first_upload_that_fails_takes_back_the_reference_it_created(
-    memory: MemoryStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The delta's PUT fails after the new shared reference was written: the upload fails
-    and the bucket holds nothing of it (no orphan reference for `cleanup` to find)."""
-    engine = shared_engine(memory)
-    (path, key), *_ = per_version(tmp_path, 1)
-    real_put = memory.put_file
-
-    def failing_put(bucket: str, stored: str, *args: Any, **kwargs: Any) -> None:
-        if stored.endswith(".delta"):
-            raise StorageError(f"s3://{bucket}/{stored}: the delta could not be stored")
-        real_put(bucket, stored, *args, **kwargs)
-
-    monkeypatch.setattr(memory, "put_file", failing_put)
-    with pytest.raises(StorageError):
-        engine.upload(path, "b", key)
-    assert [k for k in keys_of(memory) if not k.startswith(".deltaglider/trash/")] == []
-    engine.close()
