@@ -380,13 +380,26 @@ def shared_reference_key(series_id: str, created_at: datetime, sha256: str) -> s
 def slot_sha256(slot: str) -> str | None:
     """The SHA-256 a shared reference slot's name carries (`…/<16 digits>-<sha256>/`), or None
     for a name of another shape."""
+    parsed = _slot(slot)
+    return parsed[1] if parsed else None
+
+
+def slot_created_at(ref_key: str) -> datetime | None:
+    """When the shared reference at `ref_key` was created, as its slot's name says."""
+    parsed = _slot(ref_key.removesuffix(REFERENCE_NAME))
+    if parsed is None:
+        return None
+    return datetime.fromtimestamp((_NEWEST_FIRST - int(parsed[0])) / 1_000_000, UTC)
+
+
+def _slot(slot: str) -> tuple[str, str] | None:
     name = slot.rstrip("/").rsplit("/", 1)[-1]
     digits, _, sha256 = name.partition("-")
     if len(digits) != 16 or not digits.isdigit() or len(sha256) != 64:
         return None
     if any(c not in "0123456789abcdef" for c in sha256):
         return None
-    return sha256
+    return digits, sha256
 
 
 def trash_folder(ref_key: str) -> str:

@@ -27,15 +27,18 @@ from deltaglider.listing import space_has_deltas, stored_objects
 from deltaglider.log import get_logger
 from deltaglider.metadata import (
     PROBE_PREFIX,
+    REFERENCE_NAME,
     ReferenceMeta,
     check_metadata,
     is_shared_reference,
+    logical_key_of,
     lookup,
     named_reference,
     now,
     reference_key,
     series_refs_prefix,
     shared_reference_key,
+    slot_created_at,
     slot_sha256,
     trash_folder,
     user_marker_key,
@@ -44,7 +47,7 @@ from deltaglider.metadata import (
 )
 from deltaglider.models import ListedPrefix, ObjectHead
 from deltaglider.s3 import AlreadyExists, ObjectStore
-from deltaglider.series import series_id
+from deltaglider.series import series_id, series_of
 from deltaglider.urls import parent_prefix
 
 SERIES_CANDIDATES = 2  # newest shared references of a series an upload considers
@@ -79,6 +82,19 @@ class Reference:
         key = shared_reference_key(series_id(series), created, sha256)
         meta = ReferenceMeta(source_name, sha256, created, series=series).to_dict()
         return cls(key, sha256, check_metadata(meta, key))
+
+
+def _listed_metadata(reference: Reference, delta_key: str) -> Reference | None:
+    """A shared reference known from a listing, with the metadata it was created with as far
+    as its key and the delta's series tell (FORMAT "Objects": the slot names its time and
+    SHA-256), so the bytes an upload encoded against can be put back; None when the key
+    does not belong to the delta's series."""
+    series = series_of(logical_key_of(delta_key))
+    created = slot_created_at(reference.key)
+    if created is None or not reference.key.startswith(series_refs_prefix(series_id(series))):
+        return None
+    meta = ReferenceMeta(REFERENCE_NAME, reference.sha256, created, series=series).to_dict()
+    return Reference(reference.key, reference.sha256, check_metadata(meta, reference.key))
 
 
 class References:
@@ -221,10 +237,12 @@ class References:
             self.add_user(bucket, reference, delta_key)
         head = self._store.head(bucket, reference.key)
         if head is None and not reference.metadata:
-            # known from a listing only, so it cannot be put back: the upload starts again
-            # without it, and its marker goes (a removal in progress then finishes)
-            self._store.delete(bucket, user_marker_key(reference.key, delta_key))
-            return False
+            known = _listed_metadata(reference, delta_key)
+            if known is None:  # cannot be put back: the upload starts again without it, and
+                # its marker goes (a removal in progress then finishes)
+                self._store.delete(bucket, user_marker_key(reference.key, delta_key))
+                return False
+            reference = known
         if head is None:
             log.warning("reference_restored", bucket=bucket, ref_key=reference.key)
             try:

@@ -294,6 +294,10 @@ class Store:
                     total = int(response.get("ContentLength", 0))
                 for chunk in response["Body"].iter_chunks(CHUNK_SIZE):
                     interrupt.check()
+                    if total and received + len(chunk) > total:
+                        raise IntegrityError(
+                            f"{where}: the server sent more than the {total} bytes it announced"
+                        )
                     out.write(chunk)
                     received += len(chunk)
                 if received < total:

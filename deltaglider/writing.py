@@ -470,19 +470,34 @@ def _new_reference(
             log.info("reference_race_lost", bucket=item.bucket, ref_key=reference.key)
             return None
         parts.references.remember(reference, item.path)
-    with parts.work_directory() as scratch:
-        delta = _encode(parts, item.path, item, Path(scratch) / "self.delta", check=write)
-        decision = decision or decide_upload(
-            item, None, upload.max_ratio, DeltaTrial(delta.size, True), mode=group.mode
-        )
-        if write:
-            parts.references.add_user(item.bucket, reference, delta_key(item.key))
-            _put_delta(parts, item, delta, reference, zero_diff=True)
+    try:
+        with parts.work_directory() as scratch:
+            delta = _encode(parts, item.path, item, Path(scratch) / "self.delta", check=write)
+            decision = decision or decide_upload(
+                item, None, upload.max_ratio, DeltaTrial(delta.size, True), mode=group.mode
+            )
+            if write:
+                parts.references.add_user(item.bucket, reference, delta_key(item.key))
+                _put_delta(parts, item, delta, reference, zero_diff=True)
+    except Exception:  # not on an interrupt: what a kill leaves is cleanup's
+        if write and reference.shared:  # an uploader that encoded against it meanwhile
+            # has its marker there (so it stays) or puts the same bytes back (`in_place`)
+            _withdraw(parts, item.bucket, reference, delta_key(item.key))
+        raise
     if write and not parts.references.in_place(
         item.bucket, reference, item.path, delta_key(item.key)
     ):
         return None
     return decision, digest.size + delta.size
+
+
+def _withdraw(parts: EngineParts, bucket: str, reference: Reference, stored_key: str) -> None:
+    """A failed first upload takes back the shared reference it created (and its marker), so
+    it leaves nothing behind; best effort: `cleanup` removes what a crash leaves."""
+    try:  # its marker goes, then the reference itself once no marker is left
+        parts.references.release(bucket, reference.key, stored_key)
+    except Exception as error:  # the upload's own error is the one to report
+        log.warning("reference_not_withdrawn", ref_key=reference.key, error=str(error))
 
 
 # ------------------------------------------------------------------ encoding and writing

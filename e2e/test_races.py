@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from faultproxy import FaultProxy
 from helpers import assert_bucket_consistent, sha256, stored_keys
 from local_s3 import LocalS3
 
@@ -81,3 +82,40 @@ def test_two_writers_of_one_key_leave_one_complete_write(
     engine.upload(wheel_series[2], bucket, "w/app.whl")
     engine.delete(bucket, "w/app.whl")
     assert [e.key for e in engine.listing(bucket, "w/", recursive=True)] == ["w/base.whl"]
+
+
+@pytest.mark.parametrize("command", ["rm", "prune"])
+@pytest.mark.parametrize("references", ["shared", "folder"], indirect=True)
+def test_a_key_deleted_by_someone_else_after_the_listing_does_not_stop_the_run(
+    s3_server: LocalS3,
+    engine: Engine,
+    raw: Any,
+    bucket: str,
+    wheel_series: list[Path],
+    command: str,
+    references: str,
+) -> None:
+    """Between `rm --recursive`'s (or `prune`'s) listing and its deletes, another user deletes
+    one of the listed versions (the proxy does it as soon as the listing came back): the run
+    prints `delete:` for it too, goes on with the rest and exits 0, and what is left is
+    consistent (no reference without a delta, no delta without a reference)."""
+    for number, wheel in enumerate(wheel_series[:5]):
+        engine.upload(wheel, bucket, f"rel/1.{number}/{wheel.name}")
+    doomed = f"rel/1.1/{wheel_series[1].name}"
+    with FaultProxy(s3_server.endpoint, rate=0.0) as proxy:
+        deleted: list[object] = []
+        proxy.once_after("LIST", lambda: deleted.append(engine.delete(bucket, doomed)))
+        env = {**os.environ, "AWS_ENDPOINT_URL": proxy.endpoint}
+        args = ["rm", "--recursive"] if command == "rm" else ["prune", "--keep-last", "2"]
+        process = start(env, *args, f"s3://{bucket}/rel/")
+        stdout, stderr = process.communicate(timeout=300)
+    assert deleted and process.returncode == 0, stderr
+    assert "error" not in stderr and "Traceback" not in stderr, stderr
+    assert f"delete: s3://{bucket}/{doomed}" in stdout, stdout
+    kept = [e.key for e in engine.listing(bucket, "rel/", recursive=True)]
+    assert kept == (
+        [] if command == "rm" else [f"rel/1.{n}/{wheel_series[n].name}" for n in (3, 4)]
+    )
+    assert assert_bucket_consistent(engine, raw, bucket) == len(kept)
+    if command == "rm":  # nothing of the series is left, references and markers included
+        assert [k for k in stored_keys(raw, bucket) if "/stats/" not in k] == []

@@ -10,6 +10,9 @@ It counts the bytes it carries each way (`sent`: request bodies, `received`: res
 bodies) and the requests by S3 operation (`operations`: "HEAD", "GET", "PUT", "LIST", …), and
 notes when the first request arrived (`first_request_at`, `time.perf_counter()`): how
 `scripts/bench.py` measures bytes over the wire, requests per file and time to first request.
+`once_after(operation, action)` runs `action` once, after the first such request's response
+came back from the server and before the client sees it: a deterministic "someone else
+did this meanwhile" (e.g. a key deleted between a listing and the deletes it leads to).
 `strip_conditional` drops If-None-Match, to play a server without conditional writes (only
 usable where the server does not check signatures: the header is signed). Requests are bounded
 by the tests that send them; the proxy only ever connects to the upstream on loopback.
@@ -24,6 +27,7 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -61,6 +65,7 @@ class FaultProxy:
         self.first_request_at: float | None = None
         self.sent = 0
         self.received = 0
+        self._once_after: dict[str, Callable[[], None]] = {}
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -85,9 +90,13 @@ class FaultProxy:
             self.paths.clear()
             self.first_request_at = None
 
-    def count(self, method: str, path: str) -> None:
+    def once_after(self, operation: str, action: Callable[[], None]) -> None:
+        with self._lock:
+            self._once_after[operation] = action
+
+    def count(self, method: str, path: str) -> str:
         """One request, by what it does: LIST for listings, else the HTTP method (a bucket
-        settings or multipart call counts as the method it uses)."""
+        settings or multipart call counts as the method it uses); returns that operation."""
         query = urlsplit(path).query
         operation = (
             "LIST" if method == "GET" and ("list-type" in query or "prefix=" in query) else method
@@ -97,6 +106,11 @@ class FaultProxy:
                 self.first_request_at = time.perf_counter()
             self.operations[operation] += 1
             self.paths.append((operation, urlsplit(path).path))
+        return operation
+
+    def _hook(self, operation: str) -> Callable[[], None] | None:
+        with self._lock:
+            return self._once_after.pop(operation, None)
 
     def draw(self) -> str | None:
         with self._lock:
@@ -135,7 +149,7 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else b""
                 with proxy._lock:
                     proxy.sent += len(body)
-                proxy.count(self.command, self.path)
+                operation = proxy.count(self.command, self.path)
                 fault = proxy.draw()
                 if proxy.require_sse and self._unencrypted_write():
                     with proxy._lock:
@@ -174,6 +188,9 @@ class FaultProxy:
                 response = upstream.getresponse()
                 payload = response.read()
                 upstream.close()
+                hook = proxy._hook(operation)
+                if hook is not None:
+                    hook()
                 with proxy._lock:
                     proxy.received += len(payload)
                 self.send_response(response.status, response.reason)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -16,7 +17,7 @@ from memory_store import MemoryStore
 from deltaglider.config import Settings
 from deltaglider.decision import Artifact, DeltaTrial, decide_upload
 from deltaglider.engine import Engine
-from deltaglider.errors import NotFoundError, UsageError
+from deltaglider.errors import NotFoundError, StorageError, UsageError
 from deltaglider.files import Digest
 from deltaglider.metadata import ObjectKind
 from deltaglider.models import DeltaPolicy, ObjectHead, ReferenceMode, StoredAs, UploadOptions
@@ -486,3 +487,54 @@ def test_both_forms_listed_are_marked_so_a_read_decides(
     memory.put("b", "s/app.zip", first.read_bytes())  # another tool wrote the plain form
     (entry,) = engine.listing("b", "s/", recursive=True)
     assert entry.both_forms and entry.stored_key == "s/app.zip"
+
+
+def test_a_first_upload_that_fails_takes_back_the_reference_it_created(
+    memory: MemoryStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The delta's PUT fails after the new shared reference was written: the upload fails
+    and the bucket holds nothing of it (no orphan reference for `cleanup` to find)."""
+    engine = shared_engine(memory)
+    (path, key), *_ = per_version(tmp_path, 1)
+    real_put = memory.put_file
+
+    def failing_put(bucket: str, stored: str, *args: Any, **kwargs: Any) -> None:
+        if stored.endswith(".delta"):
+            raise StorageError(f"s3://{bucket}/{stored}: the delta could not be stored")
+        real_put(bucket, stored, *args, **kwargs)
+
+    monkeypatch.setattr(memory, "put_file", failing_put)
+    with pytest.raises(StorageError):
+        engine.upload(path, "b", key)
+    assert [k for k in keys_of(memory) if not k.startswith(".deltaglider/trash/")] == []
+    engine.close()
+
+
+def test_a_listed_reference_removed_before_its_delta_is_written_is_put_back(
+    memory: MemoryStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second upload of the series lists the shared reference and encodes against it; the
+    reference is removed (a failed first upload taking it back, an `rm`) just before this
+    upload records its marker. The upload puts the same bytes back, with the metadata its
+    slot names, and its delta reads back."""
+    engine = shared_engine(memory)
+    (first, first_key), (second, second_key) = per_version(tmp_path, 2)
+    engine.upload(first, "b", first_key)
+    (ref_key,) = [k for k in keys_of(memory) if k.endswith("/reference.bin")]
+    created = memory.head("b", ref_key)
+    assert created is not None
+    real_put_bytes = memory.put_bytes
+
+    def removed_first(bucket: str, key: str, data: bytes, metadata: dict[str, str]) -> None:
+        if "/users/" in key and memory.head(bucket, ref_key) is not None:
+            memory.delete(bucket, ref_key)
+        real_put_bytes(bucket, key, data, metadata)
+
+    monkeypatch.setattr(memory, "put_bytes", removed_first)
+    assert engine.upload(second, "b", second_key).stored_as is StoredAs.DELTA
+    restored = memory.head("b", ref_key)
+    assert restored is not None
+    for name in ("dg-file-sha256", "dg-series", "dg-created-at"):
+        assert restored.metadata[name] == created.metadata[name]
+    assert engine.verify("b", second_key).valid
+    engine.close()
