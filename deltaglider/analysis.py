@@ -168,13 +168,18 @@ class ScratchStore:
         self._check(bucket)
         return True
 
-    def copy_within(self, bucket: str, source: str, target: str) -> None:
+    def copy_within(
+        self, bucket: str, source: str, target: str, metadata: dict[str, str] | None = None
+    ) -> None:
         self._check(bucket)
         obj = self.objects.get(source)
         if obj is None:
             raise NotFoundError(f"s3://{bucket}/{source}: no such key")
         self._keep(
-            target, lambda path: shutil.copyfile(obj.path, path), obj.metadata, obj.content_type
+            target,
+            lambda path: shutil.copyfile(obj.path, path),
+            obj.metadata if metadata is None else metadata,
+            obj.content_type,
         )
 
     def delete(self, bucket: str, key: str) -> None:

@@ -212,9 +212,9 @@ class Engine:
     def head_stored(self, bucket: str, key: str) -> ObjectHead | None:
         return self._parts.store.head(bucket, key)
 
-    def release_reference(self, bucket: str, ref_key: str, delta_key: str) -> list[str]:
-        """`delta_key` is gone: drop its marker, then `ref_key` if unneeded (what went)."""
-        return self._parts.references.release(bucket, ref_key, delta_key)
+    def release_reference(self, bucket: str, ref: str, delta: str | None = None) -> list[str]:
+        """`delta` is gone (or None): drop its marker, then `ref` if unneeded (what went)."""
+        return self._parts.references.release(bucket, ref, delta)
 
     def clear_cache(self) -> int:
         """Drop every cached reference; how many went."""

@@ -40,6 +40,7 @@ from deltaglider.metadata import (
     now,
     reference_key,
     role_of,
+    untrashed_meta,
     user_marker_key,
     user_marker_meta,
     users_prefix,
@@ -178,7 +179,7 @@ def _check_deltas(run: _Repair, deltas: list[str], trash: dict[str, ObjectHead])
         if reference is None and copy is not None:
             run.act(f"restore: s3://{bucket}/{meta.ref_key} (needed by {base_name(delta)})")
             if not run.dryrun:
-                store.copy_within(bucket, copy, meta.ref_key)
+                store.copy_within(bucket, copy, meta.ref_key, untrashed_meta(trash[copy].metadata))
             run.restored.add(meta.ref_key)
             _keep_marker(run, meta.ref_key, delta)
             continue

@@ -408,6 +408,25 @@ def trash_folder(ref_key: str) -> str:
     return f"{TRASH_PREFIX}{hashlib.sha256(ref_key.encode('utf-8')).hexdigest()[:24]}/"
 
 
+def trash_meta(ref_meta: dict[str, str], ref_key: str) -> dict[str, str]:
+    """A trash copy's metadata: the reference's, plus `dg-trash-of` naming the key it is a
+    copy of (left out in the rare case it would take the metadata past S3's 2 KB)."""
+    meta = {**ref_meta, "dg-trash-of": encode_name(ref_key)}
+    return meta if metadata_size(meta) <= MAX_METADATA_BYTES else dict(ref_meta)
+
+
+def untrashed_meta(trash_copy_meta: dict[str, str]) -> dict[str, str]:
+    """The reference's own metadata, as a trash copy of it carries it (inverse of
+    `trash_meta`)."""
+    return {k: v for k, v in trash_copy_meta.items() if k != "dg-trash-of"}
+
+
+def trashed_reference_key(meta: dict[str, str]) -> str | None:
+    """The reference a trash copy is a copy of (None when the copy does not say)."""
+    raw = meta.get("dg-trash-of")
+    return decode_name(raw) if raw else None
+
+
 def is_shared_reference(key: str) -> bool:
     return key.startswith(REFS_PREFIX) and base_name(key) == REFERENCE_NAME
 

@@ -14,6 +14,7 @@ through `s3.Store`) or list the logical view.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import uuid
 from collections.abc import Callable
@@ -41,6 +42,8 @@ from deltaglider.metadata import (
     slot_created_at,
     slot_sha256,
     trash_folder,
+    trash_meta,
+    untrashed_meta,
     user_marker_key,
     user_marker_meta,
     users_prefix,
@@ -156,16 +159,30 @@ class References:
             marker = user_marker_key(reference.key, delta_key)
             self._store.put_bytes(bucket, marker, b"", user_marker_meta(delta_key))
 
-    def release(self, bucket: str, ref_key: str, delta_key: str) -> list[str]:
+    def release(self, bucket: str, ref_key: str, delta_key: str | None = None) -> list[str]:
         """A delta made against `ref_key` is gone: drop its marker, and the reference itself
-        if no delta needs it any more. Returns the references removed."""
+        if no delta needs it any more. Returns what was removed.
+
+        Without `delta_key` (finishing what an interrupted removal left): the reference goes
+        if no delta needs it, and once it is gone and unneeded, so do its trash copies."""
         if not is_shared_reference(ref_key):
-            return self.drop_unused(bucket, parent_prefix(delta_key))
-        current = self._store.head(bucket, delta_key)
-        if current is not None and named_reference(current.metadata, delta_key) == ref_key:
-            return []  # another writer stored this key against the same reference meanwhile
-        self._store.delete(bucket, user_marker_key(ref_key, delta_key))
-        return self.drop_unused_shared(bucket, ref_key)
+            space = parent_prefix(delta_key if delta_key is not None else ref_key)
+            key = reference_key(space)
+            needed = functools.partial(space_has_deltas, self._store, bucket, space)
+        else:
+            key = ref_key
+            needed = functools.partial(self.has_users, bucket, ref_key)
+            if delta_key is not None:
+                current = self._store.head(bucket, delta_key)
+                if current is not None and named_reference(current.metadata, delta_key) == key:
+                    return []  # another writer stored this key against the same reference
+                self._store.delete(bucket, user_marker_key(key, delta_key))
+        removed = self._remove_unless_needed(bucket, key, needed)
+        if delta_key is None and self._store.head(bucket, key) is None and not needed():
+            for copy in list(stored_objects(self._store, bucket, trash_folder(key))):
+                self._store.delete(bucket, copy.key)
+                removed.append(copy.key)
+        return removed
 
     def has_users(self, bucket: str, ref_key: str) -> bool:
         return any(True for _ in stored_objects(self._store, bucket, users_prefix(ref_key)))
@@ -202,9 +219,13 @@ class References:
         delta). True when it was put back (encode against it)."""
         for page in self._store.iter_listing(bucket, trash_folder(ref_key)):
             for item in page:
-                if isinstance(item, ObjectHead) and self._store.head(bucket, ref_key) is None:
+                if not isinstance(item, ObjectHead) or self._store.head(bucket, ref_key):
+                    continue
+                copy = self._store.head(bucket, item.key)
+                if copy is not None:
                     with contextlib.suppress(NotFoundError):  # the removal finished meanwhile
-                        self._store.copy_within(bucket, item.key, ref_key)
+                        meta = untrashed_meta(copy.metadata)
+                        self._store.copy_within(bucket, item.key, ref_key, meta)
                         log.warning("reference_kept", bucket=bucket, ref_key=ref_key)
                         return True
             break  # the first page is enough: one copy is all it takes
@@ -254,13 +275,13 @@ class References:
 
     def drop_unused(self, bucket: str, space: str) -> list[str]:
         """Delete `<space>/reference.bin` when no `.delta` is left directly in the space."""
-        return self._remove_unless_needed(
-            bucket, reference_key(space), lambda: space_has_deltas(self._store, bucket, space)
-        )
+        needed = functools.partial(space_has_deltas, self._store, bucket, space)
+        return self._remove_unless_needed(bucket, reference_key(space), needed)
 
     def drop_unused_shared(self, bucket: str, ref_key: str) -> list[str]:
         """Delete a shared reference when no user marker is left beside it."""
-        return self._remove_unless_needed(bucket, ref_key, lambda: self.has_users(bucket, ref_key))
+        needed = functools.partial(self.has_users, bucket, ref_key)
+        return self._remove_unless_needed(bucket, ref_key, needed)
 
     def _remove_unless_needed(
         self, bucket: str, ref_key: str, needed: Callable[[], bool]
@@ -274,11 +295,12 @@ class References:
         `deltaglider cleanup` finishes what a crash between these steps left behind."""
         if needed():
             return []
-        if self._store.head(bucket, ref_key) is None:
+        head = self._store.head(bucket, ref_key)
+        if head is None:
             return []
         trash_key = f"{trash_folder(ref_key)}{uuid.uuid4().hex}"
         try:
-            self._store.copy_within(bucket, ref_key, trash_key)
+            self._store.copy_within(bucket, ref_key, trash_key, trash_meta(head.metadata, ref_key))
         except NotFoundError:
             return []  # another deleter got there first
         self._store.delete(bucket, ref_key)
@@ -290,7 +312,9 @@ class References:
                 reason="a delta arrived while it was being removed",
             )
             if self._store.head(bucket, ref_key) is None:
-                self._store.copy_within(bucket, trash_key, ref_key)
+                with contextlib.suppress(NotFoundError):  # another run emptied the trash: the
+                    # uploader of that delta puts the reference back itself ("Writing")
+                    self._store.copy_within(bucket, trash_key, ref_key, head.metadata)
             self._store.delete(bucket, trash_key)
             return []
         self._store.delete(bucket, trash_key)

@@ -23,17 +23,20 @@ from deltaglider.events import Subscriber
 from deltaglider.metadata import (
     DELTA_SUFFIX,
     REFERENCE_NAME,
-    delta_key,
+    TRASH_PREFIX,
+    KeyRole,
     is_shared_reference,
     logical_key_of,
     marker_delta_key,
     now,
     reference_key,
+    role_of,
     series_refs_prefix,
+    trashed_reference_key,
     user_marker_key,
     users_prefix,
 )
-from deltaglider.models import GROUPINGS, DeleteResult, GroupBy, ListEntry
+from deltaglider.models import GROUPINGS, DeleteResult, GroupBy, ListEntry, ObjectHead
 from deltaglider.series import natural_key, series_id, series_of
 from deltaglider.urls import base_name, parent_prefix
 
@@ -89,9 +92,10 @@ class PrunePlan:
     doomed: tuple[ListEntry, ...]  # oldest first within each group
     kept: int
     freed_references: dict[str, int]  # reference key -> stored bytes freed with it
-    # (shared reference, delta) of each user marker whose delta is gone: what a killed earlier
-    # run left behind, released by this one
-    orphans: tuple[tuple[str, str], ...] = ()
+    # what a killed earlier run left, released after the deletions: (shared reference, delta)
+    # for a user marker whose delta is gone, (reference, None) for a reference no delta needs
+    # (and its trash copies)
+    orphans: tuple[tuple[str, str | None], ...] = ()
 
     @property
     def deleted(self) -> tuple[str, ...]:
@@ -118,45 +122,123 @@ def plan_prune(
         raise UsageError(f"--by must be series or folder, not {by!r}")
     entries = list(engine.listing(bucket, prefix, recursive=True, logical_sizes=True))
     doomed = choose(entries, GroupBy(by), keep_last, older_than, now())
-    going = {entry.key for entry in doomed}
-    predicted = _freed_references(engine, bucket, entries, going)
-    orphans, freed = _orphans(engine, bucket, prefix, entries, going)
+    scope = _Scope(bucket, prefix, entries, {entry.key for entry in doomed}, _trash(engine, bucket))
+    folder_freed, folder_orphans = _folder_references(engine, scope)
+    shared_freed, shared_orphans = _shared_references(engine, scope)
     return PrunePlan(
-        bucket, tuple(doomed), len(entries) - len(doomed), {**predicted, **freed}, orphans
+        bucket,
+        tuple(doomed),
+        len(entries) - len(doomed),
+        {**folder_freed, **shared_freed},
+        folder_orphans + shared_orphans,
     )
 
 
-def _orphans(
-    engine: Engine, bucket: str, prefix: str, entries: list[ListEntry], going: set[str]
-) -> tuple[tuple[tuple[str, str], ...], dict[str, int]]:
-    """The user markers whose delta (under `prefix`) is gone, as a killed prune leaves them,
-    among the shared references of the series under `prefix` that no kept delta names (one
-    a kept delta uses stays anyway); and those references, once no marker is left.
-    Whether a delta is there is the listing's answer: no HEAD per delta."""
-    listed = {
-        delta_key(e.key) for e in entries if e.both_forms or e.stored_key.endswith(DELTA_SUFFIX)
+@dataclass(frozen=True)
+class _Scope:
+    """What a prune plan looks at: the listing under the prefix, the versions going, and
+    the trash copies by the reference each copies (what an interrupted removal left)."""
+
+    bucket: str
+    prefix: str
+    entries: list[ListEntry]
+    going: set[str]
+    trash: dict[str, list[ObjectHead]]
+
+    def trash_of(self, ref_key: str) -> dict[str, int]:
+        return {copy.key: copy.size for copy in self.trash.get(ref_key, [])}
+
+
+def _trash(engine: Engine, bucket: str) -> dict[str, list[ObjectHead]]:
+    """The trash copies (one listing, normally empty) by the reference key each copies."""
+    found: dict[str, list[ObjectHead]] = {}
+    for item in engine.stored_objects(bucket, TRASH_PREFIX):
+        head = engine.head_stored(bucket, item.key)
+        ref_key = trashed_reference_key(head.metadata) if head is not None else None
+        if head is not None and ref_key is not None:
+            found.setdefault(ref_key, []).append(head)
+    return found
+
+
+Orphans = tuple[tuple[str, str | None], ...]
+
+
+def _folder_references(engine: Engine, scope: _Scope) -> tuple[dict[str, int], Orphans]:
+    """Folder references no delta needs once the doomed versions go (with their stored
+    bytes and those of their trash copies), and the releases that finish what a killed run
+    left: a reference whose folder has no delta at all, or trash copies of one."""
+    bucket, prefix = scope.bucket, scope.prefix
+    stored = {head.key: head for head in engine.stored_objects(bucket, prefix)}
+    kept: dict[str, int] = {}  # folder -> deltas that stay there
+    for key in stored:
+        if key.endswith(DELTA_SUFFIX) and role_of(key) is KeyRole.DELTA:
+            folder = parent_prefix(key)
+            kept[folder] = kept.get(folder, 0) + (logical_key_of(key) not in scope.going)
+    folders = set(kept) | {
+        parent_prefix(key) for key in stored if role_of(key) is KeyRole.FOLDER_REFERENCE
     }
-    named = {engine.reference_key_of(e.head) for e in entries if e.head and e.key not in going}
-    found: list[tuple[str, str]] = []
+    folders |= {
+        parent_prefix(ref)
+        for ref in scope.trash
+        if not is_shared_reference(ref) and (ref.startswith(prefix) or parent_prefix(ref) in kept)
+    }
     freed: dict[str, int] = {}
-    for series in sorted({series_of(entry.key) for entry in entries}):
-        heads = list(engine.stored_objects(bucket, series_refs_prefix(series_id(series))))
-        for ref in [h for h in heads if is_shared_reference(h.key) and h.key not in named]:
-            markers = [h.key for h in heads if h.key.startswith(users_prefix(ref.key))]
-            stale = 0
-            for marker in markers:
-                head = engine.head_stored(bucket, marker)
+    orphans: list[tuple[str, str | None]] = []
+    for folder in sorted(folders):
+        if kept.get(folder, 0) or (
+            not f"{folder}/".startswith(prefix)
+            and _folder_has_other_deltas(engine, bucket, folder, set(stored))
+        ):
+            continue
+        ref_key = reference_key(folder)
+        head = stored.get(ref_key) if ref_key.startswith(prefix) else None
+        head = head or engine.head_stored(bucket, ref_key)
+        freed.update({ref_key: head.size} if head is not None else {})
+        freed.update(scope.trash_of(ref_key))
+        if (head is not None and folder not in kept) or scope.trash_of(ref_key):
+            orphans.append((ref_key, None))
+    return freed, tuple(orphans)
+
+
+def _shared_references(engine: Engine, scope: _Scope) -> tuple[dict[str, int], Orphans]:
+    """Shared references of the series under the prefix that no delta needs once the
+    doomed versions go, and the releases that finish what a killed run left: each marker
+    whose delta under the prefix is gone (or names another reference), then each reference
+    with no marker left or with trash copies. Only a marker no listed delta accounts for is
+    HEADed (normally none)."""
+    named = {
+        entry.stored_key: engine.reference_key_of(entry.head)
+        for entry in scope.entries
+        if entry.head is not None
+    }
+    kept_refs = {ref for key, ref in named.items() if logical_key_of(key) not in scope.going}
+    freed: dict[str, int] = {}
+    orphans: list[tuple[str, str | None]] = []
+    for series in sorted({series_of(entry.key) for entry in scope.entries}):
+        heads = list(engine.stored_objects(scope.bucket, series_refs_prefix(series_id(series))))
+        refs = {h.key: h for h in heads if is_shared_reference(h.key)}
+        trashed = [r for r in scope.trash if r.startswith(series_refs_prefix(series_id(series)))]
+        for ref_key in sorted(set(refs) | set(trashed)):
+            accounted = {
+                user_marker_key(ref_key, key) for key, ref in named.items() if ref == ref_key
+            }
+            markers = [h.key for h in heads if h.key.startswith(users_prefix(ref_key))]
+            stale, needed = [], ref_key in kept_refs
+            for marker in (m for m in markers if m not in accounted):
+                head = engine.head_stored(scope.bucket, marker)
                 delta = marker_delta_key(head.metadata) if head is not None else None
-                if delta is None or not delta.startswith(prefix):
-                    continue
-                if logical_key_of(delta) in going:
-                    stale += 1  # released with its version
-                elif delta not in listed:
-                    found.append((ref.key, delta))
-                    stale += 1
-            if markers and stale == len(markers) and any(r == ref.key for r, _ in found):
-                freed[ref.key] = ref.size
-    return tuple(found), freed
+                if delta is not None and delta.startswith(scope.prefix):  # not listed as a user
+                    stale.append(delta)
+                else:
+                    needed = True  # a delta outside the prefix, or a marker cleanup judges
+            orphans += [(ref_key, delta) for delta in stale]
+            if needed:
+                continue
+            freed.update({ref_key: refs[ref_key].size} if ref_key in refs else {})
+            freed.update(scope.trash_of(ref_key))
+            if (ref_key in refs and not markers) or scope.trash_of(ref_key):
+                orphans.append((ref_key, None))
+    return freed, tuple(orphans)
 
 
 def execute_prune(
@@ -189,46 +271,9 @@ def execute_prune(
     return PruneResult(plan.deleted, plan.kept, tuple(references), freed, dryrun=False)
 
 
-def _freed_references(
-    engine: Engine, bucket: str, entries: list[ListEntry], going: set[str]
-) -> dict[str, int]:
-    """References that no delta needs once `going` is deleted, with their stored bytes."""
-    freed: dict[str, int] = {}
-    kept_deltas: dict[str, int] = {}  # folder -> deltas that stay there
-    shared_users: dict[str, set[str]] = {}  # shared reference -> markers of deltas going
-    for entry in entries:
-        if not entry.stored_key.endswith(DELTA_SUFFIX):
-            continue
-        folder = parent_prefix(entry.stored_key)
-        kept_deltas.setdefault(folder, 0)
-        if entry.key not in going:
-            kept_deltas[folder] += 1
-            continue
-        if entry.head is not None and is_shared_reference(
-            ref := engine.reference_key_of(entry.head)
-        ):
-            shared_users.setdefault(ref, set()).add(user_marker_key(ref, entry.stored_key))
-    for folder, remaining in sorted(kept_deltas.items()):
-        if remaining:
-            continue
-        reference = engine.head_stored(bucket, reference_key(folder))
-        if reference is not None and not _folder_has_other_deltas(engine, bucket, folder, entries):
-            freed[reference.key] = reference.size
-    for ref, markers in sorted(shared_users.items()):
-        users = {head.key for head in engine.stored_objects(bucket, users_prefix(ref))}
-        if users <= markers:
-            head = engine.head_stored(bucket, ref)
-            if head is not None:
-                freed[ref] = head.size
-    return freed
-
-
-def _folder_has_other_deltas(
-    engine: Engine, bucket: str, folder: str, entries: list[ListEntry]
-) -> bool:
+def _folder_has_other_deltas(engine: Engine, bucket: str, folder: str, listed: set[str]) -> bool:
     """Whether `folder` holds a `.delta` that the listing under the prefix did not show (the
     prefix may cut a folder in two)."""
-    listed = {entry.stored_key for entry in entries}
     return any(
         head.key.endswith(DELTA_SUFFIX) and head.key not in listed
         for head in engine.stored_objects(bucket, f"{folder}/" if folder else "")

@@ -68,7 +68,9 @@ class ObjectStore(Protocol):
 
     def conditional_writes_work(self, bucket: str, prefix: str) -> bool: ...
 
-    def copy_within(self, bucket: str, source: str, target: str) -> None: ...
+    def copy_within(
+        self, bucket: str, source: str, target: str, metadata: dict[str, str] | None = None
+    ) -> None: ...
 
     def delete(self, bucket: str, key: str) -> None: ...
 
@@ -454,8 +456,14 @@ class Store:
             with contextlib.suppress(Exception):
                 self.client.delete_object(Bucket=bucket, Key=key)
 
-    def copy_within(self, bucket: str, source: str, target: str) -> None:
-        """Server-side copy of one object (metadata included) inside a bucket."""
+    def copy_within(
+        self, bucket: str, source: str, target: str, metadata: dict[str, str] | None = None
+    ) -> None:
+        """Server-side copy of one object inside a bucket, its metadata included, or
+        replaced by `metadata` when given."""
+        extra = dict(self.write_args)
+        if metadata is not None:
+            extra.update(Metadata=metadata, MetadataDirective="REPLACE")
         with _s3_errors(f"s3://{bucket}/{source}"):
             head = self.head(bucket, source)
             if head is not None and head.size > SINGLE_PUT_LIMIT * 512:
@@ -468,13 +476,13 @@ class Store:
                 )
                 with TransferManager(self.client, config) as manager:
                     origin = {"Bucket": bucket, "Key": source}
-                    manager.copy(origin, bucket, target, extra_args=self.write_args).result()
+                    manager.copy(origin, bucket, target, extra_args=extra).result()
             else:
                 self.client.copy_object(
                     Bucket=bucket,
                     Key=target,
                     CopySource={"Bucket": bucket, "Key": source},
-                    **self.write_args,
+                    **extra,
                 )
 
     def delete(self, bucket: str, key: str) -> None:

@@ -13,6 +13,8 @@ notes when the first request arrived (`first_request_at`, `time.perf_counter()`)
 `once_after(operation, action)` runs `action` once, after the first such request's response
 came back from the server and before the client sees it: a deterministic "someone else
 did this meanwhile" (e.g. a key deleted between a listing and the deletes it leads to).
+`after_each(action)` calls `action(operation)` likewise after every request (e.g. to SIGKILL
+the client right after its N-th write reached the server, at no particular moment in time).
 `strip_conditional` drops If-None-Match, to play a server without conditional writes (only
 usable where the server does not check signatures: the header is signed). Requests are bounded
 by the tests that send them; the proxy only ever connects to the upstream on loopback.
@@ -66,6 +68,7 @@ class FaultProxy:
         self.sent = 0
         self.received = 0
         self._once_after: dict[str, Callable[[], None]] = {}
+        self._after_each: Callable[[str], None] | None = None
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -94,6 +97,10 @@ class FaultProxy:
         with self._lock:
             self._once_after[operation] = action
 
+    def after_each(self, action: Callable[[str], None] | None) -> None:
+        with self._lock:
+            self._after_each = action
+
     def count(self, method: str, path: str) -> str:
         """One request, by what it does: LIST for listings, else the HTTP method (a bucket
         settings or multipart call counts as the method it uses); returns that operation."""
@@ -108,9 +115,13 @@ class FaultProxy:
             self.paths.append((operation, urlsplit(path).path))
         return operation
 
-    def _hook(self, operation: str) -> Callable[[], None] | None:
+    def _hook(self, operation: str) -> None:
         with self._lock:
-            return self._once_after.pop(operation, None)
+            once, each = self._once_after.pop(operation, None), self._after_each
+        if once is not None:
+            once()
+        if each is not None:
+            each(operation)
 
     def draw(self) -> str | None:
         with self._lock:
@@ -188,9 +199,7 @@ class FaultProxy:
                 response = upstream.getresponse()
                 payload = response.read()
                 upstream.close()
-                hook = proxy._hook(operation)
-                if hook is not None:
-                    hook()
+                proxy._hook(operation)
                 with proxy._lock:
                     proxy.received += len(payload)
                 self.send_response(response.status, response.reason)

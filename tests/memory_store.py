@@ -113,13 +113,18 @@ class MemoryStore:
         self._bucket(bucket)
         return True
 
-    def copy_within(self, bucket: str, source: str, target: str) -> None:
+    def copy_within(
+        self, bucket: str, source: str, target: str, metadata: dict[str, str] | None = None
+    ) -> None:
         objects = self._bucket(bucket)
         if source not in objects:
             raise NotFoundError(f"s3://{bucket}/{source}: no such key")
         original = objects[source]
         objects[target] = StoredObject(
-            original.body, dict(original.metadata), original.content_type, datetime.now(UTC)
+            original.body,
+            dict(original.metadata if metadata is None else metadata),
+            original.content_type,
+            datetime.now(UTC),
         )
 
     def delete(self, bucket: str, key: str) -> None:

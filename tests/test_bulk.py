@@ -19,7 +19,7 @@ from deltaglider.config import Settings
 from deltaglider.engine import Engine
 from deltaglider.errors import NotFoundError, UsageError
 from deltaglider.events import Subscriber
-from deltaglider.metadata import trash_folder, user_marker_key
+from deltaglider.metadata import trash_folder, trash_meta, user_marker_key
 from deltaglider.models import GroupBy, ListEntry, StoredAs
 
 VERSIONS = ("1.0", "1.2", "1.9", "1.10", "1.11")  # natural order: 1.9 before 1.10
@@ -168,6 +168,39 @@ def test_a_rerun_of_a_killed_prune_releases_what_it_left(
     assert not any("/users/" in k and k.startswith(result.references[0][:-13]) for k in objects)
     engine.verify("b", "rel/1.11/app-1.11.zip")
     again = retention.plan_prune(engine, "b", "rel/", keep_last=1)
+    assert again.orphans == () and again.freed_references == {}
+
+
+def test_a_rerun_of_a_prune_killed_inside_a_reference_removal_empties_its_trash(
+    memory: MemoryStore, tmp_path: Path
+) -> None:
+    """Folder references: a prune killed after trashing one folder's reference (copy made,
+    reference deleted) and another killed after its delta went (reference left, no delta):
+    the re-run removes the lone reference and the trash copy, and frees what its dry run says."""
+    engine = Engine(Settings(cache_backend="memory", references="folder"), store=memory.as_store())
+    paths = builds(tmp_path, "app", 4)
+    for number, path in enumerate(paths):
+        engine.upload(path, "b", f"rel/1.{number}/{path.name}")
+    objects = memory.buckets["b"]
+    lone, trashed = "rel/1.0/reference.bin", "rel/1.1/reference.bin"
+    assert lone in objects and trashed in objects
+    for key in [k for k in objects if k.startswith(("rel/1.0/", "rel/1.1/"))]:
+        if key.endswith(".delta"):
+            del objects[key]  # the first kill: the delta went, its reference stayed
+    store = memory.as_store()
+    copy = f"{trash_folder(trashed)}{'0' * 32}"
+    store.copy_within("b", trashed, copy, trash_meta(store.head("b", trashed).metadata, trashed))
+    del objects[trashed]  # the second kill: inside the removal, before the copy went
+    plan = retention.plan_prune(engine, "b", "rel/", keep_last=2)
+    assert plan.deleted == () and sorted(plan.orphans) == [(lone, None), (trashed, None)]
+    predicted = retention.PruneResult.predicted(plan)
+    result = retention.execute_prune(engine, plan)
+    assert sorted(result.references) == sorted(predicted.references) == sorted([lone, copy])
+    assert result.freed_bytes == predicted.freed_bytes == plan.freed_bytes > 0
+    assert not any(k.startswith((".deltaglider/trash/", "rel/1.0/", "rel/1.1/")) for k in objects)
+    for number, path in list(enumerate(paths))[2:]:
+        engine.verify("b", f"rel/1.{number}/{path.name}")
+    again = retention.plan_prune(engine, "b", "rel/", keep_last=2)
     assert again.orphans == () and again.freed_references == {}
 
 

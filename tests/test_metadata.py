@@ -19,6 +19,9 @@ from deltaglider.metadata import (
     encode_name,
     lookup,
     parse_time,
+    trash_meta,
+    trashed_reference_key,
+    untrashed_meta,
 )
 
 SHA_A = "a" * 64
@@ -36,6 +39,20 @@ def test_name_encoding_roundtrips_any_unicode_and_is_ascii(name: str) -> None:
     encoded = encode_name(name)
     assert encoded.isascii()
     assert decode_name(encoded) == name
+
+
+@given(name=names, sha=shas, created=times, ref_key=st.text(min_size=1, max_size=300))
+def test_a_trash_copy_names_its_reference_and_gives_back_its_metadata(
+    name: str, sha: str, created: datetime, ref_key: str
+) -> None:
+    reference = ReferenceMeta(name, sha, created).to_dict()
+    copy = trash_meta(reference, ref_key)
+    assert untrashed_meta(copy) == reference
+    assert trashed_reference_key(copy) in (ref_key, None)
+    assert copy == check_metadata(copy, "trash")  # S3 takes it
+    if len(encode_name(ref_key)) < 1000:
+        assert trashed_reference_key(copy) == ref_key
+    assert trashed_reference_key(reference) is None  # a copy an older run made
 
 
 def test_ascii_names_are_written_unchanged() -> None:

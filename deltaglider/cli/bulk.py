@@ -32,7 +32,7 @@ from deltaglider.cli.output import (
 from deltaglider.cli.transfers import run_plan
 from deltaglider.errors import NotFoundError, UsageError
 from deltaglider.events import Subscriber
-from deltaglider.metadata import DELTA_SUFFIX, logical_key_of
+from deltaglider.metadata import DELTA_SUFFIX, TRASH_PREFIX, logical_key_of
 from deltaglider.models import GROUPINGS, DeleteResult, UploadOptions
 from deltaglider.urls import S3Url
 
@@ -342,7 +342,8 @@ def prune(
         result = retention.execute_prune(engine, plan, _PrunedLines())
     mark = "(dryrun) " if dryrun else ""
     for key in result.references:
-        echo(f"{mark}delete: s3://{url.bucket}/{key} (a reference no remaining delta needs)")
+        what = "a trash copy of a reference" if key.startswith(TRASH_PREFIX) else "a reference"
+        echo(f"{mark}delete: s3://{url.bucket}/{key} ({what} no remaining delta needs)")
     would = "would be " if dryrun else ""
     echo(
         f"prune: {len(result.deleted)} versions {would}deleted, {result.kept} kept, "
