@@ -1,7 +1,7 @@
 """Fixtures for the e2e suite: real S3 servers, real artifacts, the real CLI.
 
-Every test that takes `s3_server` runs once per server. SeaweedFS and moto run on 127.0.0.1 for
-every module. Modules whose tests are about S3 semantics (they set `CONTAINERS = True`) also run
+Every test that takes `s3_server` runs once per server (a module's `SERVERS` may name fewer).
+SeaweedFS and moto run on 127.0.0.1 for every module. Modules whose tests are about S3 semantics (they set `CONTAINERS = True`) also run
 against servers that testcontainers starts from images: LocalStack and SeaweedFS, built locally
 by scripts/images.py (nothing is pulled), and MinIO where its image exists or can be pulled.
 The container engine is Docker when one answers, else podman through its Docker-API socket.
@@ -44,7 +44,7 @@ MINIO_IMAGE = "docker.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "s3_server" in metafunc.fixturenames:
-        servers = NATIVE_SERVERS + (
+        servers = getattr(metafunc.module, "SERVERS", NATIVE_SERVERS) + (
             CONTAINER_SERVERS if getattr(metafunc.module, "CONTAINERS", False) else []
         )
         metafunc.parametrize("s3_server", servers, indirect=True, scope="session")
