@@ -126,7 +126,7 @@ class DeltagliderClient(ClientExtras):
         **unsupported: Any,
     ) -> PutObjectResponse:
         """Body: bytes, str, a readable file object, or a `pathlib.Path` to upload."""
-        _refuse(_write_args_checked(self.engine, unsupported), "PutObject")
+        _refuse(_client_args_checked(self.engine, unsupported), "PutObject")
         with as_client_errors("PutObject"), self._spooled(Key, Body) as path:
             options = UploadOptions(
                 metadata=Metadata or {}, content_type=ContentType, tagging=Tagging
@@ -160,7 +160,7 @@ class DeltagliderClient(ClientExtras):
         Callback: Callable[[int], None] | None = None,
         Config: Any = None,
     ) -> None:
-        extra = _write_args_checked(self.engine, dict(ExtraArgs or {}))
+        extra = _client_args_checked(self.engine, dict(ExtraArgs or {}))
         _refuse({k: v for k, v in extra.items() if k not in _PUT_ARGS}, "PutObject")
         with as_client_errors("PutObject"):
             options = UploadOptions(
@@ -193,7 +193,7 @@ class DeltagliderClient(ClientExtras):
         ContentType: str | None = None,
         **unsupported: Any,
     ) -> CopyObjectResponse:
-        _refuse(unsupported, "CopyObject")
+        _refuse(_client_args_checked(self.engine, unsupported), "CopyObject")
         if isinstance(CopySource, str):
             source_bucket, _, source_key = (
                 urllib.parse.unquote(CopySource).lstrip("/").partition("/")
@@ -269,7 +269,7 @@ class DeltagliderClient(ClientExtras):
         Key: str,
         **unsupported: Any,
     ) -> HeadObjectResponse:
-        _refuse(unsupported, "HeadObject")
+        _refuse(_client_args_checked(self.engine, unsupported, read=True), "HeadObject")
         with as_client_errors("HeadObject", head=True):
             located = self._locate(Bucket, Key)
         return self._head_shape(located)
@@ -300,7 +300,7 @@ class DeltagliderClient(ClientExtras):
         **unsupported: Any,
     ) -> GetObjectResponse:
         """The logical file, reconstructed and verified, as a streaming `Body`."""
-        _refuse(unsupported, "GetObject")
+        _refuse(_client_args_checked(self.engine, unsupported, read=True), "GetObject")
         handle = tempfile.TemporaryFile(dir=temp_root())  # noqa: SIM115 - the body owns it
         try:
             with as_client_errors("GetObject"):
@@ -331,6 +331,7 @@ class DeltagliderClient(ClientExtras):
         Callback: Callable[[int], None] | None = None,
         Config: Any = None,
     ) -> None:
+        _refuse(_client_args_checked(self.engine, dict(ExtraArgs or {}), read=True), "GetObject")
         with as_client_errors("GetObject", head=True):
             self.engine.download(Bucket, Key, Path(Filename), Callback)
 
@@ -343,7 +344,7 @@ class DeltagliderClient(ClientExtras):
         Callback: Callable[[int], None] | None = None,
         Config: Any = None,
     ) -> None:
-        response = self.get_object(Bucket=Bucket, Key=Key)
+        response = self.get_object(Bucket=Bucket, Key=Key, **(ExtraArgs or {}))
         with response["Body"] as body:
             for chunk in body.iter_chunks(CHUNK_SIZE):
                 Fileobj.write(chunk)
@@ -438,24 +439,40 @@ class DeltagliderClient(ClientExtras):
         self.engine.close()
 
 
-def _write_args_checked(engine: Engine, given: dict[str, Any]) -> dict[str, Any]:
-    """`given` without the write arguments (ServerSideEncryption, SSEKMSKeyId, StorageClass,
-    ACL) the client already sends with every object; one that differs is refused, naming
-    `create_client(...)`'s field, since a write's reference and markers must carry it too."""
-    fields = {
-        "ServerSideEncryption": "server_side_encryption",
-        "SSEKMSKeyId": "sse_kms_key_id",
-        "StorageClass": "storage_class",
-        "ACL": "acl",
-    }
-    sent = engine.settings.write_args
-    for name in [n for n in given if n in fields]:
-        if given[name] != sent.get(name):
+_CLIENT_ARGS = {  # boto3's request arguments the client sends itself, and its field for each
+    "ServerSideEncryption": "server_side_encryption",
+    "SSEKMSKeyId": "sse_kms_key_id",
+    "StorageClass": "storage_class",
+    "ACL": "acl",
+    "SSECustomerAlgorithm": "sse_customer_key",
+    "SSECustomerKey": "sse_customer_key",
+    "SSECustomerKeyMD5": "sse_customer_key",  # boto3 computes it; accepted, not compared
+    "CopySourceSSECustomerAlgorithm": "sse_customer_key",  # one key for source and target
+    "CopySourceSSECustomerKey": "sse_customer_key",
+    "CopySourceSSECustomerKeyMD5": "sse_customer_key",
+}
+
+
+def _client_args_checked(
+    engine: Engine, given: dict[str, Any], read: bool = False
+) -> dict[str, Any]:
+    """`given` without the arguments the client already sends with every object it writes
+    (ServerSideEncryption, SSEKMSKeyId, StorageClass, ACL, SSE-C) or, for a `read`, every
+    request on an object (SSE-C); one that differs is refused, naming `create_client(...)`'s
+    field, since a write's reference and markers, and a read's reference, must carry it too."""
+    sent: dict[str, Any] = dict(engine.settings.customer_key_args)
+    if not read:
+        sent.update(engine.settings.write_args)
+    ours = [n for n in given if n in _CLIENT_ARGS]
+    for name in [n for n in ours if not read or _CLIENT_ARGS[n] == "sse_customer_key"]:
+        value = given.pop(name)
+        if isinstance(value, str) and name.endswith("SSECustomerKey"):
+            value = value.encode()
+        if not name.endswith("MD5") and value != sent.get(name.removeprefix("CopySource")):
             raise botocore.exceptions.ParamValidationError(
-                report=f"{name}={given[name]!r}: give it to create_client({fields[name]}=...), "
-                "so every object a write makes (its reference, markers) carries it"
+                report=f"{name}: give it to create_client({_CLIENT_ARGS[name]}=...), so every "
+                "object a call reads or writes (its reference, markers) carries it"
             )
-        del given[name]
     return given
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from deltaglider import codec as codecs
@@ -33,7 +33,7 @@ class Settings:
     cache_memory_bytes: int = 100 * MIB
     cache_dir: str | None = None  # persistent cache; None: DG_CACHE_DIR or the XDG cache dir
     cache_size_bytes: int = 2048 * MIB  # persistent cache bound (least recently used go)
-    cache_encryption_key: str | None = None
+    cache_encryption_key: str | None = field(default=None, repr=False)
     codec: str | None = None  # "xdelta3" or "zstd" (faster, 6.x cannot read it); None: the
     # bucket's setting, else xdelta3
     codec_memory_bytes: int = 1024 * MIB  # bound on xdelta3's source window
@@ -54,12 +54,17 @@ class Settings:
     sse_kms_key_id: str | None = None
     storage_class: str | None = None
     acl: str | None = None
+    # SSE-C: the customer's AES-256 key (32 bytes), sent with every request that reads or
+    # writes an object's bytes or head (--sse-c-key / DG_SSE_C_KEY); never logged or printed
+    sse_customer_key: bytes | None = field(default=None, repr=False)
     metrics: str = "logging"  # DG_METRICS: noop, logging (6.x's default) or cloudwatch
     metrics_namespace: str = "DeltaGlider"  # DG_METRICS_NAMESPACE (cloudwatch)
 
     def __post_init__(self) -> None:
         if self.references is not None:  # a plain "shared"/"folder" given in code
             object.__setattr__(self, "references", ReferenceMode(self.references))
+        if self.sse_customer_key is not None and self.server_side_encryption:
+            raise UsageError("--sse and --sse-c-key cannot be combined: S3 takes one encryption")
 
     @property
     def write_args(self) -> dict[str, str]:
@@ -71,6 +76,14 @@ class Settings:
             "ACL": self.acl,
         }
         return {name: value for name, value in found.items() if value}
+
+    @property
+    def customer_key_args(self) -> dict[str, str | bytes]:
+        """boto3's SSE-C arguments (it adds the key's MD5) for every HEAD, GET, PUT, part and
+        copy of an object a write creates; empty without a customer key."""
+        if self.sse_customer_key is None:
+            return {}
+        return {"SSECustomerAlgorithm": SSE_C_ALGORITHM, "SSECustomerKey": self.sse_customer_key}
 
     @property
     def transfer_jobs(self) -> int:
@@ -105,6 +118,7 @@ class Settings:
             log_level=check_log_level(env.get("DG_LOG_LEVEL") or None),
             server_side_encryption=check_choice(env.get("DG_SSE") or None, SSE_MODES, "DG_SSE"),
             sse_kms_key_id=env.get("DG_SSE_KMS_KEY_ID") or None,
+            sse_customer_key=check_customer_key(env.get("DG_SSE_C_KEY") or None, "DG_SSE_C_KEY"),
             metrics=check_choice(env.get("DG_METRICS") or "logging", METRICS, "DG_METRICS")
             or "logging",
             metrics_namespace=env.get("DG_METRICS_NAMESPACE") or defaults.metrics_namespace,
@@ -146,6 +160,8 @@ class Settings:
             given["server_side_encryption"] = check_choice(
                 str(given["server_side_encryption"]), SSE_MODES, "--sse"
             )
+        if "sse_customer_key" in given:
+            given["sse_customer_key"] = check_customer_key(given["sse_customer_key"], "--sse-c-key")
         if "max_ratio" in given:
             given["max_ratio"] = check_ratio(
                 str(given["max_ratio"]), self.max_ratio, "--max-ratio", zero=True
@@ -206,6 +222,7 @@ def check_codec(raw: str, name: str) -> str:
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 SSE_MODES = ("AES256", "aws:kms")
+SSE_C_ALGORITHM = "AES256"  # the one algorithm S3 offers for customer keys
 METRICS = ("noop", "logging", "cloudwatch")
 STORAGE_CLASSES = (
     "STANDARD",
@@ -232,6 +249,30 @@ def check_choice(raw: str | None, choices: tuple[str, ...], name: str) -> str | 
     if raw is not None and raw not in choices:
         raise UsageError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
     return raw
+
+
+def check_customer_key(raw: object, name: str) -> bytes | None:
+    """An SSE-C key as aws s3 takes it: the key itself, `fileb://PATH` (its raw bytes) or
+    `file://PATH` (its text), or bytes from code; S3 wants exactly 32 bytes. The error never
+    shows the key."""
+    if raw is None:
+        return None
+    if isinstance(raw, bytes):
+        key = raw
+    elif not isinstance(raw, str):
+        raise UsageError(f"{name} must be a 32-byte key (str or bytes)")
+    elif raw.startswith(("fileb://", "file://")):
+        path = Path(raw.split("://", 1)[1]).expanduser()
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise UsageError(f"{name}: cannot read {path}: {error.strerror}") from None
+        key = data if raw.startswith("fileb://") else data.decode(errors="replace").strip().encode()
+    else:
+        key = raw.encode()
+    if len(key) != 32:
+        raise UsageError(f"{name} must be a 32-byte AES-256 key, not {len(key)} bytes")
+    return key
 
 
 def check_log_level(raw: str | None) -> str | None:

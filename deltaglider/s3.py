@@ -31,6 +31,7 @@ from deltaglider.config import Settings
 from deltaglider.errors import IntegrityError, NotFoundError, StorageError, UsageError
 from deltaglider.files import CHUNK_SIZE, Progress, Sink
 from deltaglider.log import get_logger
+from deltaglider.metadata import PROBE_PREFIX, SETTINGS_KEY, STATS_PREFIX
 from deltaglider.models import Bucket, ListedPrefix, ObjectHead
 
 log = get_logger(__name__)
@@ -215,6 +216,9 @@ def _translate(error: Exception, what: str) -> Exception:
             return NotFoundError(f"{what}: no such key")
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
             return StorageError(f"{what}: access denied ({code}); check your credentials", error)
+        if code == "400" or "customer" in message.lower():  # a HEAD's 400 has no body
+            hint = "an SSE-C object is read with its key (--sse-c-key or DG_SSE_C_KEY)"
+            return StorageError(f"{what}: S3 error {code}: {message}; {hint}", error)
         return StorageError(f"{what}: S3 error {code}: {message}", error)
     if isinstance(error, botocore.exceptions.NoCredentialsError):
         return StorageError("no AWS credentials found (set AWS_ACCESS_KEY_ID or a profile)")
@@ -258,12 +262,21 @@ class Store:
         self.multipart_chunksize = settings.multipart_chunksize
         self.max_concurrency = settings.max_concurrency
         self.write_args: dict[str, Any] = dict(settings.write_args)  # every write and copy
+        self.customer_key: dict[str, Any] = dict(settings.customer_key_args)  # SSE-C, or {}
+
+    def _keyed(self, key: str) -> dict[str, Any]:
+        """The SSE-C arguments for a request on `key`: none for the bucket-wide objects every
+        user of the bucket must read whatever key they hold (its settings, the write probe,
+        the stats cache, which hold no file's bytes)."""
+        if key == SETTINGS_KEY or key.startswith((PROBE_PREFIX, STATS_PREFIX)):
+            return {}
+        return self.customer_key
 
     def head(self, bucket: str, key: str) -> ObjectHead | None:
         """Metadata of one object, or None when it does not exist."""
         with _s3_errors(f"s3://{bucket}/{key}"):
             try:
-                response = self.client.head_object(Bucket=bucket, Key=key)
+                response = self.client.head_object(Bucket=bucket, Key=key, **self._keyed(key))
             except botocore.exceptions.ClientError as error:
                 if _status(error) == 404 and error_code(error) != "NoSuchBucket":
                     return None
@@ -284,7 +297,7 @@ class Store:
         total: int | None = None
         first: ObjectHead | None = None
         for attempt in range(DOWNLOAD_ATTEMPTS):
-            kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+            kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key, **self._keyed(key)}
             if received:
                 kwargs.update(Range=f"bytes={received}-", IfMatch=etag)
             try:
@@ -344,7 +357,12 @@ class Store:
         Files up to `SINGLE_PUT_LIMIT` go in one PUT from memory; larger ones in parts of
         `multipart_chunksize`, `max_concurrency` in flight at most."""
         where = f"s3://{bucket}/{key}"
-        extra: dict[str, Any] = {"Metadata": metadata, **self.write_args, **(headers or {})}
+        extra: dict[str, Any] = {
+            "Metadata": metadata,
+            **self.write_args,
+            **self._keyed(key),
+            **(headers or {}),
+        }
         condition: dict[str, Any] = {"IfNoneMatch": "*"} if exclusive else {}
         with _s3_errors(where):
             try:
@@ -425,7 +443,12 @@ class Store:
         progress: Progress | None,
     ) -> dict[str, Any]:
         etag = self.client.upload_part(
-            Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=chunk
+            Bucket=bucket,
+            Key=key,
+            UploadId=upload_id,
+            PartNumber=number,
+            Body=chunk,
+            **self._keyed(key),
         )["ETag"]
         if progress is not None:
             progress(len(chunk))
@@ -435,7 +458,12 @@ class Store:
         """A small object of ours (a user marker, the bucket's settings) in one PUT."""
         with _s3_errors(f"s3://{bucket}/{key}"):
             self.client.put_object(
-                Bucket=bucket, Key=key, Body=data, Metadata=metadata, **self.write_args
+                Bucket=bucket,
+                Key=key,
+                Body=data,
+                Metadata=metadata,
+                **self.write_args,
+                **self._keyed(key),
             )
 
     def conditional_writes_work(self, bucket: str, prefix: str) -> bool:
@@ -461,7 +489,12 @@ class Store:
     ) -> None:
         """Server-side copy of one object inside a bucket, its metadata included, or
         replaced by `metadata` when given."""
-        extra = dict(self.write_args)
+        extra = {**self.write_args, **self._keyed(target)}
+        if keyed := self._keyed(source):
+            extra.update(
+                CopySourceSSECustomerAlgorithm=keyed["SSECustomerAlgorithm"],
+                CopySourceSSECustomerKey=keyed["SSECustomerKey"],
+            )
         if metadata is not None:
             extra.update(Metadata=metadata, MetadataDirective="REPLACE")
         with _s3_errors(f"s3://{bucket}/{source}"):

@@ -19,8 +19,9 @@ def stored_keys(raw: Any, bucket: str, prefix: str = "") -> dict[str, int]:
     return keys
 
 
-def metadata(raw: Any, bucket: str, key: str) -> dict[str, str]:
-    return dict(raw.head_object(Bucket=bucket, Key=key)["Metadata"])
+def metadata(raw: Any, bucket: str, key: str, **head_args: Any) -> dict[str, str]:
+    """An object's user metadata (`head_args`: e.g. the SSE-C key its HEAD needs)."""
+    return dict(raw.head_object(Bucket=bucket, Key=key, **head_args)["Metadata"])
 
 
 def sha256(path: Path) -> str:
@@ -31,7 +32,9 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def assert_bucket_consistent(engine: Any, raw: Any, bucket: str, prefix: str = "") -> int:
+def assert_bucket_consistent(
+    engine: Any, raw: Any, bucket: str, prefix: str = "", **head_args: Any
+) -> int:
     """Every logical object (under `prefix`) reads back and verifies, no `.delta` lacks its
     reference or points at one with other bytes, and every delta made against a shared
     reference has the user marker that keeps it. Returns how many logical objects there are."""
@@ -39,11 +42,12 @@ def assert_bucket_consistent(engine: Any, raw: Any, bucket: str, prefix: str = "
 
     for key in stored_keys(raw, bucket, prefix):
         if key.endswith(".delta") and not key.startswith(".deltaglider/"):
-            meta = DeltaMeta.from_dict(metadata(raw, bucket, key), key)
-            reference = metadata(raw, bucket, meta.ref_key)  # raises if missing
+            meta = DeltaMeta.from_dict(metadata(raw, bucket, key, **head_args), key)
+            reference = metadata(raw, bucket, meta.ref_key, **head_args)  # raises if missing
             assert reference.get("dg-file-sha256") == meta.ref_sha256, key
             if is_shared_reference(meta.ref_key):
-                metadata(raw, bucket, user_marker_key(meta.ref_key, key))  # raises if missing
+                marker = user_marker_key(meta.ref_key, key)
+                metadata(raw, bucket, marker, **head_args)  # raises if missing
     count = 0
     for entry in engine.listing(bucket, prefix, recursive=True):
         engine.verify(bucket, entry.key)  # raises IntegrityError unless it reads back

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -113,7 +114,7 @@ class TransferFlags:
     max_ratio: float | None
     codec: str | None
     references: str | None
-    writes: dict[str, str | None]  # --sse, --sse-kms-key-id, --storage-class, --acl
+    writes: dict[str, str | None]  # --sse, --sse-kms-key-id, --storage-class, --acl, --sse-c-key
 
     @classmethod
     def take(cls, options: dict[str, Any]) -> TransferFlags:
@@ -134,6 +135,12 @@ class TransferFlags:
         )
         options.pop("exclude")
         options.pop("include")  # read in command-line order by FilteredCommand
+        if options.pop("sse_c") and not (
+            options["sse_customer_key"] or os.environ.get("DG_SSE_C_KEY")
+        ):
+            raise UsageError(
+                "--sse-c needs the key: --sse-c-key KEY|fileb://PATH (or DG_SSE_C_KEY)"
+            )
         return cls(
             output,
             options.pop("follow_symlinks"),
@@ -159,7 +166,13 @@ REFERENCES_HELP = (
     "shared: one per file series under .deltaglider/refs/, used across folders; folder: each "
     "folder's own reference.bin, as deltaglider 6.x and the Rust proxy expect."
 )
-WRITE_OPTIONS = ("server_side_encryption", "sse_kms_key_id", "storage_class", "acl")
+WRITE_OPTIONS = (
+    "server_side_encryption",
+    "sse_kms_key_id",
+    "storage_class",
+    "acl",
+    "sse_customer_key",
+)
 JOBS_HELP = "Files at a time (DG_MAX_CONCURRENCY; default: the cores, at least 2)."
 
 
@@ -223,6 +236,21 @@ TRANSFER_OPTIONS = [
         "AES256 (the default of a bare --sse) or aws:kms (DG_SSE).",
     ),
     click.option("--sse-kms-key-id", help="The KMS key for --sse aws:kms (DG_SSE_KMS_KEY_ID)."),
+    click.option(
+        "--sse-c",
+        "sse_c",
+        is_flag=False,
+        flag_value="AES256",
+        type=click.Choice(["AES256"]),
+        help="SSE-C: encrypt every object written, and read them, with --sse-c-key.",
+    ),
+    click.option(
+        "--sse-c-key",
+        "sse_customer_key",
+        metavar="KEY|fileb://PATH",
+        help="The 32-byte SSE-C key, as aws s3 takes it (DG_SSE_C_KEY); sent with every "
+        "request on an object's bytes, never printed.",
+    ),
     click.option("--storage-class", type=click.Choice(STORAGE_CLASSES), help="As aws s3."),
     click.option("--acl", type=click.Choice(CANNED_ACLS), help="A canned ACL, as aws s3."),
 ]
