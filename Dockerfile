@@ -22,7 +22,7 @@ RUN apt-get update \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY deltaglider ./deltaglider
 RUN pip install --no-cache-dir --disable-pip-version-check . \
     && rm -rf /src

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint bench codecs clean image test-images
+.PHONY: test demo lint bench codecs clean image test-images release
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' || \
@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
 	  echo "python3-venv is missing; installing it with apt-get"; \
 	  $(call apt_install,python3-venv) && $(PYTHON) -m venv $(VENV); }
+	@echo "installing deltaglider and its test tools into $(VENV) (about 30 s the first time)"
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test,dev]"
 	@touch $(STAMP)
@@ -48,6 +49,7 @@ lint: $(STAMP)
 test: codecs
 	@mkdir -p .cache; \
 	$(PYTHON) scripts/images.py all > .cache/images.log 2>&1 & images=$$!; \
+	echo "building the images in the background (follow: tail -f .cache/images.log)"; \
 	$(MAKE) --no-print-directory lint && $(BIN)/python -m pytest -n auto --dist worksteal tests e2e; status=$$?; \
 	wait $$images || { echo "error: building the images failed:"; status=1; }; \
 	sed 's/^/  /' .cache/images.log; exit $$status
@@ -68,6 +70,12 @@ demo: $(STAMP) codecs
 
 bench: $(STAMP) codecs
 	$(BIN)/python scripts/bench.py
+
+# release: VERSION=x.y.z into pyproject.toml, CHANGELOG's Unreleased entry dated, a commit and
+# the tag vx.y.z (pushing it starts the PyPI and image workflows).
+release:
+	@test -n "$(VERSION)" || { echo "usage: make release VERSION=x.y.z"; exit 2; }
+	$(PYTHON) scripts/release.py bump $(VERSION)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

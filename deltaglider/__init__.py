@@ -14,7 +14,18 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "7.0.0"
+
+def _version() -> str:
+    """The installed distribution's version: pyproject.toml's, the one place it is written."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("deltaglider")
+    except metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+        return "0+unknown"
+
+
+__version__ = _version()
 
 if TYPE_CHECKING:
     from deltaglider.client import DeltagliderClient, StreamingBody, create_client

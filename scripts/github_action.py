@@ -11,7 +11,7 @@ The command's exit status is the step's. Credentials come from the environment
 
 Run it locally exactly as the action does:
     INPUT_COMMAND=cp INPUT_SOURCE=dist/app.zip INPUT_DESTINATION=s3://releases/1.2.3/ \\
-    GITHUB_OUTPUT=out.txt GITHUB_STEP_SUMMARY=summary.md python scripts/github_action.py
+    GITHUB_OUTPUT=/dev/stdout GITHUB_STEP_SUMMARY=/dev/stdout python scripts/github_action.py
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def summarize(command: str, records: Sequence[dict[str, Any]]) -> Summary:
     original = sum(int(r["file_size"]) for r in transfers if r.get("ok"))
     stored = sum(int(r.get("stored_size") or 0) for r in transfers if r.get("ok"))
     uploads = any("stored_size" in r for r in transfers)
-    ratio = round(1 - stored / original, 4) if uploads and original else 0.0
+    ratio = round(1 - stored / original, 4) + 0.0 if uploads and original else 0.0  # never -0.0
     return Summary(
         command=command,
         files=len(transfers),
@@ -113,8 +113,9 @@ def markdown(summary: Summary) -> str:
         lines.append(f"| `{name}` | {kind} | {human(size)} | {stored_text} | {saved} |")
     total_saved = f"{summary.savings_ratio:.1%}" if summary.stored_bytes else ""
     stored_total = human(summary.stored_bytes) if summary.stored_bytes else ""
+    files = f"{summary.files} file" + ("" if summary.files == 1 else "s")
     lines.append(
-        f"| **total ({summary.files} files)** | | {human(summary.original_bytes)} | "
+        f"| **total ({files})** | | {human(summary.original_bytes)} | "
         f"{stored_total} | {total_saved} |"
     )
     if summary.failed:
@@ -136,7 +137,18 @@ def aws_line(record: dict[str, Any]) -> str:
     if not record.get("ok", True):
         return f"{record.get('action', 'transfer')} failed: {record.get('source')} {record.get('error')}"
     destination = f" to {record['destination']}" if record.get("destination") else ""
-    return f"{record.get('action')}: {record.get('source')}{destination}"
+    return f"{record.get('action')}: {record.get('source')}{destination}{how_stored(record)}"
+
+
+def how_stored(record: dict[str, Any]) -> str:
+    """How an upload was stored, as the CLI's own line says it: ` (delta: X stored for Y)`."""
+    kind, stored = record.get("stored_as"), record.get("stored_size")
+    if kind == "unchanged":
+        return " (unchanged: identical file already stored)"
+    if stored is None or kind is None:
+        return ""
+    note = f", {record['note']}" if record.get("note") else ""
+    return f" ({kind}: {human(int(stored))} stored for {human(int(record['file_size']))}{note})"
 
 
 def main(env: Mapping[str, str] | None = None) -> int:

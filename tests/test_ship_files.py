@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -75,9 +76,30 @@ def test_the_action_passes_every_input_to_its_script() -> None:
         assert re.search(rf"{output}(=|<<)", script), output
 
 
-def test_the_action_installs_the_version_this_tree_is() -> None:
+def test_one_version_in_one_place() -> None:
+    """pyproject.toml's version is the only one written down: the package reports it, the
+    image's OCI label gets it (scripts/images.py's build argument), the Action installs its
+    own checkout unless told a version, and both publishing workflows refuse a tag that is not
+    it."""
+    import deltaglider
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert deltaglider.__version__ == version
+    shown = run(str(BIN / "deltaglider"), "--version")
+    assert shown.stdout.strip() == f"deltaglider, version {version}"
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import images
+    finally:
+        sys.path.remove(str(ROOT / "scripts"))
+    assert images.version() == version and images.default_tag().endswith(f":{version}")
+    assert 'org.opencontainers.image.version="${VERSION}"' in (ROOT / "Dockerfile").read_text()
     action = YAML(typ="safe").load((ROOT / "action.yml").read_text())
-    project = (ROOT / "pyproject.toml").read_text()
-    version = re.search(r'^version = "([^"]+)"', project, re.MULTILINE)
-    assert version is not None
-    assert action["inputs"]["version"]["default"] == version.group(1)
+    assert action["inputs"]["version"]["default"] == ""
+    for workflow in ("publish-image.yml", "release.yml"):
+        text = (ROOT / ".github" / "workflows" / workflow).read_text()
+        assert "scripts/release.py check-tag" in text, workflow
+    for literal in re.findall(
+        r"\b7\.\d+\.\d+\b", (ROOT / "deltaglider" / "__init__.py").read_text()
+    ):
+        raise AssertionError(f"a version written in the package: {literal}")
