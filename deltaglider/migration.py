@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -39,30 +38,13 @@ from deltaglider.errors import DeltagliderError, UsageError
 from deltaglider.events import Subscriber
 from deltaglider.files import temp_root
 from deltaglider.metadata import DELTA_SUFFIX
-from deltaglider.models import DeltaPolicy, ListEntry, UploadOptions
+from deltaglider.models import DeltaPolicy, ListEntry, Shard, UploadOptions
 from deltaglider.reading import Located
 from deltaglider.s3 import ec2_region
 from deltaglider.series import natural_key
 from deltaglider.urls import S3Url
 
 BATCH = 256
-
-
-@dataclass(frozen=True)
-class Shard:
-    index: int  # 1-based, as typed: --shard 1/4 … 4/4
-    count: int
-
-    @classmethod
-    def parse(cls, text: str) -> Shard:
-        index, _, count = text.partition("/")
-        if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
-            raise ValueError(f"--shard takes I/N with 1 <= I <= N, not {text!r}")
-        return cls(int(index), int(count))
-
-    def holds(self, key: str) -> bool:
-        digest = hashlib.sha256(key.encode("utf-8")).digest()
-        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1
 
 
 @dataclass(frozen=True)
@@ -340,10 +322,7 @@ def plan_migration(
     dst = folder_url(S3Url.parse(destination)) if destination is not None else src
     if preserve_prefix and not in_place:
         dst = S3Url(dst.bucket, preserved_prefix(src.key, dst.key))
-    try:
-        chosen = Shard.parse(shard) if shard else None
-    except ValueError as error:
-        raise UsageError(str(error)) from None
+    chosen = Shard.parse(shard) if shard else None
     origin = _source_engine(target, source_endpoint_url, source_profile, make_engine)
     origin.require_bucket(src.bucket)
     target.require_bucket(dst.bucket)

@@ -5,9 +5,12 @@ Must not import boto3 or another deltaglider module, or perform I/O.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+
+from deltaglider.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -261,3 +264,23 @@ class ObjectKey:
     @property
     def full_key(self) -> str:
         return f"{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """`--shard I/N` of migrate and verify: a key belongs to shard `sha256(key) mod N`, so N
+    runners with no coordinator share the keys, disjoint and complete."""
+
+    index: int  # 1-based, as typed: --shard 1/4 … 4/4
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        index, _, count = text.partition("/")
+        if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+            raise UsageError(f"--shard takes I/N with 1 <= I <= N, not {text!r}")
+        return cls(int(index), int(count))
+
+    def holds(self, key: str) -> bool:
+        digest = hashlib.sha256(key.encode("utf-8")).digest()
+        return int.from_bytes(digest[:8], "big") % self.count == self.index - 1

@@ -27,6 +27,7 @@ from deltaglider.metadata import check_user_key
 from deltaglider.models import (
     DeleteResult,
     DownloadResult,
+    Shard,
     UploadOptions,
     UploadResult,
     VerifyResult,
@@ -386,9 +387,18 @@ def plan_delete(engine: Engine, url: S3Url, filters: Filters) -> Plan:
     return _plan_each(engine, url, filters, Action.DELETE, logical_sizes=False)
 
 
-def plan_verify(engine: Engine, url: S3Url, filters: Filters) -> Plan:
-    """`verify --recursive`: every file under the prefix, sized for the progress line."""
-    return _plan_each(engine, url, filters, Action.VERIFY, logical_sizes=True)
+def plan_verify(engine: Engine, url: S3Url, filters: Filters, shard: Shard | None = None) -> Plan:
+    """`verify --recursive`: every file under the prefix, sized for the progress line; with a
+    shard, only its share (a prefix with no files at all is an error even so: NotFoundError).
+    """
+    plan = _plan_each(engine, url, filters, Action.VERIFY, logical_sizes=True)
+    if not plan.tasks:  # a release check of a version never uploaded must not pass
+        raise NotFoundError(f"no stored files to verify under {url}", code="NoSuchKey")
+    if shard is not None:
+        plan.tasks = [
+            t for t in plan.tasks if isinstance(t.source, S3Url) and shard.holds(t.source.key)
+        ]
+    return plan
 
 
 def _plan_each(

@@ -3,6 +3,7 @@ server: two versions uploaded, one downloaded byte-identical, both verified."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -67,3 +68,43 @@ def test_release_targets_refuse_missing_inputs(
     assert "error: dist/ does not exist; build first" in no_dist.stdout
     missing = make("release-verify", tmp_path, s3_server, RELEASE_VERSION="9.9.9", **common)
     assert missing.returncode != 0
+
+
+def test_the_indexed_job_example_checks_every_file_once(
+    tmp_path: Path, s3_server: local_s3.LocalS3, bucket: str, wheel_series: list[Path]
+) -> None:
+    """examples/verify-job.yaml's command, run as its 8 pods would (JOB_COMPLETION_INDEX 0..7)
+    against a bucket of 10 files: every file is checked by exactly one pod."""
+    from ruamel.yaml import YAML
+
+    job = YAML(typ="safe").load((ROOT / "examples" / "verify-job.yaml").read_text())
+    pods = job["spec"]["completions"]
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    line = container["args"][0].replace("s3://releases/", f"s3://{bucket}/")
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, **s3_server.env(), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    for number in range(10):
+        wheel = wheel_series[number % 2]
+        subprocess.run(
+            [str(bin_dir / "deltaglider"), "cp", str(wheel), f"s3://{bucket}/{number}/"],
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    checked: list[str] = []
+    for index in range(pods):
+        done = subprocess.run(
+            [*container["command"], line],
+            env={**env, "JOB_COMPLETION_INDEX": str(index)},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        records = [json.loads(record) for record in done.stdout.splitlines()]
+        checked += [r["source"] for r in records if "source" in r]
+    assert sorted(checked) == sorted(
+        f"s3://{bucket}/{n}/{wheel_series[n % 2].name}" for n in range(10)
+    )

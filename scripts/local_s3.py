@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+KINDS = ("seaweedfs", "moto")
 ACCESS_KEY = "deltaglider-test"
 SECRET_KEY = "deltaglider-test-secret"
 REGION = "us-east-1"
@@ -222,6 +223,8 @@ def start_moto() -> LocalS3:
 @contextlib.contextmanager
 def running(kind: str) -> Iterator[LocalS3]:
     """A server of `kind` ("seaweedfs" or "moto") for the duration of the block."""
+    if kind not in KINDS:
+        raise ValueError(f"no such local S3 server {kind!r}: one of {', '.join(KINDS)}")
     with tempfile.TemporaryDirectory(prefix=f"dg-{kind}-") as workdir:
         server = start_seaweedfs(Path(workdir)) if kind == "seaweedfs" else start_moto()
         try:
@@ -234,13 +237,27 @@ def _stop_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # `kill` stops the server and removes its data, as Ctrl-C does
 
 
-if __name__ == "__main__":
+def main(argv: list[str]) -> int:
+    """`local_s3.py [seaweedfs|moto]`: serve until Ctrl-C or SIGTERM; anything else is usage."""
+    import argparse
     import signal
 
+    parser = argparse.ArgumentParser(
+        prog="local_s3.py",
+        description="Serve a real S3 server on 127.0.0.1 until Ctrl-C or SIGTERM; prints the "
+        "endpoint and an `export …` line for a shell.",
+    )
+    parser.add_argument("kind", nargs="?", default="seaweedfs", choices=KINDS)
+    kind = parser.parse_args(argv).kind
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    with running(sys.argv[1] if len(sys.argv) > 1 else "seaweedfs") as s3:
+    with running(kind) as s3:
         print(s3.endpoint, flush=True)
         print("export " + " ".join(f"{k}={v}" for k, v in s3.env().items()), flush=True)
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

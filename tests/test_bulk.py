@@ -20,7 +20,7 @@ from deltaglider.engine import Engine
 from deltaglider.errors import NotFoundError, UsageError
 from deltaglider.events import Subscriber
 from deltaglider.metadata import trash_folder, trash_meta, user_marker_key
-from deltaglider.models import GroupBy, ListEntry, StoredAs
+from deltaglider.models import GroupBy, ListEntry, Shard, StoredAs
 
 VERSIONS = ("1.0", "1.2", "1.9", "1.10", "1.11")  # natural order: 1.9 before 1.10
 
@@ -265,7 +265,7 @@ def test_cleanup_aborts_only_old_unfinished_uploads(engine: Engine, memory: Memo
 
 @given(count=st.integers(1, 7), keys=st.lists(st.text(min_size=1, max_size=20), max_size=40))
 def test_shards_are_disjoint_and_together_complete(count: int, keys: list[str]) -> None:
-    shards = [migration.Shard(index, count) for index in range(1, count + 1)]
+    shards = [Shard(index, count) for index in range(1, count + 1)]
     for key in keys:
         assert sum(shard.holds(key) for shard in shards) == 1
 

@@ -334,6 +334,24 @@ def test_verify_recursive_checks_every_file(run, memory: MemoryStore, tmp_path: 
     )
 
 
+def test_verify_shards_split_the_files_disjoint_and_complete(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    for build in builds(tmp_path, 7):
+        run("cp", str(build), "s3://b/v/")
+    checked: list[str] = []
+    for index in (1, 2, 3):
+        shard = run("verify", "--recursive", "s3://b/v/", "--shard", f"{index}/3", "--json")
+        assert shard.exit_code == 0, shard.output
+        records = [json.loads(line) for line in shard.stdout.splitlines()]
+        checked += [r["source"] for r in records[:-1]]
+        assert records[-1] == {"checked": len(records) - 1, "failed": 0}
+    assert sorted(checked) == [f"s3://b/v/app-{n}.zip" for n in range(7)]  # each exactly once
+    for bad, message in (("4/3", "--shard takes I/N"), ("x", "--shard takes I/N")):
+        refused = run("verify", "--recursive", "s3://b/v/", "--shard", bad)
+        assert refused.exit_code == 2 and message in refused.stderr
+    single = run("verify", "s3://b/v/app-1.zip", "--shard", "1/2")
+    assert single.exit_code == 2 and "--shard needs --recursive" in single.stderr
+
+
 def test_ls_json_gives_sizes_and_kind(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     first, _ = builds(tmp_path, 2)
     run("cp", str(first), "s3://b/j/")

@@ -52,6 +52,7 @@ def test_action_and_workflows_match_githubs_schemas() -> None:
     workflows = [
         *sorted((ROOT / ".github" / "workflows").glob("*.yml")),
         ROOT / "examples" / "release-upload.yml",
+        ROOT / "examples" / "verify-sharded.yml",
     ]
     checked = run(
         str(BIN / "check-jsonschema"),
@@ -103,3 +104,18 @@ def test_one_version_in_one_place() -> None:
         r"\b7\.\d+\.\d+\b", (ROOT / "deltaglider" / "__init__.py").read_text()
     ):
         raise AssertionError(f"a version written in the package: {literal}")
+
+
+def test_local_s3_prints_usage_for_help_and_refuses_an_unknown_server() -> None:
+    script = str(ROOT / "scripts" / "local_s3.py")
+    helped = run(sys.executable, script, "--help")
+    assert helped.returncode == 0 and helped.stdout.startswith("usage: local_s3.py")
+    typo = run(sys.executable, script, "seaweed")
+    assert typo.returncode == 2 and "invalid choice: 'seaweed'" in typo.stderr
+
+
+def test_the_kubernetes_example_matches_the_job_schema() -> None:
+    checked = run(
+        str(BIN / "kubernetes-validate"), "--strict", str(ROOT / "examples" / "verify-job.yaml")
+    )
+    assert checked.returncode == 0 and "passed" in checked.stdout, checked.stdout + checked.stderr
