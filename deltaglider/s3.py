@@ -487,8 +487,8 @@ class Store:
     def copy_within(
         self, bucket: str, source: str, target: str, metadata: dict[str, str] | None = None
     ) -> None:
-        """Server-side copy of one object inside a bucket, its metadata included, or
-        replaced by `metadata` when given."""
+        """Server-side copy of one object inside a bucket (onto itself too), its metadata
+        included, or replaced by `metadata` when given (its Content-Type kept)."""
         extra = {**self.write_args, **self._keyed(target)}
         if keyed := self._keyed(source):
             extra.update(
@@ -499,6 +499,8 @@ class Store:
             extra.update(Metadata=metadata, MetadataDirective="REPLACE")
         with _s3_errors(f"s3://{bucket}/{source}"):
             head = self.head(bucket, source)
+            if metadata is not None and head is not None and head.content_type:
+                extra["ContentType"] = head.content_type
             if head is not None and head.size > SINGLE_PUT_LIMIT * 512:
                 # a managed multipart copy for objects over 4 GiB (imported only for one)
                 from s3transfer.manager import TransferConfig, TransferManager

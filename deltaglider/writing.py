@@ -259,6 +259,12 @@ def _store(parts: EngineParts, upload: Upload, asked: Asked | None = None) -> Up
         decision, stored_size = _via_delta(parts, upload, asked.listed)
     elif decision.stored_as is StoredAs.DIRECT:
         stored_size = _put_direct(parts, upload)
+    elif decision.stored_as is StoredAs.UNCHANGED and upload.write and existing is not None:
+        # as a re-upload would, bring the object's time forward (a server-side copy onto
+        # itself, metadata kept), so `sync` sees it up to date and settles
+        parts.store.copy_within(
+            item.bucket, existing.stored_key, existing.stored_key, existing.head.metadata
+        )
     if upload.write and decision.stored_as is not StoredAs.UNCHANGED:
         written = item.key if decision.stored_as is StoredAs.DIRECT else delta_key(item.key)
         if upload.settle and not upload.absent:

@@ -7,6 +7,8 @@ import json
 import os
 import random
 import re
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -332,6 +334,31 @@ def test_verify_recursive_checks_every_file(run, memory: MemoryStore, tmp_path: 
         nothing.stderr.strip()
         == "deltaglider: error: no stored files to verify under s3://b/never-uploaded/"
     )
+
+
+def test_sync_settles_on_a_newer_but_identical_file(
+    run, memory: MemoryStore, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """aws s3 sync re-uploads a file newer than its object once, and the new object's time
+    then ends it; an identical file is not re-sent here, but its object's time is brought
+    forward (a copy onto itself, metadata and Content-Type kept), so the next run is quiet."""
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    first, second = builds(dist, 2)
+    assert run("sync", str(dist), "s3://b/s/", "--content-type", "application/zip").exit_code == 0
+    for stored in memory.buckets["b"].values():  # uploaded an hour ago
+        stored.last_modified = datetime.now(UTC) - timedelta(hours=1)
+    before = {k: (o.body, dict(o.metadata), o.content_type) for k, o in memory.buckets["b"].items()}
+    stamp = time.time() - 60  # touched since the upload, not since this run
+    for build in (first, second):
+        os.utime(build, (stamp, stamp))
+    again = run("sync", str(dist), "s3://b/s/")
+    assert again.exit_code == 0
+    assert again.stdout.count("(unchanged: identical file already stored)") == 2, again.stdout
+    after = {k: (o.body, dict(o.metadata), o.content_type) for k, o in memory.buckets["b"].items()}
+    assert after == before  # nothing rewritten but the objects' times
+    settled = run("sync", str(dist), "s3://b/s/")
+    assert settled.exit_code == 0 and settled.stdout == ""
 
 
 def test_verify_shards_split_the_files_disjoint_and_complete(run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
