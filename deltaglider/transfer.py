@@ -36,6 +36,7 @@ from deltaglider.urls import S3Url, base_name, destination_key, is_s3_url
 
 if TYPE_CHECKING:
     from deltaglider.engine import Engine
+    from deltaglider.reading import Located
 
 
 class Action(Enum):
@@ -296,10 +297,12 @@ def location(text: str) -> Location:
     return S3Url.parse(text) if is_s3_url(text) else Path(text)
 
 
-def plan_single(source: str, destination: str) -> Plan:
+def plan_single(engine: Engine, source: str, destination: str) -> Plan:
     """`cp/mv SOURCE DESTINATION` of one file, as `aws s3 cp` decides where it lands (a
     trailing `/` or an existing folder keeps the file's name); a local folder without
-    `--recursive` is a failed outcome, as aws reports it."""
+    `--recursive` is a failed outcome, as aws reports it. An S3 source is located first, so
+    the task has its size (for the progress line) and its stored form (read without HEADs);
+    when it cannot be, the task runs anyway and reports why as any failed transfer does."""
     src, dst = location(source), location(destination)
     if isinstance(src, Path):
         if src.is_dir():  # aws: "upload failed: … Is a directory", exit 1
@@ -314,11 +317,24 @@ def plan_single(source: str, destination: str) -> Plan:
         target = dst.child(destination_key(dst, src.name))
         check_user_key(target.key)
         return Plan([Task(Action.UPLOAD, src, target, src.stat().st_size)])
+    located = _located(engine, src)
+    size = located.logical_size if located else 0
     if isinstance(dst, S3Url):
         target = dst.child(destination_key(dst, base_name(src.key)))
         check_user_key(target.key)
-        return Plan([Task(Action.COPY, src, target)])
-    return Plan([Task(Action.DOWNLOAD, src, local_destination(destination, src.key))])
+        return Plan([Task(Action.COPY, src, target, size)])
+    target_path = local_destination(destination, src.key)
+    stored_key = located.stored_key if located else ""
+    return Plan([Task(Action.DOWNLOAD, src, target_path, size, stored_key=stored_key)])
+
+
+def _located(engine: Engine, source: S3Url) -> Located | None:
+    if not base_name(source.key):
+        return None  # a folder: the transfer says so
+    try:
+        return engine.find(source.bucket, source.key)
+    except DeltagliderError:
+        return None
 
 
 def local_destination(target: str, key: str) -> Path:

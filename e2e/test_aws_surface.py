@@ -357,6 +357,42 @@ def test_progress_line_only_on_a_terminal(
     assert quiet.returncode == 0 and b"Completed" not in quiet.stderr
 
 
+def test_a_single_large_download_shows_its_progress_on_a_terminal(
+    s3_server: LocalS3, bucket: str, raw: Any, tmp_path: Path
+) -> None:
+    """One file of 8 MiB or more gets the progress line too, with its size as the total
+    (the task is sized when it is located, before the transfer)."""
+    import pty
+
+    data = os.urandom(9 * 1024 * 1024)
+    raw.put_object(Bucket=bucket, Key="big/disk.img", Body=data)
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
+    controller, terminal = pty.openpty()
+    with os.fdopen(controller, "rb", buffering=0) as screen:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "deltaglider",
+                "cp",
+                f"s3://{bucket}/big/disk.img",
+                str(tmp_path),
+            ],
+            env=env,
+            stderr=terminal,
+            stdout=subprocess.PIPE,
+            timeout=120,
+        )
+        os.close(terminal)
+        shown = b""
+        with contextlib.suppress(OSError):
+            while chunk := screen.read(65536):
+                shown += chunk
+    assert done.returncode == 0, shown
+    assert b"Completed 1 of 1 file(s), 9.0 MiB/9.0 MiB" in shown, shown
+    assert (tmp_path / "disk.img").read_bytes() == data
+
+
 def test_long_names_never_crash_and_never_send_an_over_long_key(
     s3_server: LocalS3, bucket: str, wheel_series: list[Path], raw: Any
 ) -> None:

@@ -102,7 +102,7 @@ def _copy_command(
             engine, src, dst, filters(), follow_symlinks=flags.follow_symlinks
         )
     else:
-        plan = transfer.plan_single(source, destination)
+        plan = transfer.plan_single(engine, source, destination)
     run_plan(engine, plan, flags.output, flags.upload, move=move)
 
 
