@@ -37,6 +37,7 @@ from deltaglider.metadata import (
     format_time,
     is_shared_reference,
     logical_key_of,
+    lookup,
     now,
     recorded_size,
     role_of,
@@ -48,7 +49,7 @@ from deltaglider.urls import parent_prefix
 
 log = get_logger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: each pair also lists its self-deltas' sizes
 SAMPLE_FIRST = 3  # sampled mode HEADs the first deltas of each series…
 SAMPLE_EVERY = 20  # …and every 20th after
 RESERVOIR = 64  # delta sizes kept per folder/series pair for the median ratio
@@ -229,6 +230,7 @@ class _Pair:
     sizes: list[int] = field(default_factory=list)  # up to RESERVOIR delta sizes
     headed: int = 0
     headed_logical: int = 0
+    self_sizes: list[int] = field(default_factory=list)  # HEADed deltas of a file on itself
 
 
 @dataclass
@@ -408,9 +410,11 @@ def _head_deltas(
             for (pair, _key), head in zip(batch, found, strict=True):
                 heads += 1
                 size = recorded_size(head.metadata) if head is not None else None
-                if size is not None:
+                if head is not None and size is not None:
                     pair.headed += 1
                     pair.headed_logical += size
+                    if lookup(head.metadata, "file_sha256") == lookup(head.metadata, "ref_sha256"):
+                        pair.self_sizes.append(head.size)  # a reference's own first file
             tick(scan.objects, heads)
     return heads
 
@@ -535,23 +539,25 @@ def _apply_cache(cached: dict[str, object], scan: _Scan) -> bool:
         if not isinstance(pairs, dict):
             raise TypeError("pairs")
         found = {
-            tuple(str(name).split("\n", 1)): (int(headed), int(logical))
-            for name, (headed, logical) in pairs.items()
+            tuple(str(name).split("\n", 1)): (int(headed), int(logical), [int(s) for s in selfs])
+            for name, (headed, logical, selfs) in pairs.items()
         }
     except (KeyError, TypeError, ValueError):
         log.warning("stats_cache_unreadable", error="unexpected document")
         return False
     for (folder, series), pair in scan.pairs.items():
-        pair.headed, pair.headed_logical = found.get((folder, series), (0, 0))
+        pair.headed, pair.headed_logical, pair.self_sizes = found.get((folder, series), (0, 0, []))
     return True
 
 
 def _series_ratios(scan: _Scan) -> dict[str, list[tuple[str, float]]]:
     """Per series, (folder, delta bytes / reference bytes) for grading. Each reference made
-    left a self-delta of a few bytes beside it (FORMAT "Objects"): the smallest deltas, one per
-    reference, are not versions encoded against a reference and are left out. A series that
-    needed a new shared reference again (renewal: its best delta was too large) counts each
-    renewal as a ratio of 1."""
+    left a self-delta of a few bytes beside it (FORMAT "Objects"), which is not a version
+    encoded against a reference and is left out: exactly, where every delta of the folder was
+    HEADed (a self-delta records its reference's SHA-256 as its file's); elsewhere by taking
+    the smallest deltas, one per reference not yet accounted for (prune may have deleted some).
+    A series that needed a new shared reference again (renewal: its best delta was too large)
+    counts each renewal as a ratio of 1."""
     found: dict[str, list[tuple[str, float]]] = {}
     by_series: dict[str, list[_Pair]] = {}
     for pair in scan.pairs.values():
@@ -559,16 +565,29 @@ def _series_ratios(scan: _Scan) -> dict[str, list[tuple[str, float]]]:
     for series, pairs in by_series.items():
         shared = len(scan.shared_refs.get(series_id(series), []))
         made = shared + sum(1 for pair in pairs if pair.folder in scan.folder_refs)
+        known = [pair for pair in pairs if pair.count and pair.headed == pair.count]
         sized = sorted(
             (size, pair.folder, reference)
             for pair in pairs
             if (reference := _reference_size(scan, pair))
-            for size in pair.sizes
+            for size in _versions(pair, exact=pair in known)
         )
-        ratios = [(folder, size / reference) for size, folder, reference in sized[made:]]
+        guessed = 0 if len(known) == len(pairs) else made - sum(len(p.self_sizes) for p in known)
+        ratios = [
+            (folder, size / reference) for size, folder, reference in sized[max(guessed, 0) :]
+        ]
         ratios += [(pairs[0].folder, 1.0)] * max(shared - 1, 0)
         found[series] = ratios
     return found
+
+
+def _versions(pair: _Pair, *, exact: bool) -> list[int]:
+    """The pair's delta sizes, without its self-deltas when they are known exactly."""
+    sizes = list(pair.sizes)
+    for size in pair.self_sizes if exact else []:
+        if size in sizes:
+            sizes.remove(size)
+    return sizes
 
 
 def _cache_id(prefix: str, mode: Mode) -> str:
@@ -597,7 +616,7 @@ def _write_cache(
         "version": CACHE_VERSION,
         "fingerprint": fingerprint,
         "pairs": {
-            f"{pair.folder}\n{pair.series}": [pair.headed, pair.headed_logical]
+            f"{pair.folder}\n{pair.series}": [pair.headed, pair.headed_logical, pair.self_sizes]
             for pair in scan.pairs.values()
         },
     }

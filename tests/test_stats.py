@@ -98,3 +98,20 @@ def test_a_corrupt_or_foreign_cache_document_is_ignored(engine: Engine, tmp_path
         again = engine.stats("b", mode=Mode.SAMPLED)
         assert again.from_cache is False and again.logical_bytes == first.logical_bytes
     assert engine.stats("b", mode=Mode.SAMPLED).from_cache is True  # rewritten by the last run
+
+
+def test_after_the_first_versions_go_every_kept_delta_is_graded(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """prune (or rm) of a series' first versions deletes the reference's self-delta while the
+    reference stays for the rest: with every delta HEADed, no real delta is taken for it."""
+    files = builds(tmp_path, 5)
+    for number, path in enumerate(files):
+        engine.upload(path, "b", f"v{number}/{path.name}", UploadOptions())
+    for number in range(3):
+        engine.delete("b", f"v{number}/{files[number].name}")
+    detailed = engine.stats("b", mode=Mode.DETAILED, by="folder")
+    assert [g.name for g in detailed.groups] == ["v3", "v4"]
+    assert all(g.median_delta_ratio is not None for g in detailed.groups), detailed.groups
+    cached = engine.stats("b", mode=Mode.DETAILED, by="folder")  # the cache keeps the finding
+    assert cached.from_cache and cached.groups == detailed.groups
