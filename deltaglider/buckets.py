@@ -108,6 +108,8 @@ class BucketConfig:
         its folder in folder mode where the server honours If-None-Match; otherwise its
         series. Folder mode on a server without conditional writes makes shared references,
         whose keys are unique, so racing writers of one folder cannot each create one."""
-        if self.reference_mode(bucket) is ReferenceMode.FOLDER and self.conditional_writes(bucket):
+        mode = self.reference_mode(bucket)
+        if mode is ReferenceMode.FOLDER and self.conditional_writes(bucket):
             return group_of(bucket, key, ReferenceMode.FOLDER)
-        return group_of(bucket, key, ReferenceMode.SHARED)
+        chained = mode is ReferenceMode.CHAIN
+        return group_of(bucket, key, ReferenceMode.CHAIN if chained else ReferenceMode.SHARED)

@@ -271,6 +271,7 @@ class DeltaMeta:
     codec: str | None = None
     md5: str | None = None
     tool: str = TOOL
+    ref_linked: bool = False  # the reference is a chain link (FORMAT "Delta chains")
 
     def to_dict(self) -> dict[str, str]:
         meta = {
@@ -290,11 +291,14 @@ class DeltaMeta:
             meta["dg-codec"] = self.codec
         if self.md5:
             meta["dg-md5"] = self.md5
+        if self.ref_linked:
+            meta.update({"dg-ref-linked": "true", "dg-format-version": str(CHAIN_FORMAT)})
         return meta
 
     @classmethod
     def from_dict(cls, meta: dict[str, str], key: str) -> DeltaMeta:
         """Read a delta's metadata; `key` is the delta's own key (for `ref-path` and errors)."""
+        check_format(meta, key)
         ref_key = named_reference(meta, key)
         if ref_key is None:
             raise IntegrityError(f"{key}: delta metadata names no reference (dg-ref-key)")
@@ -314,7 +318,76 @@ class DeltaMeta:
             codec=lookup(meta, "codec"),
             md5=lookup(meta, "md5"),
             tool=lookup(meta, "tool") or "",
+            ref_linked=lookup(meta, "ref_linked") == "true",
         )
+
+
+CHAIN_FORMAT = 2  # FORMAT "Delta chains": chain links and the deltas made against one
+
+
+def check_format(meta: dict[str, str], key: str) -> None:
+    """Refuse an object written in an on-bucket format newer than this reader knows."""
+    raw = lookup(meta, "format_version") or "1"
+    if not raw.isdigit() or int(raw) > CHAIN_FORMAT:
+        raise IntegrityError(
+            f"{key}: written in on-bucket format {raw}, newer than this deltaglider reads "
+            f"({CHAIN_FORMAT}); upgrade deltaglider"
+        )
+
+
+@dataclass(frozen=True)
+class LinkMeta:
+    """A chain member's fields beside its ReferenceMeta (FORMAT "Delta chains"): its number in
+    the series' chain and, for a link, the member its body is a delta against."""
+
+    seq: int
+    base_key: str | None = None  # None: the member's body is its whole file
+    base_sha256: str = ""
+    base_linked: bool = False  # the base is itself a link
+    codec: str | None = None
+    file_size: int = 0  # the member's file (a link's body is smaller)
+
+    def to_dict(self) -> dict[str, str]:
+        meta = {"dg-chain-seq": str(self.seq)}
+        if self.base_key is not None:
+            meta.update(
+                {
+                    "dg-format-version": str(CHAIN_FORMAT),
+                    "dg-ref-key": encode_name(self.base_key),
+                    "dg-ref-sha256": self.base_sha256,
+                    "dg-ref-linked": "true" if self.base_linked else "false",
+                    "dg-codec": self.codec or "",
+                    "dg-file-size": str(self.file_size),
+                }
+            )
+        return meta
+
+    @classmethod
+    def from_dict(cls, meta: dict[str, str], key: str) -> LinkMeta | None:
+        """None for a reference that is no chain member."""
+        seq = lookup(meta, "chain_seq")
+        if seq is None:
+            return None
+        check_format(meta, key)
+        if not seq.isdigit():
+            raise IntegrityError(f"{key}: dg-chain-seq is not a number: {seq!r}")
+        base = lookup(meta, "ref_key")
+        if base is None:
+            return cls(int(seq))
+        return cls(
+            int(seq),
+            decode_name(base),
+            _sha(meta, "ref_sha256", key),
+            lookup(meta, "ref_linked") == "true",
+            lookup(meta, "codec"),
+            _int(meta, "file_size", key) if lookup(meta, "file_size") else 0,
+        )
+
+
+def without_link(meta: dict[str, str]) -> dict[str, str]:
+    """A chain link's metadata as its whole form's: the link fields dropped, seq kept."""
+    link = {"format_version", "ref_key", "ref_sha256", "ref_linked", "codec", "file_size"}
+    return {k: v for k, v in meta.items() if k.removeprefix("dg-").replace("-", "_") not in link}
 
 
 def named_reference(meta: dict[str, str], key: str) -> str | None:
@@ -343,6 +416,7 @@ class DirectMeta:
     created_at: datetime
     md5: str | None = None
     tool: str = TOOL
+    ref_linked: bool = False  # the reference is a chain link (FORMAT "Delta chains")
 
     def to_dict(self) -> dict[str, str]:
         meta = {
@@ -514,7 +588,10 @@ class BucketSettings:
             )
         references = loaded.get("references", ReferenceMode.SHARED.value)
         if references not in REFERENCE_MODES:
-            raise IntegrityError(f"{key}: references must be shared or folder, not {references!r}")
+            raise IntegrityError(
+                f"{key}: references must be one of {', '.join(REFERENCE_MODES)}, not "
+                f"{references!r} (a newer deltaglider's setting? upgrade deltaglider)"
+            )
         codec = loaded.get("codec")
         if codec not in (None, *codecs.NAMES):
             raise IntegrityError(f"{key}: codec must be xdelta3 or zstd, not {codec!r}")

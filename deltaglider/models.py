@@ -53,6 +53,7 @@ class ReferenceMode(StrEnum):
 
     SHARED = "shared"  # one per file series under .deltaglider/refs/, used across folders
     FOLDER = "folder"  # each folder's own reference.bin, as deltaglider 6.x writes
+    CHAIN = "chain"  # shared, each version a reference stored as a delta of an earlier one
 
 
 REFERENCE_MODES = tuple(mode.value for mode in ReferenceMode)

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from deltaglider import xdelta
+from deltaglider import chains, xdelta
 from deltaglider.errors import CodecError, IntegrityError, NotFoundError, UsageError
 from deltaglider.files import CHUNK_SIZE, Digest, HashingWriter, Progress, atomic_output
 from deltaglider.log import get_logger, step
@@ -252,8 +252,8 @@ def reconstruct(
                 _download_to, parts, bucket, located.stored_key, delta_path
             )
         try:
-            with parts.references.fetch(
-                bucket, meta.ref_key, meta.ref_sha256, fresh=fresh
+            with chains.fetch(
+                parts, bucket, meta.ref_key, meta.ref_sha256, linked=meta.ref_linked, fresh=fresh
             ) as ref_path:
                 if meta.file_sha256 == meta.ref_sha256:
                     # the file is its reference (a first upload's self-delta): serve the

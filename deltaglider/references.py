@@ -29,8 +29,10 @@ from deltaglider.log import get_logger
 from deltaglider.metadata import (
     PROBE_PREFIX,
     REFERENCE_NAME,
+    LinkMeta,
     ReferenceMeta,
     check_metadata,
+    decode_name,
     is_shared_reference,
     logical_key_of,
     lookup,
@@ -79,11 +81,15 @@ class Reference:
         return cls(key, sha256, check_metadata(meta, key))
 
     @classmethod
-    def new_shared(cls, series: str, source_name: str, sha256: str) -> Reference:
-        """A new shared reference of `series` made from a file (shared mode)."""
+    def new_shared(
+        cls, series: str, source_name: str, sha256: str, chain: LinkMeta | None = None
+    ) -> Reference:
+        """A new shared reference of `series` made from a file (shared mode), or a member
+        of its chain (`chain`: FORMAT "Delta chains")."""
         created = now()
         key = shared_reference_key(series_id(series), created, sha256)
         meta = ReferenceMeta(source_name, sha256, created, series=series).to_dict()
+        meta.update(chain.to_dict() if chain is not None else {})
         return cls(key, sha256, check_metadata(meta, key))
 
 
@@ -148,9 +154,15 @@ class References:
 
     def create_shared(self, bucket: str, reference: Reference, source: Path) -> None:
         """Write a new shared reference: its key is unique to this file and moment, so no
-        other writer can replace it and no conditional write is needed."""
+        other writer can replace it and no conditional write is needed. A chain link's body
+        (`source`, our own delta file) is not its file, so only a whole one is re-hashed."""
+        link = lookup(reference.metadata, "chain_seq") and lookup(reference.metadata, "ref_key")
         self._store.put_file(
-            bucket, reference.key, source, reference.metadata, sha256=reference.sha256
+            bucket,
+            reference.key,
+            source,
+            reference.metadata,
+            sha256=None if link else reference.sha256,
         )
 
     def add_user(self, bucket: str, reference: Reference, delta_key: str) -> None:
@@ -319,4 +331,7 @@ class References:
             return []
         self._store.delete(bucket, trash_key)
         log.info("reference_removed", bucket=bucket, ref_key=ref_key, reason="no deltas left")
+        base = lookup(head.metadata, "ref_key") if lookup(head.metadata, "chain_seq") else None
+        if base is not None:  # a chain link: it no longer needs its base (FORMAT "Delta chains")
+            return [ref_key, *self.release(bucket, decode_name(base), ref_key)]
         return [ref_key]

@@ -205,7 +205,8 @@ def _shared_references(engine: Engine, scope: _Scope) -> tuple[dict[str, int], O
     doomed versions go, and the releases that finish what a killed run left: each marker
     whose delta under the prefix is gone (or names another reference), then each reference
     with no marker left or with trash copies. Only a marker no listed delta accounts for is
-    HEADed (normally none)."""
+    HEADed (normally none, but each chain link's marker on its base). In a chain (FORMAT
+    "Delta chains") a reference that stays keeps its base, and that base its own."""
     named = {
         entry.stored_key: engine.reference_key_of(entry.head)
         for entry in scope.entries
@@ -218,27 +219,60 @@ def _shared_references(engine: Engine, scope: _Scope) -> tuple[dict[str, int], O
         heads = list(engine.stored_objects(scope.bucket, series_refs_prefix(series_id(series))))
         refs = {h.key: h for h in heads if is_shared_reference(h.key)}
         trashed = [r for r in scope.trash if r.startswith(series_refs_prefix(series_id(series)))]
+        base_of: dict[str, str] = {}  # a chain link -> the reference it is a delta against
+        needed, unmarked = set(kept_refs), set()
         for ref_key in sorted(set(refs) | set(trashed)):
-            accounted = {
-                user_marker_key(ref_key, key) for key, ref in named.items() if ref == ref_key
-            }
             markers = [h.key for h in heads if h.key.startswith(users_prefix(ref_key))]
-            stale, needed = [], ref_key in kept_refs
-            for marker in (m for m in markers if m not in accounted):
-                head = engine.head_stored(scope.bucket, marker)
-                delta = marker_delta_key(head.metadata) if head is not None else None
-                if delta is not None and delta.startswith(scope.prefix):  # not listed as a user
-                    stale.append(delta)
-                else:
-                    needed = True  # a delta outside the prefix, or a marker cleanup judges
-            orphans += [(ref_key, delta) for delta in stale]
-            if needed:
+            stale = _marker_users(engine, scope, named, ref_key, markers, refs, base_of)
+            orphans += [(ref_key, delta) for delta in stale if delta is not None]
+            needed |= {ref_key} if None in stale else set()
+            unmarked |= {ref_key} if not markers else set()
+        needed = _with_bases(needed, base_of)
+        for ref_key in sorted(set(refs) | set(trashed)):
+            if ref_key in needed:
                 continue
             freed.update({ref_key: refs[ref_key].size} if ref_key in refs else {})
             freed.update(scope.trash_of(ref_key))
-            if (ref_key in refs and not markers) or scope.trash_of(ref_key):
+            if (ref_key in refs and ref_key in unmarked) or scope.trash_of(ref_key):
                 orphans.append((ref_key, None))
     return freed, tuple(orphans)
+
+
+def _marker_users(
+    engine: Engine,
+    scope: _Scope,
+    named: dict[str, str],
+    ref_key: str,
+    markers: list[str],
+    refs: dict[str, ObjectHead],
+    base_of: dict[str, str],
+) -> list[str | None]:
+    """The markers beside `ref_key` that no listed delta accounts for: the gone deltas under
+    the prefix they name (stale), None once for any that keeps the reference (a delta outside
+    the prefix, or a marker cleanup judges); a chain link's marker goes into `base_of`."""
+    accounted = {user_marker_key(ref_key, key) for key, ref in named.items() if ref == ref_key}
+    found: list[str | None] = []
+    for marker in (m for m in markers if m not in accounted):
+        head = engine.head_stored(scope.bucket, marker)
+        delta = marker_delta_key(head.metadata) if head is not None else None
+        if delta is not None and delta in refs:
+            base_of[delta] = ref_key  # decided with the chain: kept if that link is kept
+        elif delta is not None and (delta.startswith(scope.prefix) or is_shared_reference(delta)):
+            found.append(delta)  # its delta (or link) is gone
+        elif None not in found:
+            found.append(None)
+    return found
+
+
+def _with_bases(needed: set[str], base_of: dict[str, str]) -> set[str]:
+    """`needed` and, for each chain link in it, its base, and that base's, down the chain."""
+    closed, pending = set(needed), list(needed)
+    while pending:
+        base = base_of.get(pending.pop())
+        if base is not None and base not in closed:
+            closed.add(base)
+            pending.append(base)
+    return closed
 
 
 def execute_prune(

@@ -19,7 +19,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from deltaglider import xdelta
+from deltaglider import chains, xdelta
 from deltaglider.buckets import ReferenceGroup, group_of
 from deltaglider.decision import (
     Artifact,
@@ -36,6 +36,7 @@ from deltaglider.metadata import (
     ZERO_DIFF_NOTE,
     DeltaMeta,
     DirectMeta,
+    LinkMeta,
     ObjectKind,
     check_metadata,
     check_user_key,
@@ -99,6 +100,17 @@ class EncodedDelta:
     path: Path
     size: int
     encoding: xdelta.Encoding
+
+
+@dataclass(frozen=True)
+class Chained:
+    """A chain link about to be stored: its fields, its body, and the base it was made
+    against (kept fetched at `base_path` until the link is in place)."""
+
+    link: LinkMeta
+    body: EncodedDelta
+    base: chains.Member
+    base_path: Path
 
 
 Stored = tuple[Decision, int]  # what was stored, and the bytes it added to the bucket
@@ -368,6 +380,8 @@ def _try_delta(
     found gone is added to `lost`)."""
     item = upload.item
     group = _group(parts, upload)
+    if group.mode is ReferenceMode.CHAIN:
+        return _chain_version(parts, upload, group, shared)
     with step(log, "candidates", key=item.key, group=group.name) as listed:
         found = (c for c in _candidates(parts, group, item.key, shared) if c.key not in lost)
         first = next(found, None)
@@ -454,24 +468,65 @@ def _best_trial(
     return min(trials, key=lambda trial: trial[2].size)
 
 
-def _new_reference(
-    parts: EngineParts, upload: Upload, group: ReferenceGroup, decision: Decision | None = None
+def _chain_version(
+    parts: EngineParts, upload: Upload, group: ReferenceGroup, shared: list[Reference] | None
 ) -> Stored | None:
-    """Make the file a new reference of its group and store its self-delta at its own key;
-    None when another writer's folder reference won the race (encode against it instead)."""
+    """`references=chain` (FORMAT "Delta chains"): the file becomes its series' newest
+    reference, a link against the member the skip-delta rule names (whole for the first
+    version, or when that delta is over the max ratio), and its key holds its self-delta."""
+    item = upload.item
+    latest = chains.newest(parts, item.bucket, group.name, shared)
+    if latest is None:
+        return _new_reference(parts, upload, group, start=LinkMeta(0))
+    base, seq = chains.base_for(parts, item.bucket, latest), latest.link.seq + 1
+    with contextlib.ExitStack() as held:
+        scratch = Path(held.enter_context(parts.work_directory()))
+        ref = base.reference
+        path = held.enter_context(
+            chains.fetch(parts, item.bucket, ref.key, ref.sha256, linked=base.linked)
+        )
+        body = _encode(parts, path, item, scratch / "link.delta", check=upload.write)
+        ratio = body.size / item.digest.size
+        if ratio > upload.max_ratio:
+            note = f"new chain start for its series (best delta {ratio:.0%} of the file)"
+            decision = Decision(StoredAs.REFERENCE, note)
+            return _new_reference(parts, upload, group, decision, start=LinkMeta(seq))
+        tag, size = body.encoding.tag, item.digest.size
+        link = LinkMeta(seq, ref.key, ref.sha256, base.linked, tag, size)
+        note = f"chained to version {base.link.seq} of its series"
+        chained = Chained(link, body, base, path)
+        return _new_reference(parts, upload, group, Decision(StoredAs.DELTA, note), chained)
+
+
+def _new_reference(
+    parts: EngineParts,
+    upload: Upload,
+    group: ReferenceGroup,
+    decision: Decision | None = None,
+    chained: Chained | None = None,
+    start: LinkMeta | None = None,
+) -> Stored | None:
+    """Make the file a new reference of its group (in a chain: a link, or a `start`) and
+    store its self-delta at its own key; None when another writer's folder reference won
+    the race (encode against it instead)."""
     item, write = upload.item, upload.write
     digest, name = item.digest, base_name(item.key)
-    if group.mode is ReferenceMode.SHARED:
-        reference = Reference.new_shared(group.name, name, digest.sha256)
-    else:
+    body = chained.body.path if chained else item.path  # what the reference object holds
+    if group.mode is ReferenceMode.FOLDER:
         reference = Reference.new(group.name, name, digest.sha256)
+    else:
+        reference = Reference.new_shared(
+            group.name, name, digest.sha256, chained.link if chained else start
+        )
     pending = write and not reference.shared
     if pending and parts.references.restore_pending(item.bucket, reference.key):
         return None  # its folder's reference was being removed: encode against it
     if write:
         try:
             with step(log, "reference_created", ref_key=reference.key, size=digest.size):
-                parts.references.create(item.bucket, reference, item.path)
+                if chained:  # the base's marker first: it must stay while this link exists
+                    parts.references.add_user(item.bucket, chained.base.reference, reference.key)
+                parts.references.create(item.bucket, reference, body)
         except AlreadyExists:
             log.info("reference_race_lost", bucket=item.bucket, ref_key=reference.key)
             return None
@@ -484,17 +539,18 @@ def _new_reference(
             )
             if write:
                 parts.references.add_user(item.bucket, reference, delta_key(item.key))
-                _put_delta(parts, item, delta, reference, zero_diff=True)
+                _put_delta(parts, item, delta, reference, zero_diff=True, linked=bool(chained))
     except Exception:  # not on an interrupt: what a kill leaves is cleanup's
         if write and reference.shared:  # an uploader that encoded against it meanwhile
             # has its marker there (so it stays) or puts the same bytes back (`in_place`)
             _withdraw(parts, item.bucket, reference, delta_key(item.key))
         raise
-    if write and not parts.references.in_place(
-        item.bucket, reference, item.path, delta_key(item.key)
-    ):
+    if write and not parts.references.in_place(item.bucket, reference, body, delta_key(item.key)):
         return None
-    return decision, digest.size + delta.size
+    if write and chained:  # its base, put back whole if a removal took it meanwhile
+        base = chained.base.whole_form()
+        parts.references.in_place(item.bucket, base, chained.base_path, reference.key)
+    return decision, (chained.body.size if chained else digest.size) + delta.size
 
 
 def _withdraw(parts: EngineParts, bucket: str, reference: Reference, stored_key: str) -> None:
@@ -542,6 +598,7 @@ def _put_delta(
     reference: Reference,
     *,
     zero_diff: bool,
+    linked: bool = False,
 ) -> None:
     digest = item.digest
     meta = DeltaMeta(
@@ -556,6 +613,7 @@ def _put_delta(
         note=ZERO_DIFF_NOTE if zero_diff else None,
         codec=delta.encoding.tag,
         md5=digest.md5,
+        ref_linked=linked,
     )
     _put_object(parts, item, delta_key(item.key), delta.path, meta.to_dict(), None)
 

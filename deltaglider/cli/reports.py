@@ -106,7 +106,9 @@ def stats_command(
     if as_json or output_format == "json":  # ours, then deltaglider 6.x's keys
         echo(json.dumps({**result.to_dict(), **result.legacy_dict()}))
     elif output_format == "prometheus":
-        echo(stats.prometheus_text(result), nl=False)
+        from deltaglider import prometheus
+
+        echo(prometheus.text(result), nl=False)
     else:
         echo(stats_text(result, show_groups=by is not None), nl=False)
 
