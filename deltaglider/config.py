@@ -207,7 +207,7 @@ def check_endpoint(raw: str | None, name: str) -> str | None:
 
 
 def check_references(raw: str | None, name: str) -> ReferenceMode | None:
-    """Where new references go (`--references`, DG_REFERENCES): shared or folder."""
+    """Where new references go (`--references`, DG_REFERENCES): shared, folder or chain."""
     if raw is not None and raw not in REFERENCE_MODES:
         raise UsageError(f"{name} must be one of {', '.join(REFERENCE_MODES)}, not {raw!r}")
     return None if raw is None else ReferenceMode(raw)

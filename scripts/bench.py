@@ -43,7 +43,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -559,6 +559,94 @@ def layouts(server: local_s3.LocalS3, raw: Any, long_count: int) -> str:
     return "\n".join(lines)
 
 
+def chain_depths(engine: Any, bucket: str, key: str) -> int:
+    """How many chain links a cold read of `key` decodes: its reference's bases, walked."""
+    from deltaglider.metadata import DeltaMeta, LinkMeta
+
+    head = engine.head_stored(bucket, key + ".delta")
+    meta = DeltaMeta.from_dict(head.metadata, key + ".delta")
+    ref, links = meta.ref_key, 0
+    while True:
+        link = LinkMeta.from_dict(engine.head_stored(bucket, ref).metadata, ref)
+        if link is None or link.base_key is None:
+            return links
+        ref, links = link.base_key, links + 1
+
+
+def chains_bench(server: local_s3.LocalS3, raw: Any, count: int) -> str:
+    """`references=chain` against the default (shared, renewal at the max ratio) on real
+    series of `count` versions, one folder per version: stored bytes, upload time, a cold
+    download of the newest, the worst read's chain links, a warm download of the next
+    version, and `prune --keep-last 5` (kept versions restored, freed bytes exact)."""
+    from deltaglider.config import Settings
+    from deltaglider.engine import Engine
+    from deltaglider.retention import execute_prune, plan_prune
+
+    os.environ.update(server.env())
+    series = {
+        "botocore wheels": pypi_series("botocore", [f"1.35.{n}" for n in range(count)]),
+        "boto3 wheels": pypi_series("boto3", [f"1.35.{n}" for n in range(count)]),
+        "awscli wheels": pypi_series("awscli", [f"1.34.{n}" for n in range(count)]),
+    }
+    lines = [
+        "| series | mode | files | logical | stored | stored/logical | upload median s | "
+        "cold newest s | worst links | warm next s | prune 5: freed (plan = run) | restored |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, paths in series.items():
+        for mode in ("shared", "chain"):
+            bucket = f"chain-{mode}-{name.split()[0]}".lower()
+            raw.create_bucket(Bucket=bucket)
+            settings = Settings(endpoint_url=server.endpoint, region=local_s3.REGION)
+            engine = Engine(replace(settings, references=mode, cache_backend="memory"))
+            keys = [f"{p.name.split('-')[1]}/{p.name}" for p in paths]
+            ups = []
+            for path, key in zip(paths, keys, strict=True):
+                started = time.perf_counter()
+                engine.upload(path, bucket, key)
+                ups.append(time.perf_counter() - started)
+            engine.close()
+            stored = sum(
+                o["Size"]
+                for page in raw.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+                for o in page.get("Contents", [])
+            )
+            cold = Engine(replace(settings, cache_backend="memory"))
+            with tempfile.TemporaryDirectory() as scratch:
+                started = time.perf_counter()
+                cold.download(bucket, keys[-1], Path(scratch) / "newest")
+                cold_s = time.perf_counter() - started
+                cold.download(bucket, keys[-3], Path(scratch) / "before")
+                started = time.perf_counter()
+                cold.download(bucket, keys[-2], Path(scratch) / "next")
+                warm_s = time.perf_counter() - started
+            worst = max(chain_depths(cold, bucket, key) for key in keys)
+            plan = plan_prune(cold, bucket, "", keep_last=5)
+            before = stored
+            result = execute_prune(cold, plan)
+            after = sum(
+                o["Size"]
+                for page in raw.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+                for o in page.get("Contents", [])
+            )
+            restored = all(
+                cold.verify(bucket, key).actual_sha256
+                == hashlib.sha256(path.read_bytes()).hexdigest()
+                for path, key in list(zip(paths, keys, strict=True))[-5:]
+            )
+            cold.close()
+            exact = plan.freed_bytes == result.freed_bytes == before - after
+            logical = sum(p.stat().st_size for p in paths)
+            lines.append(
+                f"| {name} | {mode} | {len(paths)} | {mb(logical)} | {mb(stored)} | "
+                f"{stored / logical:.1%} | {med(ups[1:]):.2f} | {cold_s:.2f} | {worst} | "
+                f"{warm_s:.2f} | {mb(before - after)} ({'=' if exact else 'NOT'}) | "
+                f"{'exact' if restored else 'WRONG'} |"
+            )
+            print(lines[-1], file=sys.stderr, flush=True)
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------- reporting
 
 
@@ -999,6 +1087,9 @@ def main() -> None:
     )
     parser.add_argument("--long", type=int, default=30, help="--layouts: long series length")
     parser.add_argument(
+        "--chains", type=int, default=0, metavar="N", help="references=chain vs shared, N versions"
+    )
+    parser.add_argument(
         "--stats", action="store_true", help="`deltaglider stats` at 10,000 objects"
     )
     parser.add_argument(
@@ -1022,6 +1113,10 @@ def main() -> None:
     if options.stats:
         with local_s3.running("seaweedfs") as server:
             print(stats_bench(server, server.client()))
+        return
+    if options.chains:
+        with local_s3.running("seaweedfs") as server:
+            print(chains_bench(server, server.client(), options.chains))
         return
     if options.layouts:
         with local_s3.running("seaweedfs") as server:

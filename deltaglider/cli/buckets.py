@@ -16,7 +16,7 @@ from deltaglider.cli.output import EXIT_FAILED, echo, printer, without_locations
 from deltaglider.errors import DeltagliderError, UsageError
 from deltaglider.events import Subscriber
 from deltaglider.metadata import TMP_PREFIX, is_internal_key
-from deltaglider.models import DeleteResult
+from deltaglider.models import DeleteResult, ReferenceMode
 from deltaglider.urls import S3Url
 
 if TYPE_CHECKING:  # imported where used: --version and --help start without botocore
@@ -83,7 +83,7 @@ def rb(app: AppContext, path: str, force: bool) -> None:
     "changes",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Change a setting: references=shared|folder, codec=xdelta3|zstd|default, "
+    help="Change a setting: references=shared|folder|chain, codec=xdelta3|zstd|default, "
     "conditional_writes=true|false|probe; may be repeated.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the settings as JSON.")
@@ -95,7 +95,9 @@ def config(app: AppContext, path: str, changes: tuple[str, ...], as_json: bool) 
     references: where new references go. shared (the default) keeps one reference per file
     series under .deltaglider/refs/ and encodes across folders, so one folder per version
     saves as much as one folder for all; folder keeps each folder's own reference.bin, which
-    deltaglider 6.x and the Rust proxy also read.
+    deltaglider 6.x and the Rust proxy also read. chain stores each version of a series as a
+    delta of an earlier one (a read decodes at most log2(n)+1 of them), about a quarter of what
+    shared stores on long series; deltaglider 6.x and the Rust proxy cannot read it.
 
     codec: what every writer of the bucket encodes new deltas with, unless its --codec or
     DG_CODEC says otherwise. zstd encodes several times faster; deltaglider 6.x cannot read
@@ -109,6 +111,7 @@ def config(app: AppContext, path: str, changes: tuple[str, ...], as_json: bool) 
     \b
       deltaglider config s3://releases
       deltaglider config s3://releases --set references=folder
+      deltaglider config s3://releases --set references=chain
       deltaglider config s3://releases --set codec=zstd
     """
     url = S3Url.parse_loose(path)
@@ -123,7 +126,9 @@ def config(app: AppContext, path: str, changes: tuple[str, ...], as_json: bool) 
         echo(json.dumps(document))
         return
     probed = current.conditional_writes
-    echo(f"references = {current.references}")
+    chained = current.references is ReferenceMode.CHAIN
+    note = " (delta chains: deltaglider 6.x and the Rust proxy cannot read them)" if chained else ""
+    echo(f"references = {current.references}{note}")
     echo(f"codec = {current.codec or 'xdelta3 (default)'}")
     echo(f"conditional_writes = {'not probed yet' if probed is None else str(probed).lower()}")
 

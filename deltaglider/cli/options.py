@@ -164,7 +164,8 @@ CODEC_HELP = (
 REFERENCES_HELP = (
     "Where new references go (DG_REFERENCES; default: the bucket's setting, else shared). "
     "shared: one per file series under .deltaglider/refs/, used across folders; folder: each "
-    "folder's own reference.bin, as deltaglider 6.x and the Rust proxy expect."
+    "folder's own reference.bin, as deltaglider 6.x and the Rust proxy expect; chain: each "
+    "version a delta of an earlier one (smallest on long series; 6.x cannot read it)."
 )
 WRITE_OPTIONS = (
     "server_side_encryption",
