@@ -344,6 +344,7 @@ class Engine:
             refresh=refresh,
             concurrency=self.settings.max_concurrency,
             subscriber=subscriber,
+            chained=self._parts.buckets.reference_mode(bucket) is ReferenceMode.CHAIN,
         )
 
 

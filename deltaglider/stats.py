@@ -112,6 +112,7 @@ class GroupStats:
     median_delta_ratio: float | None  # median(delta bytes / its reference's bytes)
     grade: Grade
     advice: str
+    chain_links: int | None = None  # references=chain: at most this many links per read
 
 
 LEGACY_KEYS = (  # deltaglider 6.x's `stats --json`, in its order
@@ -241,6 +242,7 @@ class _Group:
     logical: int = 0
     stored: int = 0
     ratios: list[float] = field(default_factory=list)
+    chain_links: int | None = None
 
 
 @dataclass
@@ -261,6 +263,7 @@ class _Scan:
     pairs: dict[tuple[str, str], _Pair] = field(default_factory=dict)
     # (folder, series) -> [count, bytes]
     direct_groups: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    chained: bool = False  # references=chain: a series' references are its versions' links
 
 
 def compute(
@@ -274,9 +277,11 @@ def compute(
     refresh: bool = False,
     concurrency: int = 8,
     subscriber: Subscriber | None = None,
+    chained: bool = False,
 ) -> BucketStats:
     """Statistics of `prefix` in `bucket` (see the module docstring); `subscriber` is told
-    `on_progress(listed=, headed=)` as objects are listed and deltas HEADed."""
+    `on_progress(listed=, headed=)` as objects are listed and deltas HEADed; `chained`: the
+    bucket stores delta chains (FORMAT "Delta chains")."""
     if by not in GROUPINGS:
         raise DeltagliderError(f"--by must be series or folder, not {by!r}")
     told = subscriber or Subscriber()
@@ -285,6 +290,7 @@ def compute(
         told.on_progress(listed=listed, headed=headed)
 
     scan = _scan(store, bucket, prefix, tick)
+    scan.chained = chained
     cache_key = f"{STATS_PREFIX}{_cache_id(prefix, mode)}.json"
     fingerprint = {"objects": scan.objects, "bytes": scan.bytes}
     heads = 0
@@ -364,7 +370,9 @@ def _reference_size(scan: _Scan, pair: _Pair) -> int | None:
     if pair.folder in scan.folder_refs:
         return scan.folder_refs[pair.folder]
     sizes = scan.shared_refs.get(series_id(pair.series))
-    return sizes[0] if sizes else None  # slots sort newest first
+    if not sizes:
+        return None
+    return max(sizes) if scan.chained else sizes[0]  # slots sort newest first; a chain's start
 
 
 def _head_deltas(
@@ -503,9 +511,12 @@ def _grouped(scan: _Scan, by: str) -> tuple[dict[str, _Group], int, bool]:
         group.deltas += pair.count
         group.logical += logical
         group.stored += pair.stored
-    for series, ratios in _series_ratios(scan).items():
+    for series, ratios in (_chain_ratios if scan.chained else _series_ratios)(scan).items():
         for folder, value in ratios:
             groups[folder if by == GroupBy.FOLDER else series].ratios.append(value)
+        if scan.chained and by != GroupBy.FOLDER:
+            count = len(scan.shared_refs.get(series_id(series), []))
+            groups[series].chain_links = max(bin(n).count("1") for n in range(max(count, 1)))
     return groups, delta_logical, estimated
 
 
@@ -526,6 +537,7 @@ def _group_table(groups: dict[str, _Group]) -> tuple[GroupStats, ...]:
                 median_delta_ratio=round(ratio, 6) if ratio is not None else None,
                 grade=grade,
                 advice=ADVICE.get(grade, ""),
+                chain_links=group.chain_links,
             )
         )
     return tuple(table)
@@ -578,6 +590,21 @@ def _series_ratios(scan: _Scan) -> dict[str, list[tuple[str, float]]]:
         ]
         ratios += [(pairs[0].folder, 1.0)] * max(shared - 1, 0)
         found[series] = ratios
+    return found
+
+
+def _chain_ratios(scan: _Scan) -> dict[str, list[tuple[str, float]]]:
+    """Per series of a chain bucket, each link's bytes / its start's (the largest member),
+    spread over the series' folders in order (a link's folder is not in the listing)."""
+    found: dict[str, list[tuple[str, float]]] = {}
+    folders: dict[str, list[str]] = {}
+    for folder, series in sorted(scan.pairs):
+        folders.setdefault(series, []).append(folder)
+    for series, names in folders.items():
+        sizes = sorted(scan.shared_refs.get(series_id(series), []))
+        if sizes:
+            links = sizes[:-1]
+            found[series] = [(names[n % len(names)], s / sizes[-1]) for n, s in enumerate(links)]
     return found
 
 

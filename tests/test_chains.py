@@ -129,3 +129,21 @@ def test_prune_plan_frees_exactly_what_the_run_frees(tmp_path: Path) -> None:
     assert plan.freed_bytes == result.freed_bytes == before - after
     assert sorted(links(memory)) == [0, 8, 9, 10]  # 10 -> 8 -> 0, 9 -> 8
     reads_back(memory, {k: v for k, v in files.items() if int(k.split("/")[1]) >= 8}, tmp_path)
+
+
+def test_stats_of_a_chain_bucket_grade_its_links_and_bound_its_reads(tmp_path: Path) -> None:
+    memory = MemoryStore(page_size=3)
+    memory.buckets["b"] = {}
+    engine = chain_engine(memory)
+    sizes = 0
+    for number in range(9):
+        path = version(tmp_path, number)
+        engine.upload(path, "b", f"{number}/{path.name}", UploadOptions())
+        sizes += path.stat().st_size
+    from deltaglider.stats import Grade, Mode
+
+    for mode in (Mode.QUICK, Mode.DETAILED):
+        result = engine.stats("b", mode=mode)
+        assert abs(result.logical_bytes - sizes) < 0.02 * sizes, mode  # the start's size
+        [group] = result.groups
+        assert group.grade is Grade.EXCELLENT and group.chain_links == 3  # 7 = 0b111

@@ -155,9 +155,10 @@ def groups_lines(result: stats.BucketStats) -> list[str]:
     ]
     for group in result.groups:
         ratio = f"{group.median_delta_ratio:.1%}" if group.median_delta_ratio is not None else "-"
+        links = f"  (chain: at most {group.chain_links} links a read)" if group.chain_links else ""
         lines.append(
             f"{group.name[:44]:<44}{group.files:>7}{human_size(group.logical_bytes):>12}"
-            f"{human_size(group.stored_bytes):>12}{ratio:>10}  {group.grade.value}"
+            f"{human_size(group.stored_bytes):>12}{ratio:>10}  {group.grade.value}{links}"
         )
     lines += [
         f"{group.grade.value}: {group.name}: {group.advice}"
