@@ -36,8 +36,9 @@ def assert_bucket_consistent(
     engine: Any, raw: Any, bucket: str, prefix: str = "", **head_args: Any
 ) -> int:
     """Every logical object (under `prefix`) reads back and verifies, no `.delta` lacks its
-    reference or points at one with other bytes, and every delta made against a shared
-    reference has the user marker that keeps it. Returns how many logical objects there are."""
+    reference or points at one with other bytes, every delta made against a shared
+    reference has the user marker that keeps it, and every chain link its base and the
+    base's marker. Returns how many logical objects there are."""
     from deltaglider.metadata import DeltaMeta, is_shared_reference, user_marker_key
 
     for key in stored_keys(raw, bucket, prefix):
@@ -48,6 +49,14 @@ def assert_bucket_consistent(
             if is_shared_reference(meta.ref_key):
                 marker = user_marker_key(meta.ref_key, key)
                 metadata(raw, bucket, marker, **head_args)  # raises if missing
+        elif (
+            key.endswith("/reference.bin")
+            and "dg-chain-seq" in (link := metadata(raw, bucket, key, **head_args))
+            and "dg-ref-key" in link
+        ):  # a chain link: its base is there, with its bytes and marker
+            base = metadata(raw, bucket, link["dg-ref-key"], **head_args)
+            assert base.get("dg-file-sha256") == link["dg-ref-sha256"], key
+            metadata(raw, bucket, user_marker_key(link["dg-ref-key"], key), **head_args)
     count = 0
     for entry in engine.listing(bucket, prefix, recursive=True):
         engine.verify(bucket, entry.key)  # raises IntegrityError unless it reads back
