@@ -28,8 +28,9 @@ from deltaglider.errors import NotFoundError
 from deltaglider.files import CHUNK_SIZE, temp_root
 from deltaglider.log import configure_library_logging
 from deltaglider.maintenance import DEFAULT_CONTENT_TYPE
-from deltaglider.metadata import TMP_PREFIX, now, user_metadata
+from deltaglider.metadata import TMP_PREFIX, delta_key, now, user_metadata
 from deltaglider.models import (
+    StoredAs,
     UploadOptions,
 )
 from deltaglider.reading import Located
@@ -50,6 +51,7 @@ from deltaglider.shapes import (
     DeleteError,
     DeleteObjectResponse,
     DeleteObjectsResponse,
+    DeltaGliderInfo,
     GetObjectResponse,
     HeadObjectResponse,
     ListObjectsResponse,
@@ -59,6 +61,7 @@ from deltaglider.shapes import (
 )
 from deltaglider.urls import base_name
 
+_DELTA_FORMS = (StoredAs.DELTA, StoredAs.REFERENCE)  # what 6.x called the stored key
 _PUT_ARGS = {"Bucket", "Key", "Body", "Metadata", "ContentType", "Tagging"}
 
 
@@ -132,7 +135,21 @@ class DeltagliderClient(ClientExtras):
                 metadata=Metadata or {}, content_type=ContentType, tagging=Tagging
             )
             result = self.engine.upload(path, Bucket, Key, options)
-        return {"ETag": f'"{result.md5}"', "ResponseMetadata": response_metadata()}
+        info: DeltaGliderInfo = {  # deltaglider 6.x's extra key, with its names
+            "OriginalSizeMB": result.original_size_mb,
+            "StoredSizeMB": result.stored_size_mb,
+            "IsDelta": result.is_delta,
+            "CompressionRatio": result.delta_ratio or 1.0,
+            "SavingsPercent": result.savings_percent,
+            "StoredAs": delta_key(Key) if result.stored_as in _DELTA_FORMS else Key,
+            "Operation": result.operation,
+        }
+        response: PutObjectResponse = {
+            "ETag": f'"{result.md5}"',
+            "ResponseMetadata": response_metadata(),
+            "DeltaGliderInfo": info,
+        }
+        return response
 
     @contextlib.contextmanager
     def _spooled(self, key: str, body: Any) -> Iterator[Path]:

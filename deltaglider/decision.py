@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deltaglider.files import Digest, Progress
-from deltaglider.metadata import DELTA_SUFFIX, delta_key, user_metadata
+from deltaglider.metadata import DELTA_SUFFIX, ObjectKind, delta_key, user_metadata
 from deltaglider.models import DeltaPolicy, ReferenceMode, StoredAs, UploadOptions
 from deltaglider.reading import Located
 from deltaglider.urls import MAX_KEY_BYTES, base_name
@@ -118,7 +118,8 @@ def decide_upload(
             options.metadata is None or user_metadata(existing.head.metadata) == item.user_metadata
         )
         and options.content_type in (None, existing.head.content_type)
-    ):
+        and not (options.policy is DeltaPolicy.NEVER and existing.kind is ObjectKind.DELTA)
+    ):  # --no-delta over the same bytes stored as a delta stores them whole, as asked
         return Decision(StoredAs.UNCHANGED, "identical file already stored")
     if not wants_delta(item.key, options.policy):
         return Decision(StoredAs.DIRECT)

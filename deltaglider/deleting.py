@@ -21,6 +21,7 @@ from deltaglider.metadata import (
     classify,
     delta_key,
     is_internal_key,
+    is_stats_cache,
     logical_key_of,
     role_of,
 )
@@ -41,6 +42,9 @@ def delete(parts: EngineParts, bucket: str, key: str) -> DeleteResult:
         marker = store.head(bucket, key)
         if marker is None or marker.size:
             raise NotFoundError(f"s3://{bucket}/{key}: no such folder marker")
+        store.delete(bucket, key)
+        return DeleteResult(bucket, key, (key,))
+    if is_stats_cache(key):  # as `aws s3 rm`: gone afterwards, whether it was there or not
         store.delete(bucket, key)
         return DeleteResult(bucket, key, (key,))
     check_user_key(key)

@@ -384,6 +384,13 @@ class LinkMeta:
         )
 
 
+def is_stats_cache(key: str) -> bool:
+    """A `deltaglider stats` cache: ours (`stats/<id>.json`) or 6.x's (`stats_*.json`); it
+    holds no file's bytes, so deleting it is always safe."""
+    ours = key.startswith(STATS_PREFIX) and key.endswith(".json")
+    return ours or (key.startswith(f"{INTERNAL_PREFIX}stats_") and key.endswith(".json"))
+
+
 def without_link(meta: dict[str, str]) -> dict[str, str]:
     """A chain link's metadata as its whole form's: the link fields dropped, seq kept."""
     link = {"format_version", "ref_key", "ref_sha256", "ref_linked", "codec", "file_size"}

@@ -213,23 +213,29 @@ class ListingRequest:
 
 
 def list_page(
-    engine: Engine, bucket: str, page: ListingRequest, metadata: bool = False
+    engine: Engine, bucket: str, page: ListingRequest, metadata: bool = False, listed: bool = False
 ) -> tuple[list[ObjectEntry], list[CommonPrefix], bool]:
+    """One page of entries; `metadata`: each with its user metadata and how it is stored
+    (HEADs where the page has none), `listed`: how it is stored as the listing shows it."""
     if page.max_keys <= 0:
         return [], [], False
-    listed = engine.listing_page(
+    found = engine.listing_page(
         bucket,
         page.prefix,
         delimiter=page.delimiter,
         start_after=page.after,
         max_keys=page.max_keys,
     )
-    contents = [_entry(engine, bucket, e, metadata) for e in listed.entries if not e.is_prefix]
-    prefixes: list[CommonPrefix] = [{"Prefix": e.key} for e in listed.entries if e.is_prefix]
-    return contents, prefixes, listed.truncated
+    contents = [
+        _entry(engine, bucket, e, metadata, listed) for e in found.entries if not e.is_prefix
+    ]
+    prefixes: list[CommonPrefix] = [{"Prefix": e.key} for e in found.entries if e.is_prefix]
+    return contents, prefixes, found.truncated
 
 
-def _entry(engine: Engine, bucket: str, entry: ListEntry, metadata: bool) -> ObjectEntry:
+def _entry(
+    engine: Engine, bucket: str, entry: ListEntry, metadata: bool, listed: bool
+) -> ObjectEntry:
     head: ObjectHead | None = entry.head
     etag = etag_of(Located(head.key, head, ObjectKind.DELTA)) if head else f'"{entry.etag}"'
     assert entry.last_modified is not None
@@ -243,6 +249,8 @@ def _entry(engine: Engine, bucket: str, entry: ListEntry, metadata: bool) -> Obj
     if metadata:  # a delta's HEAD came with the page; a whole object's is asked for now
         head = entry.head or engine.head_stored(bucket, entry.stored_key or entry.key)
         found["Metadata"] = listed_metadata(entry, head)
+    elif listed:  # 6.x's list_objects: from the listing alone, no HEAD
+        found["Metadata"] = listed_metadata(entry, None)
     return found
 
 
@@ -305,7 +313,7 @@ def list_v1_response(
     """`list_objects`' response for one page: boto3's V1 keys (`NextMarker` with a
     delimiter, as S3), and when truncated `NextContinuationToken` for 6.x's loops."""
     with as_client_errors("ListObjects"):
-        contents, prefixes, truncated = list_page(engine, bucket, page, metadata)
+        contents, prefixes, truncated = list_page(engine, bucket, page, metadata, listed=True)
     response: ListObjectsResponse = {
         "IsTruncated": truncated,
         "Name": bucket,

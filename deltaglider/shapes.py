@@ -18,9 +18,22 @@ class ResponseMetadata(TypedDict):
     RetryAttempts: int
 
 
+class DeltaGliderInfo(TypedDict):
+    """deltaglider 6.x's extra key of a `put_object` response: how the file was stored."""
+
+    OriginalSizeMB: float
+    StoredSizeMB: float
+    IsDelta: bool
+    CompressionRatio: float
+    SavingsPercent: float
+    StoredAs: str
+    Operation: str
+
+
 class PutObjectResponse(TypedDict):
     ETag: str
     ResponseMetadata: ResponseMetadata
+    DeltaGliderInfo: NotRequired[DeltaGliderInfo]
 
 
 class HeadObjectResponse(TypedDict):

@@ -214,9 +214,17 @@ class BucketStats:
             mode=self.mode.value,
             saved_bytes=self.saved_bytes,
             stored_ratio=round(self.stored_ratio, 6),
-            groups=[{**group.__dict__, "grade": group.grade.value} for group in self.groups],
+            groups=[_group_record(group) for group in self.groups],
         )
         return record
+
+
+def _group_record(group: GroupStats) -> dict[str, object]:
+    """A group's JSON fields (`chain_links` only in chain buckets)."""
+    record = {**group.__dict__, "grade": group.grade.value}
+    if group.chain_links is None:
+        del record["chain_links"]
+    return record
 
 
 @dataclass

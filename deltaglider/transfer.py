@@ -23,7 +23,14 @@ from deltaglider import interrupt
 from deltaglider.errors import DeltagliderError, FatalError, NotFoundError, UsageError
 from deltaglider.events import Subscriber
 from deltaglider.files import Progress, is_partial_download
-from deltaglider.metadata import check_user_key
+from deltaglider.metadata import (
+    DELTA_SUFFIX,
+    INTERNAL_PREFIX,
+    ObjectKind,
+    check_user_key,
+    is_stats_cache,
+    logical_key_of,
+)
 from deltaglider.models import (
     DeleteResult,
     DownloadResult,
@@ -292,6 +299,17 @@ def _add(plan: Plan, item: Task | Outcome) -> None:
         plan.skipped.append(item)
 
 
+def stored_delta_as_logical(engine: Engine, url: S3Url) -> S3Url:
+    """A `.delta` key as 6.x's `verify` and `rm` (and `aws s3 rm`) took it, the stored form of
+    a file: its logical key, unless another tool stored a plain object under that name."""
+    if not url.key.endswith(DELTA_SUFFIX):
+        return url
+    found = engine.find(url.bucket, url.key)  # HEADs the key itself first: its stored form
+    if found is None or (found.stored_key == url.key and found.kind is ObjectKind.DELTA):
+        return S3Url(url.bucket, logical_key_of(url.key))
+    return url
+
+
 def location(text: str) -> Location:
     """A command-line argument as a place: an S3 URL or a local path."""
     return S3Url.parse(text) if is_s3_url(text) else Path(text)
@@ -399,8 +417,24 @@ def _differs(
 
 
 def plan_delete(engine: Engine, url: S3Url, filters: Filters) -> Plan:
-    """`rm --recursive` with filters."""
-    return _plan_each(engine, url, filters, Action.DELETE, logical_sizes=False)
+    """`rm --recursive` with filters. Under `.deltaglider/` only the stats caches go (ours
+    and 6.x's): the rest are references, markers and settings other files need, kept with a
+    warning (`prune` and `cleanup` remove what no file needs)."""
+    if not url.key.startswith(INTERNAL_PREFIX):
+        return _plan_each(engine, url, filters, Action.DELETE, logical_sizes=False)
+    plan, kept = Plan(), 0
+    for head in engine.stored_objects(url.bucket, url.key):
+        if is_stats_cache(head.key) and filters.included(head.key[len(url.key) :]):
+            plan.tasks.append(Task(Action.DELETE, S3Url(url.bucket, head.key), size=head.size))
+        else:
+            kept += 1
+    if kept:  # the logger only now: `--help` starts without structlog
+        from deltaglider.log import get_logger
+
+        get_logger(__name__).warning(
+            "internal_objects_kept", prefix=str(url), kept=kept, removable="stats caches"
+        )
+    return plan
 
 
 def plan_verify(engine: Engine, url: S3Url, filters: Filters, shard: Shard | None = None) -> Plan:

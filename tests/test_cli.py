@@ -457,3 +457,30 @@ def test_control_characters_in_keys_are_escaped_in_every_line(  # type: ignore[n
     lines += run("rm", "--recursive", "s3://b/r/").stdout
     assert "\x1b" not in lines and "\r" not in lines and "\x07" not in lines, lines
     assert lines.count("evil\\x1b[2J\\r\\x07.zip") == 3, lines
+
+
+def test_6x_spellings_rm_a_stored_delta_key_and_no_delta_over_a_delta(
+    run, memory: MemoryStore, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """6.x's documented lines: `rm s3://b/k.delta` removes the file stored there (as aws rm
+    removes the key), `--no-delta` over the same bytes stored as a delta stores them whole,
+    and `rm -r` of `.deltaglider/` drops the stats caches only."""
+    first, second = builds(tmp_path, 2)
+    run("cp", str(first), "s3://b/d/")
+    run("cp", str(second), "s3://b/d/")
+    whole = run("cp", str(second), "s3://b/d/", "--no-delta")
+    assert "(direct:" in whole.stdout, whole.stdout
+    assert "d/app-1.zip" in memory.buckets["b"] and "d/app-1.zip.delta" not in memory.buckets["b"]
+    run("cp", str(first), "s3://b/e/")
+    removed = run("rm", "s3://b/e/app-0.zip.delta")
+    assert removed.exit_code == 0 and removed.stdout == "delete: s3://b/e/app-0.zip\n"
+    assert not any(k.startswith("e/") for k in memory.buckets["b"])
+    run("stats", "s3://b", "--sampled")
+    assert any(k.startswith(".deltaglider/stats/") for k in memory.buckets["b"])
+    internal = {k for k in memory.buckets["b"] if k.startswith(".deltaglider/")}
+    cleared = run("rm", "-r", "s3://b/.deltaglider/")
+    assert cleared.exit_code == 0, cleared.output
+    left = {k for k in memory.buckets["b"] if k.startswith(".deltaglider/")}
+    assert left == {k for k in internal if not k.startswith(".deltaglider/stats/")} and left
+    assert run("rm", "s3://b/.deltaglider/stats_abc.json").exit_code == 0  # 6.x's name
+    assert run("rm", "s3://b/.deltaglider/config.json").exit_code != 0

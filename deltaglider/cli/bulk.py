@@ -32,7 +32,7 @@ from deltaglider.cli.output import (
 from deltaglider.cli.transfers import run_plan
 from deltaglider.errors import UsageError
 from deltaglider.events import Subscriber
-from deltaglider.metadata import DELTA_SUFFIX, TRASH_PREFIX, logical_key_of
+from deltaglider.metadata import TRASH_PREFIX
 from deltaglider.models import GROUPINGS, DeleteResult, Shard, UploadOptions
 from deltaglider.urls import S3Url
 
@@ -78,9 +78,7 @@ def verify(
         raise UsageError("--shard needs --recursive: one file is not split")
     engine = app.engine()
     if not recursive:
-        key = url.key
-        if key.endswith(DELTA_SUFFIX) and engine.find(url.bucket, key) is None:
-            key = logical_key_of(key)  # 6.x verified a delta by its stored key
+        key = transfer.stored_delta_as_logical(engine, url).key  # 6.x took the stored key
         result = engine.verify(url.bucket, key)
         record = {"valid": result.valid, "message": result.message, **result_record(result)}
         record.update(expected_sha256=result.expected_sha256, actual_sha256=result.actual_sha256)

@@ -390,4 +390,5 @@ def rm(
     if recursive:
         run_plan(engine, transfer.plan_delete(engine, url, filters()), output)
         return
-    run_plan(engine, transfer.Plan([Task(Action.DELETE, url)]), output)
+    target = transfer.stored_delta_as_logical(engine, url)  # 6.x and aws rm take `k.delta`
+    run_plan(engine, transfer.Plan([Task(Action.DELETE, target)]), output)
