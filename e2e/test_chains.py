@@ -209,3 +209,32 @@ def test_deltaglider_6_refuses_a_chained_version_rather_than_returning_bytes(
         assert done.returncode != 0, done.stdout
         assert not target.exists() or sha256(target) != sha256(wheel_series[number])
         assert not target.exists(), "6.2.0 left wrong bytes behind"
+
+
+def test_migrate_into_a_chain_bucket_and_out_of_one(
+    s3_server: LocalS3, engine: Engine, raw: Any, wheel_series: list[Path], tmp_path: Path
+) -> None:
+    plain, chained, shared = (f"dg-{uuid.uuid4().hex[:12]}" for _ in range(3))
+    for name in (plain, chained, shared):
+        raw.create_bucket(Bucket=name)
+    for number, wheel in enumerate(wheel_series):
+        raw.upload_file(str(wheel), plain, f"rel/1.{number}/{wheel.name}")
+
+    def links(bucket: str) -> int:
+        keys = [k for k in stored_keys(raw, bucket) if k.endswith("/reference.bin")]
+        return sum("dg-ref-key" in raw.head_object(Bucket=bucket, Key=k)["Metadata"] for k in keys)
+
+    ok(s3_server, "migrate", f"s3://{plain}/rel/", f"s3://{chained}/")
+    assert links(chained) == len(wheel_series) - 1
+    restores(s3_server, chained, dict(enumerate(wheel_series)), tmp_path)
+    out = subprocess.run(
+        [*DG, "migrate", f"s3://{chained}/rel/", f"s3://{shared}/"],
+        env={**environment(s3_server.endpoint), "DG_REFERENCES": "shared"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    assert links(shared) == 0 and any(k.endswith(".delta") for k in stored_keys(raw, shared))
+    restores(s3_server, shared, dict(enumerate(wheel_series)), tmp_path)
+    assert assert_bucket_consistent(engine, raw, shared) == len(wheel_series)
