@@ -50,7 +50,7 @@ test: codecs
 	@mkdir -p .cache; \
 	$(PYTHON) scripts/images.py all > .cache/images.log 2>&1 & images=$$!; \
 	echo "building the images in the background (follow: tail -f .cache/images.log)"; \
-	$(MAKE) --no-print-directory lint && $(BIN)/python -m pytest -n auto --dist worksteal tests e2e; status=$$?; \
+	$(MAKE) --no-print-directory lint && $(BIN)/python -m pytest -n auto --dist worksteal --durations=25 tests e2e; status=$$?; \
 	wait $$images || { echo "error: building the images failed:"; status=1; }; \
 	sed 's/^/  /' .cache/images.log; exit $$status
 
