@@ -323,34 +323,37 @@ def test_listing_more_than_one_page(cli: CliRun, raw: Any, bucket: str) -> None:
     assert names == [f"many/f{i:05d}.txt" for i in range(1005)]
 
 
-def test_progress_line_only_on_a_terminal(
-    s3_server: LocalS3, bucket: str, wheel_series: list[Path], tmp_path: Path
-) -> None:
+def on_a_terminal(command: list[str], env: dict[str, str]) -> tuple[int, bytes, bytes]:
+    """Run `command` with its stderr on a pseudo-terminal: exit status, what the terminal
+    showed, and stdout."""
     import pty
 
-    src = tmp_path / "dist"
-    src.mkdir()
-    for wheel in wheel_series[:3]:
-        (src / wheel.name).write_bytes(wheel.read_bytes())
-    env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
-    command = [sys.executable, "-m", "deltaglider", "cp", "--recursive", str(src)]
     controller, terminal = pty.openpty()
     with os.fdopen(controller, "rb", buffering=0) as screen:
         done = subprocess.run(
-            [*command, f"s3://{bucket}/tty/"],
-            env=env,
-            stderr=terminal,
-            stdout=subprocess.PIPE,
-            timeout=120,
+            command, env=env, stderr=terminal, stdout=subprocess.PIPE, timeout=120
         )
         os.close(terminal)
         shown = b""
         with contextlib.suppress(OSError):
             while chunk := screen.read(65536):
                 shown += chunk
-    assert done.returncode == 0
+    return done.returncode, shown, done.stdout
+
+
+def test_progress_line_only_on_a_terminal(
+    s3_server: LocalS3, bucket: str, wheel_series: list[Path], tmp_path: Path
+) -> None:
+    src = tmp_path / "dist"
+    src.mkdir()
+    for wheel in wheel_series[:3]:
+        (src / wheel.name).write_bytes(wheel.read_bytes())
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
+    command = [sys.executable, "-m", "deltaglider", "cp", "--recursive", str(src)]
+    status, shown, stdout = on_a_terminal([*command, f"s3://{bucket}/tty/"], env)
+    assert status == 0
     assert b"Completed 3 of 3 file(s)" in shown
-    assert done.stdout.count(b"upload: ") == 3 and b"Completed" not in done.stdout
+    assert stdout.count(b"upload: ") == 3 and b"Completed" not in stdout
     quiet = subprocess.run(
         [*command, f"s3://{bucket}/piped/"], env=env, capture_output=True, timeout=120
     )
@@ -362,33 +365,12 @@ def test_a_single_large_download_shows_its_progress_on_a_terminal(
 ) -> None:
     """One file of 8 MiB or more gets the progress line too, with its size as the total
     (the task is sized when it is located, before the transfer)."""
-    import pty
-
     data = os.urandom(9 * 1024 * 1024)
     raw.put_object(Bucket=bucket, Key="big/disk.img", Body=data)
     env = {**os.environ, "AWS_ENDPOINT_URL": s3_server.endpoint}
-    controller, terminal = pty.openpty()
-    with os.fdopen(controller, "rb", buffering=0) as screen:
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "deltaglider",
-                "cp",
-                f"s3://{bucket}/big/disk.img",
-                str(tmp_path),
-            ],
-            env=env,
-            stderr=terminal,
-            stdout=subprocess.PIPE,
-            timeout=120,
-        )
-        os.close(terminal)
-        shown = b""
-        with contextlib.suppress(OSError):
-            while chunk := screen.read(65536):
-                shown += chunk
-    assert done.returncode == 0, shown
+    command = [sys.executable, "-m", "deltaglider", "cp", f"s3://{bucket}/big/disk.img"]
+    status, shown, _ = on_a_terminal([*command, str(tmp_path)], env)
+    assert status == 0, shown
     assert b"Completed 1 of 1 file(s), 9.0 MiB/9.0 MiB" in shown, shown
     assert (tmp_path / "disk.img").read_bytes() == data
 

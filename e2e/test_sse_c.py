@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import pytest
 from botocore.exceptions import ParamValidationError
 from helpers import assert_bucket_consistent, stored_keys, tree_digest
 from local_s3 import LocalS3
+from test_faults import run
 
 import deltaglider
 from deltaglider.config import Settings
@@ -28,16 +27,6 @@ from deltaglider.engine import Engine
 from deltaglider.metadata import PROBE_PREFIX, SETTINGS_KEY, STATS_PREFIX
 
 SERVERS = ["seaweedfs"]
-
-
-def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "deltaglider", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def readable_without_key(raw: Any, bucket: str, key: str) -> bool:

@@ -36,6 +36,21 @@ def chain_engine(memory: MemoryStore) -> Engine:
     return Engine(Settings(cache_backend="memory", references="chain"), store=memory.as_store())
 
 
+def uploaded(
+    folder: Path, count: int, prefix: str = "", page_size: int = 3
+) -> tuple[MemoryStore, Engine, dict[str, Path]]:
+    """A chain bucket `b` holding versions 0..count-1 under `<prefix><n>/`, with its engine."""
+    memory = MemoryStore(page_size=page_size)
+    memory.buckets["b"] = {}
+    engine = chain_engine(memory)
+    files = {}
+    for number in range(count):
+        path = version(folder, number)
+        engine.upload(path, "b", f"{prefix}{number}/{path.name}", UploadOptions())
+        files[f"{prefix}{number}/{path.name}"] = path
+    return memory, engine, files
+
+
 def links(memory: MemoryStore) -> dict[int, LinkMeta]:
     found = {}
     for key, stored in memory.buckets["b"].items():
@@ -88,16 +103,9 @@ def test_each_version_links_to_its_skip_base_and_reads_back(tmp_path: Path) -> N
 def test_deleting_any_versions_leaves_the_rest_readable_and_frees_the_unneeded(
     count: int, doomed: list[int]
 ) -> None:
-    memory = MemoryStore(page_size=2)
-    memory.buckets["b"] = {}
-    engine = chain_engine(memory)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
-        files = {}
-        for number in range(count):
-            path = version(folder, number)
-            engine.upload(path, "b", f"{number}/{path.name}", UploadOptions())
-            files[f"{number}/{path.name}"] = path
+        memory, engine, files = uploaded(folder, count, page_size=2)
         for number in (n for n in doomed if n < count):
             engine.delete("b", f"{number}/app-1.{number}.zip")
             files.pop(f"{number}/app-1.{number}.zip")
@@ -114,14 +122,7 @@ def test_deleting_any_versions_leaves_the_rest_readable_and_frees_the_unneeded(
 
 
 def test_prune_plan_frees_exactly_what_the_run_frees(tmp_path: Path) -> None:
-    memory = MemoryStore(page_size=3)
-    memory.buckets["b"] = {}
-    engine = chain_engine(memory)
-    files = {}
-    for number in range(11):
-        path = version(tmp_path, number)
-        engine.upload(path, "b", f"rel/{number}/{path.name}", UploadOptions())
-        files[f"rel/{number}/{path.name}"] = path
+    memory, engine, files = uploaded(tmp_path, 11, "rel/")
     before = sum(len(o.body) for o in memory.buckets["b"].values())
     plan = plan_prune(engine, "b", "rel/", keep_last=3)
     result = execute_prune(engine, plan)
@@ -132,14 +133,8 @@ def test_prune_plan_frees_exactly_what_the_run_frees(tmp_path: Path) -> None:
 
 
 def test_stats_of_a_chain_bucket_grade_its_links_and_bound_its_reads(tmp_path: Path) -> None:
-    memory = MemoryStore(page_size=3)
-    memory.buckets["b"] = {}
-    engine = chain_engine(memory)
-    sizes = 0
-    for number in range(9):
-        path = version(tmp_path, number)
-        engine.upload(path, "b", f"{number}/{path.name}", UploadOptions())
-        sizes += path.stat().st_size
+    _, engine, files = uploaded(tmp_path, 9)
+    sizes = sum(path.stat().st_size for path in files.values())
     from deltaglider.stats import Grade, Mode
 
     for mode in (Mode.QUICK, Mode.DETAILED):
