@@ -39,6 +39,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -1066,6 +1067,137 @@ def mb(value: float) -> str:
     return f"{value / MIB:.1f} MB" if value >= 0.1 * MIB else f"{value / 1024:.0f} KB"
 
 
+def tar_series(count: int = 3, width: int = 5) -> list[Path]:
+    """Uncompressed tars of `width` consecutive botocore wheels (~62 MB): version k holds
+    wheels k..k+width-1, as a bundle of several artifacts changes between releases."""
+    folder = CACHE / "tars"
+    folder.mkdir(parents=True, exist_ok=True)
+    wheels = pypi_series("botocore", [f"1.35.{n}" for n in range(count + width - 1)])
+    tars = []
+    for number in range(count):
+        target = folder / f"bundle-1.{number}.tar"
+        if not target.exists():
+            with tarfile.open(target, "w") as archive:
+                for wheel in wheels[number : number + width]:
+                    archive.add(wheel, arcname=wheel.name)
+        tars.append(target)
+    return tars
+
+
+LINK_CONTENDERS = ("aws", "boto3", "dg-6.2.0", "ours", "ours-zstd")
+
+
+def link_bench(server: local_s3.LocalS3, mbps: float, rtt_ms: float) -> str:
+    """Per file over a link (linkproxy: one shared token bucket, `rtt_ms` round trips): each
+    contender as users run it (a process per file), uploads of versions 2.. after the first,
+    interleaved by file; downloads of the newest with an empty reference cache (a fresh
+    runner) and, for ours, with the reference cached (the next job on the same runner)."""
+    from linkproxy import LinkProxy
+
+    raw = server.client()
+    series = {
+        "botocore wheels (12.5 MB)": pypi_series("botocore", [f"1.35.{n}" for n in range(8)]),
+        "tar of five wheels (~62 MB)": tar_series(3),
+    }
+    tools = {
+        "aws": [str(aws_cli())],
+        "dg-6.2.0": [str(old_tool())],
+        "ours": [sys.executable, "-m", "deltaglider"],
+        "ours-zstd": [sys.executable, "-m", "deltaglider"],
+    }
+    lines = [
+        f"Link: {mbps:g} Mbit/s shared by both directions, {rtt_ms:g} ms RTT.",
+        "",
+        "| file | contender | upload median s | vs aws | cold download s | vs aws | "
+        "warm download s |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    with (
+        LinkProxy(server.endpoint, mbps=mbps, rtt_ms=rtt_ms) as link,
+        tempfile.TemporaryDirectory(prefix="dg-link-", dir=CACHE) as scratch,
+    ):
+        env = {
+            **os.environ,
+            **server.env(),
+            "AWS_ENDPOINT_URL": link.endpoint,
+            "DG_SUPPRESS_DEPRECATION": "1",
+            "DG_METRICS": "noop",
+        }
+        for name, files in series.items():
+            ups: dict[str, list[float]] = {c: [] for c in LINK_CONTENDERS}
+            buckets = {
+                c: f"link-{c}-{len(files)}-{uuid_hex()}".replace(".", "") for c in LINK_CONTENDERS
+            }
+            caches = {c: Path(scratch) / f"cache-{c}" for c in LINK_CONTENDERS}
+            for contender in LINK_CONTENDERS:
+                raw.create_bucket(Bucket=buckets[contender])
+            for number, path in enumerate(files):
+                for contender in LINK_CONTENDERS:
+                    command = _link_command(
+                        tools, contender, "up", buckets[contender], path, link.endpoint
+                    )
+                    sample = measure(command, {**env, "DG_CACHE_DIR": str(caches[contender])})
+                    if number:
+                        ups[contender].append(sample.seconds)
+            newest = files[-1]
+            for contender in LINK_CONTENDERS:
+                target = Path(scratch) / f"down-{contender}"
+                cold_dir = Path(scratch) / f"cold-{contender}"
+                command = _link_command(
+                    tools, contender, "down", buckets[contender], newest, link.endpoint, target
+                )
+                cold = measure(command, {**env, "DG_CACHE_DIR": str(cold_dir)}).seconds
+                if (
+                    hashlib.sha256(target.read_bytes()).digest()
+                    != hashlib.sha256(newest.read_bytes()).digest()
+                ):
+                    raise RuntimeError(f"{contender}: {newest.name} came back different")
+                warm = ""
+                if contender.startswith("ours"):
+                    target.unlink()
+                    warm_s = measure(
+                        command, {**env, "DG_CACHE_DIR": str(caches[contender])}
+                    ).seconds
+                    warm = f"{warm_s:.2f}"
+                if contender == "aws":
+                    aws_up, aws_down = med(ups["aws"]), cold
+                lines.append(
+                    f"| {name} | {contender} | {med(ups[contender]):.2f} | "
+                    f"{aws_up / med(ups[contender]):.2f}x faster | {cold:.2f} | "
+                    f"{cold / aws_down:.2f}x aws's time | {warm} |"
+                )
+                print(lines[-1], file=sys.stderr, flush=True)
+    return "\n".join(lines)
+
+
+def uuid_hex() -> str:
+    return os.urandom(4).hex()
+
+
+def _link_command(
+    tools: dict[str, list[str]],
+    contender: str,
+    op: str,
+    bucket: str,
+    path: Path,
+    endpoint: str,
+    target: Path | None = None,
+) -> list[str]:
+    """How `contender` uploads `path` to its version folder, or downloads it to `target`."""
+    version = path.name.split("-")[1].removesuffix(".tar")
+    key = f"{version}/{path.name}"
+    if contender == "boto3":
+        args = ["up", bucket, key, str(path)] if op == "up" else ["down", bucket, key, str(target)]
+        return [sys.executable, "-c", BOTO3_SCRIPT, *args]
+    tool = tools[contender]
+    if contender == "aws":
+        tool = [*tool, "--endpoint-url", endpoint, "s3"]
+    extra = ["--codec", "zstd"] if contender == "ours-zstd" and op == "up" else []
+    if op == "up":
+        return [*tool, "cp", str(path), f"s3://{bucket}/{version}/", *extra]
+    return [*tool, "cp", f"s3://{bucket}/{key}", str(target)]
+
+
 def per_file_sections(server: local_s3.LocalS3) -> str:
     return "\n\n".join(
         [
@@ -1088,6 +1220,9 @@ def main() -> None:
     parser.add_argument("--long", type=int, default=30, help="--layouts: long series length")
     parser.add_argument(
         "--chains", type=int, default=0, metavar="N", help="references=chain vs shared, N versions"
+    )
+    parser.add_argument(
+        "--link", metavar="MBPS[,RTT_MS]", help="per-file times over a limited link, per contender"
     )
     parser.add_argument(
         "--stats", action="store_true", help="`deltaglider stats` at 10,000 objects"
@@ -1113,6 +1248,11 @@ def main() -> None:
     if options.stats:
         with local_s3.running("seaweedfs") as server:
             print(stats_bench(server, server.client()))
+        return
+    if options.link:
+        mbps, _, rtt = options.link.partition(",")
+        with local_s3.running("seaweedfs") as server:
+            print(link_bench(server, float(mbps), float(rtt or 0)))
         return
     if options.chains:
         with local_s3.running("seaweedfs") as server:
