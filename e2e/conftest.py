@@ -47,6 +47,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         servers = getattr(metafunc.module, "SERVERS", NATIVE_SERVERS) + (
             CONTAINER_SERVERS if getattr(metafunc.module, "CONTAINERS", False) else []
         )
+        only = metafunc.definition.get_closest_marker("servers")
+        servers = list(only.args) if only is not None else servers
         metafunc.parametrize("s3_server", servers, indirect=True, scope="session")
 
 

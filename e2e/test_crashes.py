@@ -1,6 +1,6 @@
 """SIGKILL the CLI at random moments of reference creation, delta upload, multipart upload,
 recursive delete, deleting the version folder that made a shared reference while others use it,
-and sync (24 trials per server). After every kill: each object in the bucket
+and sync (12 trials per server; each at a random moment). After every kill: each object in the bucket
 reads back and verifies, `deltaglider cleanup` aborts the unfinished multipart upload, and the
 interrupted command, run again, succeeds."""
 
@@ -23,7 +23,7 @@ from local_s3 import LocalS3
 from deltaglider.engine import Engine
 
 pytestmark = pytest.mark.slow
-TRIALS_PER_OPERATION = 4
+TRIALS_PER_OPERATION = 2
 KILL_ATTEMPTS = 4
 MIB = 1024 * 1024
 

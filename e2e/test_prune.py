@@ -113,6 +113,7 @@ def test_freed_bytes_are_exact_and_age_guards_fresh_versions(
 
 @pytest.mark.slow
 @pytest.mark.parametrize("references", ["shared", "folder"], indirect=True)
+@pytest.mark.servers("seaweedfs")  # the steps are the client's requests, the same on moto
 def test_a_prune_killed_after_any_of_its_writes_is_finished_by_running_it_again(
     s3_server: LocalS3, engine: Engine, raw: Any, wheel_series: list[Path], references: str
 ) -> None:

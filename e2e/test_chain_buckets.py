@@ -42,23 +42,40 @@ def ok(s3_server: LocalS3, *args: str) -> str:
     return done.stdout
 
 
-def chain_bucket(s3_server: LocalS3, raw: Any, wheels: list[Path]) -> str:
-    """A bucket set to references=chain holding `wheels`, one folder per version."""
+def chain_bucket(
+    s3_server: LocalS3, raw: Any, wheels: list[Path], engine: Engine | None = None
+) -> str:
+    """A bucket set to references=chain holding `wheels`, one folder per version, stored
+    with the CLI (or in-process through `engine`, where only what follows is under test)."""
     name = f"dg-{uuid.uuid4().hex[:12]}"
     raw.create_bucket(Bucket=name)
     assert "cannot read them" in ok(
         s3_server, "config", f"s3://{name}", "--set", "references=chain"
     )
     for number, wheel in enumerate(wheels):
-        ok(s3_server, "cp", str(wheel), f"s3://{name}/rel/1.{number}/")
+        if engine is not None:
+            engine.upload(wheel, name, f"rel/1.{number}/{wheel.name}")
+        else:
+            ok(s3_server, "cp", str(wheel), f"s3://{name}/rel/1.{number}/")
     return name
 
 
-def restores(s3_server: LocalS3, bucket: str, wheels: dict[int, Path], tmp_path: Path) -> None:
-    """Every version in `wheels` downloads byte-identical with a cold reference cache."""
+def restores(
+    s3_server: LocalS3,
+    bucket: str,
+    wheels: dict[int, Path],
+    tmp_path: Path,
+    engine: Engine | None = None,
+) -> None:
+    """Every version in `wheels` downloads byte-identical with a cold reference cache (the
+    CLI), or verifies through `engine` (its cache bypassed: what is stored is checked)."""
     for number, wheel in wheels.items():
+        key = f"rel/1.{number}/{wheel.name}"
+        if engine is not None:
+            assert engine.verify(bucket, key).actual_sha256 == sha256(wheel), number
+            continue
         target = tmp_path / f"back-{number}-{uuid.uuid4().hex[:6]}"
-        ok(s3_server, "cp", f"s3://{bucket}/rel/1.{number}/{wheel.name}", str(target))
+        ok(s3_server, "cp", f"s3://{bucket}/{key}", str(target))
         assert sha256(target) == sha256(wheel), number
 
 
