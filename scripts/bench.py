@@ -1195,6 +1195,8 @@ def _link_command(
     extra = ["--codec", "zstd"] if contender == "ours-zstd" and op == "up" else []
     if op == "up":
         return [*tool, "cp", str(path), f"s3://{bucket}/{version}/", *extra]
+    if contender == "dg-6.2.0":  # 6.2.0 stores `cp f s3://b/dir/` at the bucket's root
+        key = path.name
     return [*tool, "cp", f"s3://{bucket}/{key}", str(target)]
 
 
