@@ -411,3 +411,61 @@ def test_metrics_as_6x_names_them(
     names = {m["MetricName"] for m in watch.list_metrics(Namespace="ReleaseBuckets")["Metrics"]}
     assert {"deltaglider.put.duration", "deltaglider.delta.created"} <= names, names
     assert "deltaglider.delta.ratio" in names
+
+
+def test_put_object_info_and_the_fast_listing_as_the_sdk_docs_use_them(
+    client: Any, bucket: str, artifacts_dir: Path
+) -> None:
+    """README and examples.md: `put_object`'s `DeltaGliderInfo` tells a reference from a
+    delta with 6.x's field names, and `list_objects` without `FetchMetadata` marks deltas in
+    each entry's Metadata from the listing alone."""
+    for number in range(3):
+        name = f"my-app-v1.{number}.0.zip"
+        with (artifacts_dir / name).open("rb") as body:
+            info = client.put_object(Bucket=bucket, Key=f"1.{number}.0/{name}", Body=body)[
+                "DeltaGliderInfo"
+            ]
+        assert info["IsDelta"] is (number > 0) and info["OriginalSizeMB"] > info["StoredSizeMB"] * (
+            5 if number else 0
+        )
+        saved = info["SavingsPercent"]  # a reference also stores its few-byte self-delta
+        assert 0 < saved < 100 if number else -1 < saved <= 0
+        assert info["Operation"] == ("create_delta" if number else "create_reference")
+    listed = client.list_objects(Bucket=bucket, MaxKeys=100)["Contents"]
+    assert [o["Metadata"]["deltaglider-is-delta"] for o in listed] == ["true"] * 3
+    assert all(o["Metadata"]["deltaglider-original-size"] == str(o["Size"]) for o in listed)
+
+
+def test_cli_lines_on_stored_keys_and_the_stats_cache(
+    s3_server: LocalS3, bucket: str, artifacts_dir: Path, raw: Any
+) -> None:
+    """aws-s3-cli-compatibility.md and STATS_CACHING.md: `rm` of a stored `.delta` key, a
+    `--no-delta` re-upload, and clearing the stats cache by its 6.x names (each file still
+    reads back afterwards)."""
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return ours(s3_server, artifacts_dir, *args)
+
+    for number in range(2):
+        assert run("cp", f"my-app-v1.{number}.0.zip", f"s3://{bucket}/app/").returncode == 0
+    assert run("stats", f"s3://{bucket}", "--detailed").returncode == 0
+    removed = run("rm", f"s3://{bucket}/app/my-app-v1.0.0.zip.delta")
+    assert removed.returncode == 0 and "delete: " in removed.stdout
+    whole = run(
+        "cp", "my-app-v1.1.0.zip", f"s3://{bucket}/app/", "--no-delta", "--max-ratio", "0.8"
+    )
+    assert whole.returncode == 0 and "(direct:" in whole.stdout, whole.stdout
+    for line in (
+        ("rm", f"s3://{bucket}/.deltaglider/stats_abc.json"),
+        ("rm", "-r", f"s3://{bucket}/.deltaglider/"),
+    ):
+        assert run(*line).returncode == 0, line
+    keys = {o["Key"] for o in raw.list_objects_v2(Bucket=bucket).get("Contents", [])}
+    assert (
+        not any(k.startswith(".deltaglider/stats/") for k in keys)
+        and "app/my-app-v1.1.0.zip" in keys
+    )
+    back = run("cp", f"s3://{bucket}/app/my-app-v1.1.0.zip", "back.zip")
+    assert back.returncode == 0 and sha(artifacts_dir / "back.zip") == sha(
+        artifacts_dir / "my-app-v1.1.0.zip"
+    )
