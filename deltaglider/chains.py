@@ -51,7 +51,7 @@ class Member:
 
     @property
     def linked(self) -> bool:
-        return self.link.base_key is not None
+        return self.link.linked
 
     def whole_form(self) -> Reference:
         """The same member with its file as its body (how a vanished base is put back)."""

@@ -347,6 +347,11 @@ class LinkMeta:
     codec: str | None = None
     file_size: int = 0  # the member's file (a link's body is smaller)
 
+    @property
+    def linked(self) -> bool:
+        """Whether the member's body is a delta against `base_key` (else its whole file)."""
+        return self.base_key is not None
+
     def to_dict(self) -> dict[str, str]:
         meta = {"dg-chain-seq": str(self.seq)}
         if self.base_key is not None:

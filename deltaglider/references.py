@@ -32,7 +32,6 @@ from deltaglider.metadata import (
     LinkMeta,
     ReferenceMeta,
     check_metadata,
-    decode_name,
     is_shared_reference,
     logical_key_of,
     lookup,
@@ -156,13 +155,13 @@ class References:
         """Write a new shared reference: its key is unique to this file and moment, so no
         other writer can replace it and no conditional write is needed. A chain link's body
         (`source`, our own delta file) is not its file, so only a whole one is re-hashed."""
-        link = lookup(reference.metadata, "chain_seq") and lookup(reference.metadata, "ref_key")
+        link = LinkMeta.from_dict(reference.metadata, reference.key)
         self._store.put_file(
             bucket,
             reference.key,
             source,
             reference.metadata,
-            sha256=None if link else reference.sha256,
+            sha256=None if link is not None and link.linked else reference.sha256,
         )
 
     def add_user(self, bucket: str, reference: Reference, delta_key: str) -> None:
@@ -331,7 +330,7 @@ class References:
             return []
         self._store.delete(bucket, trash_key)
         log.info("reference_removed", bucket=bucket, ref_key=ref_key, reason="no deltas left")
-        base = lookup(head.metadata, "ref_key") if lookup(head.metadata, "chain_seq") else None
-        if base is not None:  # a chain link: it no longer needs its base (FORMAT "Delta chains")
-            return [ref_key, *self.release(bucket, decode_name(base), ref_key)]
+        link = LinkMeta.from_dict(head.metadata, ref_key)
+        if link is not None and link.base_key is not None:  # it no longer needs its base
+            return [ref_key, *self.release(bucket, link.base_key, ref_key)]
         return [ref_key]

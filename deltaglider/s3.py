@@ -31,7 +31,7 @@ from deltaglider.config import Settings
 from deltaglider.errors import IntegrityError, NotFoundError, StorageError, UsageError
 from deltaglider.files import CHUNK_SIZE, Progress, Sink
 from deltaglider.log import get_logger
-from deltaglider.metadata import PROBE_PREFIX, SETTINGS_KEY, STATS_PREFIX
+from deltaglider.metadata import PROBE_PREFIX, SETTINGS_KEY, is_stats_cache
 from deltaglider.models import Bucket, ListedPrefix, ObjectHead
 
 log = get_logger(__name__)
@@ -268,7 +268,7 @@ class Store:
         """The SSE-C arguments for a request on `key`: none for the bucket-wide objects every
         user of the bucket must read whatever key they hold (its settings, the write probe,
         the stats cache, which hold no file's bytes)."""
-        if key == SETTINGS_KEY or key.startswith((PROBE_PREFIX, STATS_PREFIX)):
+        if key == SETTINGS_KEY or key.startswith(PROBE_PREFIX) or is_stats_cache(key):
             return {}
         return self.customer_key
 

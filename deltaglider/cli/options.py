@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -115,6 +114,7 @@ class TransferFlags:
     codec: str | None
     references: str | None
     writes: dict[str, str | None]  # --sse, --sse-kms-key-id, --storage-class, --acl, --sse-c-key
+    sse_c: bool  # --sse-c: SSE-C asked for (its key comes from --sse-c-key or DG_SSE_C_KEY)
 
     @classmethod
     def take(cls, options: dict[str, Any]) -> TransferFlags:
@@ -135,12 +135,6 @@ class TransferFlags:
         )
         options.pop("exclude")
         options.pop("include")  # read in command-line order by FilteredCommand
-        if options.pop("sse_c") and not (
-            options["sse_customer_key"] or os.environ.get("DG_SSE_C_KEY")
-        ):
-            raise UsageError(
-                "--sse-c needs the key: --sse-c-key KEY|fileb://PATH (or DG_SSE_C_KEY)"
-            )
         return cls(
             output,
             options.pop("follow_symlinks"),
@@ -149,12 +143,18 @@ class TransferFlags:
             options.pop("codec"),
             options.pop("references"),
             {name: options.pop(name) for name in WRITE_OPTIONS},
+            bool(options.pop("sse_c")),
         )
 
     def engine(self, app: AppContext) -> Engine:
-        return app.engine(
+        engine = app.engine(
             max_ratio=self.max_ratio, codec=self.codec, references=self.references, **self.writes
         )
+        if self.sse_c and engine.settings.sse_customer_key is None:
+            raise UsageError(
+                "--sse-c needs the key: --sse-c-key KEY|fileb://PATH (or DG_SSE_C_KEY)"
+            )
+        return engine
 
 
 CODEC_HELP = (
