@@ -32,6 +32,7 @@ from deltaglider.metadata import (
     KeyRole,
     ObjectKind,
     RehydrationMeta,
+    is_removal_marker,
     is_shared_reference,
     logical_key_of,
     lookup,
@@ -203,10 +204,16 @@ def _keep_marker(run: _Repair, ref_key: str, delta: str) -> None:
 
 
 def _sweep_shared_references(run: _Repair, prefix: str, cutoff: datetime) -> None:
-    """Drop user markers whose delta (under `prefix`) is gone or made against another
-    reference, then shared references older than `cutoff` that no marker is left for."""
+    """Drop removal markers an interrupted removal left (older than `cutoff`), user markers
+    whose delta (under `prefix`) is gone or made against another reference, then shared
+    references older than `cutoff` that no marker is left for."""
     store, bucket = run.store, run.bucket
-    shared = [o for o in stored_objects(store, bucket, REFS_PREFIX) if is_shared_reference(o.key)]
+    listed = list(stored_objects(store, bucket, REFS_PREFIX))
+    for stale in (o for o in listed if is_removal_marker(o.key) and o.last_modified <= cutoff):
+        run.act(f"delete: s3://{bucket}/{stale.key} (an interrupted removal's marker)")
+        if not run.dryrun:
+            store.delete(bucket, stale.key)
+    shared = [o for o in listed if is_shared_reference(o.key)]
     for reference in shared:
         left = sum(1 for m in run.markers if m.startswith(users_prefix(reference.key)))
         for marker in stored_objects(store, bucket, users_prefix(reference.key)):

@@ -29,6 +29,7 @@ TRASH_PREFIX = f"{INTERNAL_PREFIX}trash/"  # a reference while it is being remov
 PROBE_PREFIX = f"{INTERNAL_PREFIX}probe/"  # the conditional-write probe, deleted at once
 REFS_PREFIX = f"{INTERNAL_PREFIX}refs/"  # shared references: refs/<series id>/<slot>/reference.bin
 USERS_FOLDER = "users/"  # beside a shared reference: one marker per delta made against it
+REMOVING_FOLDER = "removing/"  # beside a shared reference: one marker per removal under way
 STATS_PREFIX = f"{INTERNAL_PREFIX}stats/"  # `deltaglider stats` results: stats/<id>.json
 SETTINGS_KEY = f"{INTERNAL_PREFIX}config.json"  # the bucket's deltaglider settings
 SETTINGS_VERSION = 1
@@ -120,26 +121,9 @@ def now() -> datetime:
 
 
 # Every field name older writers used bare (5.x, 6.0-6.1): never a user's own metadata.
-_FORMAT_FIELDS = frozenset(
-    {
-        "tool",
-        "original_name",
-        "file_sha256",
-        "file_size",
-        "created_at",
-        "ref_key",
-        "ref_path",
-        "ref_sha256",
-        "delta_size",
-        "delta_cmd",
-        "note",
-        "compression",
-        "source_name",
-        "codec",
-        "md5",
-        "series",
-    }
-)
+_BARE_FIELDS = """tool original_name file_sha256 file_size created_at ref_key ref_path ref_sha256
+delta_size delta_cmd note compression source_name codec md5 series"""
+_FORMAT_FIELDS = frozenset(_BARE_FIELDS.split())
 
 
 def is_format_key(key: str) -> bool:
@@ -531,6 +515,15 @@ def user_marker_key(ref_key: str, delta_key: str) -> str:
     """The marker saying that the delta at `delta_key` was made against `ref_key`."""
     name = hashlib.sha256(delta_key.encode("utf-8")).hexdigest()[:32]
     return users_prefix(ref_key) + name
+
+
+def removal_marker_key(ref_key: str, removal_id: str) -> str:
+    """The marker saying that a removal of the shared reference at `ref_key` is under way."""
+    return join_key(parent_prefix(ref_key), REMOVING_FOLDER) + removal_id
+
+
+def is_removal_marker(key: str) -> bool:
+    return key.startswith(REFS_PREFIX) and base_name(parent_prefix(key)) == REMOVING_FOLDER[:-1]
 
 
 def user_marker_meta(delta_key: str) -> dict[str, str]:

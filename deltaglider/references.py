@@ -38,6 +38,7 @@ from deltaglider.metadata import (
     named_reference,
     now,
     reference_key,
+    removal_marker_key,
     series_refs_prefix,
     shared_reference_key,
     slot_created_at,
@@ -183,17 +184,29 @@ class References:
         else:
             key = ref_key
             needed = functools.partial(self.has_users, bucket, ref_key)
-            if delta_key is not None:
-                current = self._store.head(bucket, delta_key)
-                if current is not None and named_reference(current.metadata, delta_key) == key:
-                    return []  # another writer stored this key against the same reference
-                self._store.delete(bucket, user_marker_key(key, delta_key))
+            if delta_key is not None and not self._drop_marker(bucket, key, delta_key):
+                return []  # another writer stored this key against the same reference
         removed = self._remove_unless_needed(bucket, key, needed)
         if delta_key is None and self._store.head(bucket, key) is None and not needed():
             for copy in list(stored_objects(self._store, bucket, trash_folder(key))):
                 self._store.delete(bucket, copy.key)
                 removed.append(copy.key)
         return removed
+
+    def _drop_marker(self, bucket: str, ref_key: str, delta_key: str) -> bool:
+        """Delete the user marker of `delta_key` unless the delta stored there now names
+        `ref_key`; the key is looked at again after the delete, so a writer of the same key
+        whose delta landed meanwhile keeps its marker (it looks for it after its write)."""
+        marker = user_marker_key(ref_key, delta_key)
+        for attempt in range(2):
+            current = self._store.head(bucket, delta_key)
+            if current is not None and named_reference(current.metadata, delta_key) == ref_key:
+                if attempt:
+                    self._store.put_bytes(bucket, marker, b"", user_marker_meta(delta_key))
+                return False
+            if not attempt:
+                self._store.delete(bucket, marker)
+        return True
 
     def has_users(self, bucket: str, ref_key: str) -> bool:
         return any(True for _ in stored_objects(self._store, bucket, users_prefix(ref_key)))
@@ -260,28 +273,55 @@ class References:
                 self._conditional[bucket] = known
             return known
 
+    def protect(self, bucket: str, reference: Reference, user_key: str, source: Path) -> bool:
+        """Before a delta (or chain link) made against a shared reference is written: record
+        its user marker, then look at the reference's slot once (FORMAT "Deleting and
+        references"). False when a removal is under way (do not use it; the marker goes
+        again); a reference found gone is put back from `source`. A folder reference needs
+        nothing here: its deltas themselves say it is needed (`in_place`)."""
+        if not reference.shared:
+            return True
+        self.add_user(bucket, reference, user_key)
+        slot = parent_prefix(reference.key) + "/"
+        page = next(self._store.iter_listing(bucket, slot, "/"), [])
+        names = {e.prefix if isinstance(e, ListedPrefix) else e.key for e in page}
+        if removal_marker_key(reference.key, "") in names:
+            self._store.delete(bucket, user_marker_key(reference.key, user_key))
+            return False
+        return reference.key in names or self._put_back(bucket, reference, source, user_key)
+
     def in_place(self, bucket: str, reference: Reference, source: Path, delta_key: str) -> bool:
-        """After a delta was written: is its reference (same SHA-256) still there, and for a
-        shared one the delta's user marker? If either was removed meanwhile (a concurrent
-        delete, or another writer of the same key releasing it), put it back. False when
-        other bytes took the reference's place."""
+        """After a delta was written against a reference `protect` vouched for: is it still
+        there? For a shared one its user marker says so (no removal deletes a reference with
+        a marker); a writer of the same key may have released that marker meanwhile, and
+        then `protect` runs again. A folder reference is looked at, and put back if a
+        concurrent removal took it. False when the delta must be made again."""
         if reference.shared:
-            self.add_user(bucket, reference, delta_key)
+            marker = user_marker_key(reference.key, delta_key)
+            return self._store.head(bucket, marker) is not None or self.protect(
+                bucket, reference, delta_key, source
+            )
         head = self._store.head(bucket, reference.key)
-        if head is None and not reference.metadata:
+        if head is None:
+            return self._put_back(bucket, reference, source, delta_key)
+        return lookup(head.metadata, "file_sha256") == reference.sha256
+
+    def _put_back(self, bucket: str, reference: Reference, source: Path, delta_key: str) -> bool:
+        """Create a reference a delta needs from `source` (its bytes) after finding it gone.
+        False when it cannot be put back (other bytes took its place, or a shared reference
+        known only from a listing whose metadata cannot be told)."""
+        if not reference.metadata:
             known = _listed_metadata(reference, delta_key)
-            if known is None:  # cannot be put back: the upload starts again without it, and
-                # its marker goes (a removal in progress then finishes)
+            if known is None:  # the upload starts again without it; its marker goes
                 self._store.delete(bucket, user_marker_key(reference.key, delta_key))
                 return False
             reference = known
-        if head is None:
-            log.warning("reference_restored", bucket=bucket, ref_key=reference.key)
-            try:
-                self.create(bucket, reference, source)
-                return True
-            except AlreadyExists:
-                head = self._store.head(bucket, reference.key)
+        log.warning("reference_restored", bucket=bucket, ref_key=reference.key)
+        try:
+            self.create(bucket, reference, source)
+            return True
+        except AlreadyExists:
+            head = self._store.head(bucket, reference.key)
         return head is not None and lookup(head.metadata, "file_sha256") == reference.sha256
 
     def drop_unused(self, bucket: str, space: str) -> list[str]:
@@ -297,40 +337,63 @@ class References:
     def _remove_unless_needed(
         self, bucket: str, ref_key: str, needed: Callable[[], bool]
     ) -> list[str]:
-        """Remove a reference unless `needed()`.
+        """Remove a reference unless `needed()` (FORMAT "Deleting and references").
 
-        An upload may write a delta between our check and our delete, so the reference is
-        first copied to `.deltaglider/trash/`, then deleted, then `needed()` is asked again:
-        if a delta appeared, the reference is put back from the trash. (The uploader also
-        checks after writing its delta and restores the reference itself if it is gone.)
-        `deltaglider cleanup` finishes what a crash between these steps left behind."""
+        A shared reference: a removal marker is written, `needed()` asked again, and only
+        then is the reference deleted; an uploader writes its user marker first and then
+        looks for removal markers (`protect`), so one of the two always sees the other.
+        A folder reference's users are its deltas, which an upload writes before it looks:
+        it is copied to `.deltaglider/trash/`, deleted, and put back if a delta appeared;
+        the uploader also puts it back itself (`in_place`). `deltaglider cleanup` finishes
+        what a crash between these steps left behind."""
         if needed():
             return []
         head = self._store.head(bucket, ref_key)
         if head is None:
             return []
-        trash_key = f"{trash_folder(ref_key)}{uuid.uuid4().hex}"
-        try:
-            self._store.copy_within(bucket, ref_key, trash_key, trash_meta(head.metadata, ref_key))
-        except NotFoundError:
-            return []  # another deleter got there first
-        self._store.delete(bucket, ref_key)
-        if needed():
+        removed = (
+            self._remove_shared(bucket, ref_key, needed)
+            if is_shared_reference(ref_key)
+            else self._remove_folder(bucket, ref_key, head.metadata, needed)
+        )
+        if not removed:
             log.warning(
                 "reference_kept",
                 bucket=bucket,
                 ref_key=ref_key,
                 reason="a delta arrived while it was being removed",
             )
-            if self._store.head(bucket, ref_key) is None:
-                with contextlib.suppress(NotFoundError):  # another run emptied the trash: the
-                    # uploader of that delta puts the reference back itself ("Writing")
-                    self._store.copy_within(bucket, trash_key, ref_key, head.metadata)
-            self._store.delete(bucket, trash_key)
             return []
-        self._store.delete(bucket, trash_key)
         log.info("reference_removed", bucket=bucket, ref_key=ref_key, reason="no deltas left")
         link = LinkMeta.from_dict(head.metadata, ref_key)
         if link is not None and link.base_key is not None:  # it no longer needs its base
             return [ref_key, *self.release(bucket, link.base_key, ref_key)]
         return [ref_key]
+
+    def _remove_shared(self, bucket: str, ref_key: str, needed: Callable[[], bool]) -> bool:
+        marker = removal_marker_key(ref_key, uuid.uuid4().hex)
+        self._store.put_bytes(bucket, marker, b"", {})
+        try:
+            if needed():
+                return False
+            self._store.delete(bucket, ref_key)
+            return True
+        finally:
+            self._store.delete(bucket, marker)
+
+    def _remove_folder(
+        self, bucket: str, ref_key: str, ref_meta: dict[str, str], needed: Callable[[], bool]
+    ) -> bool:
+        trash_key = f"{trash_folder(ref_key)}{uuid.uuid4().hex}"
+        try:
+            self._store.copy_within(bucket, ref_key, trash_key, trash_meta(ref_meta, ref_key))
+        except NotFoundError:
+            return False  # another deleter got there first
+        self._store.delete(bucket, ref_key)
+        kept = needed()
+        if kept and self._store.head(bucket, ref_key) is None:
+            with contextlib.suppress(NotFoundError):  # another run emptied the trash: the
+                # uploader of that delta puts the reference back itself ("Writing")
+                self._store.copy_within(bucket, trash_key, ref_key, ref_meta)
+        self._store.delete(bucket, trash_key)
+        return not kept

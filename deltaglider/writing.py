@@ -419,7 +419,9 @@ def _try_delta(
             with step(log, "checked", key=item.key):
                 _check_delta(ref, item, delta)
             with step(log, "stored", key=delta_key(item.key), size=delta.size):
-                parts.references.add_user(item.bucket, reference, delta_key(item.key))
+                if not parts.references.protect(item.bucket, reference, delta_key(item.key), ref):
+                    lost.add(reference.key)  # being removed: not a candidate again
+                    return None
                 _put_delta(parts, item, delta, reference, zero_diff=False)
             if not parts.references.in_place(item.bucket, reference, ref, delta_key(item.key)):
                 lost.add(reference.key)
@@ -521,43 +523,52 @@ def _new_reference(
     pending = write and not reference.shared
     if pending and parts.references.restore_pending(item.bucket, reference.key):
         return None  # its folder's reference was being removed: encode against it
-    if write:
-        try:
-            with step(log, "reference_created", ref_key=reference.key, size=digest.size):
-                if chained:  # the base's marker first: it must stay while this link exists
-                    parts.references.add_user(item.bucket, chained.base.reference, reference.key)
-                parts.references.create(item.bucket, reference, body)
-        except AlreadyExists:
-            log.info("reference_race_lost", bucket=item.bucket, ref_key=reference.key)
-            return None
-        parts.references.remember(reference, item.path)
+    base = chained.base.whole_form() if chained else None
+    if (
+        write
+        and chained
+        and base
+        and not parts.references.protect(item.bucket, base, reference.key, chained.base_path)
+    ):
+        return None  # its base is being removed: the series' newest is looked up again
     try:
+        if write:
+            try:
+                with step(log, "reference_created", ref_key=reference.key, size=digest.size):
+                    # its own marker first: no removal takes a reference that has one
+                    parts.references.add_user(item.bucket, reference, delta_key(item.key))
+                    parts.references.create(item.bucket, reference, body)
+            except AlreadyExists:
+                log.info("reference_race_lost", bucket=item.bucket, ref_key=reference.key)
+                return None
+            parts.references.remember(reference, item.path)
         with parts.work_directory() as scratch:
             delta = _encode(parts, item.path, item, Path(scratch) / "self.delta", check=write)
             decision = decision or decide_upload(
                 item, None, upload.max_ratio, DeltaTrial(delta.size, True), mode=group.mode
             )
             if write:
-                parts.references.add_user(item.bucket, reference, delta_key(item.key))
                 _put_delta(parts, item, delta, reference, zero_diff=True, linked=bool(chained))
     except Exception:  # not on an interrupt: what a kill leaves is cleanup's
         if write and reference.shared:  # an uploader that encoded against it meanwhile
-            # has its marker there (so it stays) or puts the same bytes back (`in_place`)
-            _withdraw(parts, item.bucket, reference, delta_key(item.key))
+            # has its marker there, so it stays
+            _withdraw(parts, item.bucket, reference, delta_key(item.key), base)
         raise
     if write and not parts.references.in_place(item.bucket, reference, body, delta_key(item.key)):
         return None
-    if write and chained:  # its base, put back whole if a removal took it meanwhile
-        base = chained.base.whole_form()
-        parts.references.in_place(item.bucket, base, chained.base_path, reference.key)
     return decision, (chained.body.size if chained else digest.size) + delta.size
 
 
-def _withdraw(parts: EngineParts, bucket: str, reference: Reference, stored_key: str) -> None:
-    """A failed first upload takes back the shared reference it created (and its marker), so
-    it leaves nothing behind; best effort: `cleanup` removes what a crash leaves."""
+def _withdraw(
+    parts: EngineParts, bucket: str, reference: Reference, stored_key: str, base: Reference | None
+) -> None:
+    """A failed first upload takes back the shared reference it created (and its marker; for
+    a chain link also its marker beside its base), so it leaves nothing behind; best effort:
+    `cleanup` removes what a crash leaves."""
     try:  # its marker goes, then the reference itself once no marker is left
         parts.references.release(bucket, reference.key, stored_key)
+        if base is not None:
+            parts.references.release(bucket, base.key, reference.key)
     except Exception as error:  # the upload's own error is the one to report
         log.warning("reference_not_withdrawn", ref_key=reference.key, error=str(error))
 

@@ -31,9 +31,9 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     for name in ("pyproject.toml", "CHANGELOG.md"):
         shutil.copy(ROOT / name, tmp_path / name)
     changelog = tmp_path / "CHANGELOG.md"
-    changelog.write_text(
-        changelog.read_text().replace("## [Unreleased]\n", "## [Unreleased]\n\n- A change.\n", 1)
-    )
+    head, rest = changelog.read_text().split("## [Unreleased]\n", 1)
+    released = rest[rest.index("## [") :]  # whatever the real file has unreleased goes
+    changelog.write_text(f"{head}## [Unreleased]\n\n- A change.\n\n{released}")
     git(tmp_path, "init", "--quiet")
     git(tmp_path, "add", ".")
     git(tmp_path, "commit", "--quiet", "-m", "start")
